@@ -1,0 +1,395 @@
+//! Place channels: typed, asynchronous, two-way endpoints.
+
+use std::fmt;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_utils::Backoff;
+
+use crate::context::{self, PlaceContext};
+use crate::error::ChannelError;
+use crate::message::Message;
+
+/// One end of a two-way place channel: sends `S`, receives `R`.
+///
+/// The other end, a `PlaceChannel<R, S>`, is held by another place (or thread, or task). `put` never
+/// blocks; `get` waits for a message and fails with [`ChannelError::Closed`] once the other end is
+/// gone and no message is left, so a `get` never hangs on a dead peer. Messages between two ends
+/// arrive in the order they were sent.
+///
+/// Local delivery moves the value: nothing is copied or encoded. A place channel is itself a
+/// [`Message`](crate::Message), so it can be sent to another place to set up a direct line.
+///
+/// Waiting is cheap in both directions: a `get` spins briefly before it parks its thread, so a
+/// ping-pong between two busy places does not pay an operating-system wake-up per message.
+///
+/// # Examples
+///
+/// ```
+/// let (a, b) = places::place_channel::<String, usize>();
+/// std::thread::spawn(move || {
+///     let s = b.get().unwrap();
+///     b.put(s.len()).unwrap();
+/// });
+/// assert_eq!(a.put_get("hello".to_string()).unwrap(), 5);
+/// ```
+pub struct PlaceChannel<S, R = S> {
+    // Dropped by hand in `Drop`, before the peer is woken, so a woken async receiver sees the
+    // disconnection.
+    tx: ManuallyDrop<Sender<S>>,
+    /// Wakes the peer's `recv().await`.
+    peer_waker: Arc<AtomicWaker>,
+    rx: Receiver<R>,
+    /// Woken by the peer's `put` and drop.
+    own_waker: Arc<AtomicWaker>,
+}
+
+/// Makes a cross-linked pair of place channels: what is put on one is got from the other.
+///
+/// Racket's `(place-channel)`. Typically one end stays here and the other is sent to a place.
+///
+/// # Examples
+///
+/// ```
+/// let (here, there) = places::place_channel::<String, u8>();
+/// std::thread::spawn(move || there.put(there.get().unwrap().len() as u8));
+/// assert_eq!(here.put_get("four".to_string()).unwrap(), 4);
+/// ```
+pub fn place_channel<A: Message, B: Message>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
+    raw_pair()
+}
+
+/// The pair without the `Message` bound, for the runtime's own use.
+pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
+    let (a_tx, b_rx) = crossbeam_channel::unbounded::<A>();
+    let (b_tx, a_rx) = crossbeam_channel::unbounded::<B>();
+    let a_waker = Arc::new(AtomicWaker::new());
+    let b_waker = Arc::new(AtomicWaker::new());
+    (
+        PlaceChannel {
+            tx: ManuallyDrop::new(a_tx),
+            peer_waker: b_waker.clone(),
+            rx: a_rx,
+            own_waker: a_waker.clone(),
+        },
+        PlaceChannel {
+            tx: ManuallyDrop::new(b_tx),
+            peer_waker: a_waker,
+            rx: b_rx,
+            own_waker: b_waker,
+        },
+    )
+}
+
+impl<S, R> PlaceChannel<S, R> {
+    /// Sends `value` to the other end and returns at once (Racket's `place-channel-put`).
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] if the other end is gone; the value is dropped.
+    pub fn put(&self, value: S) -> Result<(), ChannelError> {
+        context::check_killed();
+        self.tx.send(value).map_err(|_| ChannelError::Closed)?;
+        self.peer_waker.wake();
+        Ok(())
+    }
+
+    /// Waits for the next message (Racket's `place-channel-get`).
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] once the other end is gone and every message it sent has been
+    /// got. Inside a place, [`ChannelError::Break`] if the place is sent a break while it waits;
+    /// a killed place does not return from `get` at all, it ends.
+    pub fn get(&self) -> Result<R, ChannelError> {
+        match context::current() {
+            None => self.rx.recv().map_err(|_| ChannelError::Closed),
+            Some(ctx) => self.get_in_place(&ctx, None),
+        }
+    }
+
+    /// Like [`get`](Self::get), but gives up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Timeout`] when no message arrives in time, and the errors of `get`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R, ChannelError> {
+        match context::current() {
+            None => self.rx.recv_timeout(timeout).map_err(|e| match e {
+                RecvTimeoutError::Timeout => ChannelError::Timeout(timeout),
+                RecvTimeoutError::Disconnected => ChannelError::Closed,
+            }),
+            Some(ctx) => self.get_in_place(&ctx, Some(timeout)),
+        }
+    }
+
+    /// Takes a message if one is waiting, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Empty`] when no message is waiting, [`ChannelError::Closed`] when none
+    /// will ever come.
+    pub fn try_get(&self) -> Result<R, ChannelError> {
+        context::check_killed();
+        self.rx.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => ChannelError::Empty,
+            TryRecvError::Disconnected => ChannelError::Closed,
+        })
+    }
+
+    /// Sends `value`, then waits for the next message (Racket's `place-channel-put/get`).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`put`](Self::put) and [`get`](Self::get).
+    pub fn put_get(&self, value: S) -> Result<R, ChannelError> {
+        self.put(value)?;
+        self.get()
+    }
+
+    /// Waits for the next message without blocking the thread, for async code.
+    ///
+    /// The future is cancel-safe: dropping it before it completes loses no message.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] once the other end is gone and no message is left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let (a, b) = places::place_channel::<u32, u32>();
+    /// std::thread::spawn(move || b.put(b.get().unwrap() * 2));
+    /// a.put(21).unwrap();
+    /// assert_eq!(a.recv().await.unwrap(), 42);
+    /// # });
+    /// ```
+    pub fn recv(&self) -> Recv<'_, R> {
+        Recv {
+            rx: &self.rx,
+            waker: &self.own_waker,
+        }
+    }
+
+    /// The number of messages waiting to be got.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no message is waiting to be got.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    pub(crate) fn receiver(&self) -> &Receiver<R> {
+        &self.rx
+    }
+
+    /// `get` for a place thread: spin a little, then block on the message, the kill signal and
+    /// the break signal at once.
+    fn get_in_place(&self, ctx: &PlaceContext, timeout: Option<Duration>) -> Result<R, ChannelError> {
+        if ctx.killed.load(std::sync::atomic::Ordering::Relaxed) {
+            context::unwind_killed();
+        }
+        // The same brief spin crossbeam does before parking: a reply that is microseconds away
+        // should not cost a thread wake-up.
+        let backoff = Backoff::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Disconnected) => return Err(ChannelError::Closed),
+                Err(TryRecvError::Empty) if backoff.is_completed() => break,
+                Err(TryRecvError::Empty) => backoff.snooze(),
+            }
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut sel = crossbeam_channel::Select::new();
+        let msg = sel.recv(&self.rx);
+        let kill = sel.recv(&ctx.kill);
+        let brk = sel.recv(&ctx.breaks);
+        let op = match deadline {
+            None => sel.select(),
+            Some(d) => match sel.select_deadline(d) {
+                Ok(op) => op,
+                Err(_) => return Err(ChannelError::Timeout(timeout.unwrap_or_default())),
+            },
+        };
+        match op.index() {
+            i if i == msg => op.recv(&self.rx).map_err(|_| ChannelError::Closed),
+            i if i == kill => {
+                let _ = op.recv(&ctx.kill);
+                context::unwind_killed()
+            }
+            i if i == brk => match op.recv(&ctx.breaks) {
+                Ok(()) => Err(ChannelError::Break),
+                Err(_) => context::unwind_killed(),
+            },
+            _ => unreachable!("select returned an operation that was not registered"),
+        }
+    }
+}
+
+impl<S, R> Drop for PlaceChannel<S, R> {
+    fn drop(&mut self) {
+        // SAFETY: `tx` is never used again: this is the channel's destructor.
+        unsafe { ManuallyDrop::drop(&mut self.tx) };
+        // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
+        self.peer_waker.wake();
+    }
+}
+
+impl<S, R> fmt::Debug for PlaceChannel<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlaceChannel")
+            .field("sends", &std::any::type_name::<S>())
+            .field("receives", &std::any::type_name::<R>())
+            .field("waiting", &self.rx.len())
+            .finish()
+    }
+}
+
+/// The future of [`PlaceChannel::recv`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a, R> {
+    rx: &'a Receiver<R>,
+    waker: &'a AtomicWaker,
+}
+
+impl<R> Future for Recv<'_, R> {
+    type Output = Result<R, ChannelError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let try_once = |rx: &Receiver<R>| match rx.try_recv() {
+            Ok(v) => Some(Ok(v)),
+            Err(TryRecvError::Disconnected) => Some(Err(ChannelError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        };
+        if let Some(done) = try_once(self.rx) {
+            return Poll::Ready(done);
+        }
+        // Register, then look again: a `put` between the first look and the registration has
+        // already called `wake` on the old (absent) waker and would otherwise be missed.
+        self.waker.register(cx.waker());
+        match try_once(self.rx) {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Serializes only inside a places transport (sending a channel to another node, which the
+/// network layer provides); plain serde serialization of a channel is an error, because a channel
+/// cannot be rebuilt from bytes alone.
+impl<S, R> serde::Serialize for PlaceChannel<S, R> {
+    fn serialize<Z: serde::Serializer>(&self, _serializer: Z) -> Result<Z::Ok, Z::Error> {
+        Err(serde::ser::Error::custom(
+            "a place channel can be sent to a local place (it is moved, not encoded); \
+             this build has no transport that can carry it to another node",
+        ))
+    }
+}
+
+impl<'de, S, R> serde::Deserialize<'de> for PlaceChannel<S, R> {
+    fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a place channel cannot be decoded from bytes outside a places transport",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_arrive_in_order_both_ways() {
+        let (a, b) = raw_pair::<u32, String>();
+        for i in 0..100 {
+            a.put(i).unwrap();
+        }
+        for i in 0..100 {
+            assert_eq!(b.get().unwrap(), i);
+            b.put(i.to_string()).unwrap();
+        }
+        for i in 0..100 {
+            assert_eq!(a.get().unwrap(), i.to_string());
+        }
+    }
+
+    #[test]
+    fn get_on_a_dropped_peer_fails_after_draining() {
+        let (a, b) = raw_pair::<u8, u8>();
+        b.put(1).unwrap();
+        drop(b);
+        assert_eq!(a.get(), Ok(1));
+        assert_eq!(a.get(), Err(ChannelError::Closed));
+        assert_eq!(a.put(2), Err(ChannelError::Closed));
+        assert_eq!(a.try_get(), Err(ChannelError::Closed));
+    }
+
+    #[test]
+    fn try_get_and_timeout() {
+        let (a, b) = raw_pair::<u8, u8>();
+        assert_eq!(a.try_get(), Err(ChannelError::Empty));
+        let t = Duration::from_millis(20);
+        assert_eq!(a.get_timeout(t), Err(ChannelError::Timeout(t)));
+        b.put(5).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.get_timeout(t), Ok(5));
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn get_wakes_when_the_peer_is_dropped_by_another_thread() {
+        let (a, b) = raw_pair::<u8, u8>();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            drop(b);
+        });
+        assert_eq!(a.get_timeout(Duration::from_secs(10)), Err(ChannelError::Closed));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn async_recv_sees_messages_and_closure() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (a, b) = raw_pair::<u32, u32>();
+        let t = std::thread::spawn(move || {
+            for i in 0..1000 {
+                b.put(i).unwrap();
+            }
+        });
+        rt.block_on(async {
+            for i in 0..1000 {
+                let v = tokio::time::timeout(Duration::from_secs(10), a.recv())
+                    .await
+                    .expect("recv timed out")
+                    .unwrap();
+                assert_eq!(v, i);
+            }
+            let end = tokio::time::timeout(Duration::from_secs(10), a.recv())
+                .await
+                .expect("recv after close timed out");
+            assert_eq!(end, Err(ChannelError::Closed));
+        });
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn serde_refuses_a_channel_outside_a_transport() {
+        let (a, _b) = raw_pair::<u8, u8>();
+        let err = crate::codec::encode(&a).unwrap_err();
+        assert!(err.to_string().contains("place channel"), "{err}");
+    }
+}

@@ -1,0 +1,95 @@
+//! **The local runtime of `places`: entries registered by name, places on OS threads, typed place
+//! channels, select, and shared vectors.**
+//!
+//! Users depend on the `places` facade crate, which re-exports everything here together with the
+//! macros; see its documentation for the guided tour.
+//!
+//! ```
+//! use places::{place, Place, PlaceChannel};
+//!
+//! #[place]
+//! fn square(ch: PlaceChannel<u64>) {
+//!     let n = ch.get().unwrap();
+//!     ch.put(n * n).unwrap();
+//! }
+//!
+//! let p: Place<u64> = Place::spawn(square).unwrap();
+//! assert_eq!(p.put_get(12).unwrap(), 144);
+//! assert_eq!(p.wait(), 0);
+//! ```
+
+mod channel;
+pub mod codec;
+mod context;
+mod error;
+mod message;
+mod place;
+mod registry;
+mod select;
+mod shared;
+
+pub use channel::{place_channel, PlaceChannel, Recv};
+pub use context::{check_break, exit};
+pub use error::{ChannelError, CodecError, SpawnError};
+pub use message::{Completion, Message};
+pub use place::{dynamic_place, DeadEvt, Place};
+pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
+pub use select::{Select, SelectedEvent};
+pub use shared::{SharedBytes, SharedF64s, SharedI64s};
+
+/// The number of parallel computation units (cores or hardware threads) available to this
+/// process (Racket's `processor-count`); at least 1.
+///
+/// # Examples
+///
+/// ```
+/// assert!(places::processor_count() >= 1);
+/// ```
+pub fn processor_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The environment variable that starts an executable in node mode (used by the network layer).
+pub const NODE_MODE_ENV: &str = "PLACES_NODE";
+
+/// Prepares the runtime; `#[places::main]` calls it first thing in `main`.
+///
+/// It checks the entry registry, so that two definitions of one entry are reported at start-up
+/// rather than at the first spawn. (When the network layer starts an executable as a node, the
+/// node-mode hook runs here too.)
+///
+/// # Errors
+///
+/// [`SpawnError::Duplicate`] naming both definitions of a key registered twice.
+pub fn init() -> Result<(), SpawnError> {
+    check_registry()
+}
+
+/// What the macros' expansions use. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::message::Completion;
+    pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel};
+    pub use inventory;
+
+    use crate::channel::PlaceChannel;
+    use crate::message::Message;
+
+    /// Turns the erased first channel back into the entry's typed one and wraps the call.
+    pub fn prepare_entry<A: Message, B: Message, C: Completion + 'static>(
+        ch: ErasedChannel,
+        entry: fn(PlaceChannel<A, B>) -> C,
+    ) -> Result<EntryThunk, ErasedChannel> {
+        let ch = ch.downcast::<PlaceChannel<A, B>>()?;
+        Ok(Box::new(move || entry(*ch).into_completion()))
+    }
+
+    /// The `main` wrapper of `#[places::main]`.
+    pub fn run_main<T>(body: impl FnOnce() -> T) -> T {
+        if let Err(e) = crate::init() {
+            eprintln!("places: {e}");
+            std::process::exit(2);
+        }
+        body()
+    }
+}

@@ -1,0 +1,304 @@
+//! Places: isolated parallel tasks, each on its own OS thread, started from a registered entry.
+
+use std::fmt;
+use std::ops::Deref;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::channel::{raw_pair, PlaceChannel};
+use crate::context::{self, Exit, Never, PlaceContext};
+use crate::error::SpawnError;
+use crate::message::{Completion, Message};
+use crate::registry::{self, EntryThunk, ErasedChannel};
+
+/// A running (or finished) place, and the creator's end of its channel.
+///
+/// A `Place<S, R>` sends `S` to the place and receives `R` from it: it dereferences to its
+/// [`PlaceChannel<S, R>`], so `put`, `get`, `put_get` and the rest work on it directly, as a
+/// Racket place descriptor is also a place channel.
+///
+/// Dropping a `Place` neither waits for nor kills the place; the place notices that its creator is
+/// gone when a `get` on its channel fails with [`ChannelError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// use places::{place, Place, PlaceChannel};
+///
+/// #[place]
+/// fn double(ch: PlaceChannel<u64>) {
+///     while let Ok(n) = ch.get() {
+///         ch.put(n * 2).unwrap();
+///     }
+/// }
+///
+/// let p: Place<u64> = Place::spawn(double).unwrap();
+/// assert_eq!(p.put_get(21).unwrap(), 42);
+/// drop(p); // closes the channel: the loop ends and so does the place
+/// ```
+pub struct Place<S, R = S> {
+    channel: PlaceChannel<S, R>,
+    control: Arc<Control>,
+}
+
+impl<S: Message, R: Message> Place<S, R> {
+    /// Starts `entry` in a new place; the compiler checks the message types.
+    ///
+    /// `entry` is any `fn(PlaceChannel<R, S>)` returning `()` or an `i32` exit code, usually a
+    /// `#[place]` function (which can also be started by name, with [`dynamic_place`], and on
+    /// other nodes).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Thread`] if the operating system cannot start another thread.
+    pub fn spawn<C: Completion + 'static>(entry: fn(PlaceChannel<R, S>) -> C) -> Result<Self, SpawnError> {
+        let (mine, theirs) = raw_pair::<S, R>();
+        let thunk: EntryThunk = Box::new(move || entry(theirs).into_completion());
+        start(mine, thunk, "place")
+    }
+}
+
+/// Starts the entry registered under `module::name` in a new place.
+///
+/// This is Racket's `dynamic-place`: the entry is found at run time, by the key `#[place]`
+/// registered it under (`module_path!()` of its definition and its function name). `S` is what
+/// the caller sends and the place receives; `R` is what the place sends back.
+///
+/// # Errors
+///
+/// - [`SpawnError::UnknownEntry`] if no entry has that key; the error lists the nearest keys.
+/// - [`SpawnError::TypeMismatch`] if the entry exchanges other message types; the error names both.
+/// - [`SpawnError::Duplicate`] if two definitions claim the key.
+/// - [`SpawnError::Thread`] if the operating system cannot start another thread.
+///
+/// # Examples
+///
+/// ```
+/// use places::{dynamic_place, place, Place, PlaceChannel};
+///
+/// #[place]
+/// pub fn greeter(ch: PlaceChannel<String>) {
+///     let name = ch.get().unwrap();
+///     ch.put(format!("Hello, {name}")).unwrap();
+/// }
+///
+/// let p: Place<String> = dynamic_place(module_path!(), "greeter").unwrap();
+/// assert_eq!(p.put_get("places".into()).unwrap(), "Hello, places");
+///
+/// let wrong = dynamic_place::<u8, u8>(module_path!(), "greeter");
+/// assert!(wrong.unwrap_err().to_string().contains("other messages"));
+/// ```
+pub fn dynamic_place<S: Message, R: Message>(module: &str, name: &str) -> Result<Place<S, R>, SpawnError> {
+    let entry = registry::lookup(module, name)?;
+    let mismatch = || SpawnError::TypeMismatch {
+        key: entry.key().to_string(),
+        entry_receives: entry.receives().name(),
+        entry_sends: entry.sends().name(),
+        asked_receives: std::any::type_name::<S>(),
+        asked_sends: std::any::type_name::<R>(),
+    };
+    if entry.receives().id() != std::any::TypeId::of::<S>() || entry.sends().id() != std::any::TypeId::of::<R>() {
+        return Err(mismatch());
+    }
+    let (mine, theirs) = raw_pair::<S, R>();
+    let erased: ErasedChannel = Box::new(theirs);
+    let thunk = entry.prepare(erased).map_err(|_| mismatch())?;
+    start(mine, thunk, &entry.key().to_string())
+}
+
+/// Spawns the place's thread with its signal context and completion bookkeeping.
+fn start<S, R>(channel: PlaceChannel<S, R>, thunk: EntryThunk, name: &str) -> Result<Place<S, R>, SpawnError> {
+    let (kill_tx, kill_rx) = crossbeam_channel::bounded::<Never>(0);
+    let (break_tx, break_rx) = crossbeam_channel::unbounded::<()>();
+    let (dead_tx, dead_rx) = crossbeam_channel::bounded::<Never>(0);
+    let killed = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control {
+        state: Mutex::new(State {
+            completion: None,
+            dead_tx: Some(dead_tx),
+            kill_tx: Some(kill_tx),
+        }),
+        break_tx,
+        dead_rx,
+        killed: killed.clone(),
+    });
+    let ctx = PlaceContext {
+        kill: kill_rx,
+        breaks: break_rx,
+        killed,
+    };
+    let thread_control = control.clone();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || run(thunk, ctx, &thread_control))
+        .map_err(|source| SpawnError::Thread {
+            key: name.to_owned(),
+            source,
+        })?;
+    Ok(Place { channel, control })
+}
+
+/// The body of every place thread.
+fn run(thunk: EntryThunk, ctx: PlaceContext, control: &Control) {
+    context::install(ctx);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(thunk));
+    context::uninstall();
+    let code = match outcome {
+        Ok(code) => code,
+        Err(payload) => match payload.downcast_ref::<Exit>() {
+            Some(Exit(code)) => *code,
+            // A panic (already reported by the panic hook) or a kill.
+            None => 1,
+        },
+    };
+    control.finish(code);
+}
+
+/// What the creator and the place thread share about the place's life.
+struct Control {
+    state: Mutex<State>,
+    break_tx: Sender<()>,
+    /// Disconnected (ready) once the place has a completion value.
+    dead_rx: Receiver<Never>,
+    killed: Arc<AtomicBool>,
+}
+
+struct State {
+    completion: Option<i32>,
+    /// Dropped when the completion value is set.
+    dead_tx: Option<Sender<Never>>,
+    /// Dropped to kill the place.
+    kill_tx: Option<Sender<Never>>,
+}
+
+impl Control {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is a few plain fields that are never left half-updated; a panic elsewhere
+        // while the lock was held does not make them wrong.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the completion value (the first one wins) and makes the dead event ready.
+    fn finish(&self, code: i32) {
+        let mut state = self.state();
+        if state.completion.is_none() {
+            state.completion = Some(code);
+        }
+        state.dead_tx = None;
+    }
+
+    fn completion(&self) -> Option<i32> {
+        self.state().completion
+    }
+}
+
+impl<S, R> Place<S, R> {
+    /// Waits for the place to end and returns its completion value (Racket's `place-wait`).
+    ///
+    /// The value is 0 when the entry returns `()`, the returned code when it returns an `i32`,
+    /// the argument of [`exit`](crate::exit) when the place calls it, and 1 when the place panics
+    /// or is [`kill`](Self::kill)ed.
+    pub fn wait(&self) -> i32 {
+        let _ = self.control.dead_rx.recv();
+        self.control.completion().unwrap_or(1)
+    }
+
+    /// Like [`wait`](Self::wait), but gives up after `timeout` and returns `None` if the place
+    /// is still running.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
+        match self.control.dead_rx.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.control.completion().unwrap_or(1)),
+        }
+    }
+
+    /// The completion value if the place has ended, without waiting.
+    pub fn completion(&self) -> Option<i32> {
+        self.control.completion()
+    }
+
+    /// Terminates the place (Racket's `place-kill`): its completion value becomes 1 unless it
+    /// already had one, and [`wait`](Self::wait) and [`dead_evt`](Self::dead_evt) see it as ended
+    /// at once.
+    ///
+    /// A place is a thread, and a thread cannot be stopped from outside safely, so the place's
+    /// thread unwinds (running destructors and closing its channels) at its next channel
+    /// operation or [`check_break`](crate::check_break); one that is blocked in a `get` or a
+    /// select unwinds immediately.
+    pub fn kill(&self) {
+        self.control.killed.store(true, Ordering::Relaxed);
+        let mut state = self.control.state();
+        state.kill_tx = None;
+        drop(state);
+        self.control.finish(1);
+    }
+
+    /// Sends the place a break (Racket's `place-break`): a `get` it is blocked in (or its next
+    /// one, or its next [`check_break`](crate::check_break)) returns [`ChannelError::Break`].
+    pub fn break_place(&self) {
+        // Fails only if the place has ended, when there is nobody left to interrupt.
+        let _ = self.control.break_tx.send(());
+    }
+
+    /// An event that becomes ready when the place ends (Racket's `place-dead-evt`), for use with
+    /// [`Select`](crate::Select) and [`sync!`](crate::sync).
+    pub fn dead_evt(&self) -> DeadEvt {
+        DeadEvt {
+            control: self.control.clone(),
+        }
+    }
+
+    /// The creator's end of the place's channel.
+    pub fn channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> Deref for Place<S, R> {
+    type Target = PlaceChannel<S, R>;
+
+    fn deref(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> fmt::Debug for Place<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Place")
+            .field("channel", &self.channel)
+            .field("completion", &self.completion())
+            .finish()
+    }
+}
+
+/// Ready once a place has ended; see [`Place::dead_evt`].
+#[derive(Clone)]
+pub struct DeadEvt {
+    control: Arc<Control>,
+}
+
+impl DeadEvt {
+    /// Whether the place has ended.
+    pub fn is_ready(&self) -> bool {
+        self.control.completion().is_some()
+    }
+
+    /// The place's completion value, once it has ended.
+    pub fn completion(&self) -> Option<i32> {
+        self.control.completion()
+    }
+
+    pub(crate) fn receiver(&self) -> &Receiver<Never> {
+        &self.control.dead_rx
+    }
+}
+
+impl fmt::Debug for DeadEvt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadEvt").field("completion", &self.completion()).finish()
+    }
+}

@@ -1,0 +1,308 @@
+//! The entry registry: every `#[place]` function registers itself here at link time, under a key
+//! made of its module path and its name, so that [`dynamic_place`](crate::dynamic_place) can find
+//! it at run time (and, later, so can a remote node running the same executable).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::channel::PlaceChannel;
+use crate::error::SpawnError;
+use crate::message::Message;
+
+/// The key a place entry is registered under: the module path of its definition and its name.
+///
+/// # Examples
+///
+/// ```
+/// use places::EntryKey;
+///
+/// let key = EntryKey::new("my_app::workers", "fib");
+/// assert_eq!(key.to_string(), "my_app::workers::fib");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    module: &'static str,
+    name: &'static str,
+}
+
+impl EntryKey {
+    /// Makes a key from a module path (as `module_path!()` gives it) and a function name.
+    pub const fn new(module: &'static str, name: &'static str) -> Self {
+        Self { module, name }
+    }
+
+    /// The module path part of the key.
+    pub const fn module(&self) -> &'static str {
+        self.module
+    }
+
+    /// The function name part of the key.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Display for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::{}", self.module, self.name)
+    }
+}
+
+/// A message type as the registry records it: its `TypeId` for the local check and its name for
+/// error messages (and, later, for the cross-node handshake).
+#[derive(Clone, Copy)]
+pub struct TypeInfo {
+    id: fn() -> TypeId,
+    name: fn() -> &'static str,
+}
+
+impl TypeInfo {
+    /// The record of type `T`.
+    pub const fn of<T: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<T>,
+            name: std::any::type_name::<T>,
+        }
+    }
+
+    /// The type's `TypeId`.
+    pub fn id(&self) -> TypeId {
+        (self.id)()
+    }
+
+    /// The type's name, as `std::any::type_name` spells it.
+    pub fn name(&self) -> &'static str {
+        (self.name)()
+    }
+}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The place's end of its first channel, with its type erased so that one registry can hold
+/// entries of every message type.
+pub type ErasedChannel = Box<dyn Any + Send>;
+
+/// The body of a place, ready to run on its thread; it returns the completion value.
+pub type EntryThunk = Box<dyn FnOnce() -> i32 + Send>;
+
+/// Turns an erased channel into the entry's runnable body, or gives the channel back when it is
+/// not of the entry's type.
+pub type PrepareFn = fn(ErasedChannel) -> Result<EntryThunk, ErasedChannel>;
+
+/// One registered place entry. `#[place]` builds these; users read them through [`entries`].
+pub struct Entry {
+    key: EntryKey,
+    file: &'static str,
+    line: u32,
+    receives: TypeInfo,
+    sends: TypeInfo,
+    prepare: PrepareFn,
+}
+
+impl Entry {
+    /// Builds an entry record. Used by the code `#[place]` generates.
+    #[doc(hidden)]
+    pub const fn new(
+        key: EntryKey,
+        file: &'static str,
+        line: u32,
+        types: EntryTypes,
+        prepare: PrepareFn,
+    ) -> Self {
+        Self {
+            key,
+            file,
+            line,
+            receives: types.receives,
+            sends: types.sends,
+            prepare,
+        }
+    }
+
+    /// The key the entry is registered under.
+    pub fn key(&self) -> EntryKey {
+        self.key
+    }
+
+    /// Where the entry is defined, as `file:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    /// The type of the messages the place receives from its creator.
+    pub fn receives(&self) -> TypeInfo {
+        self.receives
+    }
+
+    /// The type of the messages the place sends to its creator.
+    pub fn sends(&self) -> TypeInfo {
+        self.sends
+    }
+
+    pub(crate) fn prepare(&self, ch: ErasedChannel) -> Result<EntryThunk, ErasedChannel> {
+        (self.prepare)(ch)
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key.to_string())
+            .field("location", &self.location())
+            .field("receives", &self.receives)
+            .field("sends", &self.sends)
+            .finish()
+    }
+}
+
+/// The message types of an entry, read off the entry function's signature.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct EntryTypes {
+    receives: TypeInfo,
+    sends: TypeInfo,
+}
+
+impl EntryTypes {
+    /// Reads the message types off an entry function `fn(PlaceChannel<A, B>) -> C`: the place sends
+    /// `A` and receives `B`.
+    pub const fn of<A: Message, B: Message, C>(_entry: fn(PlaceChannel<A, B>) -> C) -> Self {
+        Self {
+            receives: TypeInfo::of::<B>(),
+            sends: TypeInfo::of::<A>(),
+        }
+    }
+}
+
+inventory::collect!(Entry);
+
+enum Slot {
+    One(&'static Entry),
+    Duplicate(&'static Entry, &'static Entry),
+}
+
+/// Entries by module, then by name: two-level so that a lookup by borrowed `&str`s needs no
+/// allocation.
+struct Registry {
+    by_module: HashMap<&'static str, HashMap<&'static str, Slot>>,
+}
+
+impl Registry {
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.by_module.values().flat_map(|names| names.values())
+    }
+}
+
+impl Slot {
+    fn key(&self) -> EntryKey {
+        match self {
+            Slot::One(e) | Slot::Duplicate(e, _) => e.key,
+        }
+    }
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut by_module: HashMap<&'static str, HashMap<&'static str, Slot>> = HashMap::new();
+        for entry in inventory::iter::<Entry> {
+            by_module
+                .entry(entry.key.module)
+                .or_default()
+                .entry(entry.key.name)
+                .and_modify(|slot| {
+                    if let Slot::One(first) = *slot {
+                        *slot = Slot::Duplicate(first, entry);
+                    }
+                })
+                .or_insert(Slot::One(entry));
+        }
+        Registry { by_module }
+    })
+}
+
+/// Every entry registered in this executable, sorted by key.
+///
+/// # Examples
+///
+/// ```
+/// for entry in places::entries() {
+///     println!("{} receives {}", entry.key(), entry.receives().name());
+/// }
+/// ```
+pub fn entries() -> Vec<&'static Entry> {
+    let mut all: Vec<&'static Entry> = inventory::iter::<Entry>.into_iter().collect();
+    all.sort_by_key(|e| e.key);
+    all
+}
+
+/// Finds the entry registered under `module::name`.
+///
+/// # Errors
+///
+/// [`SpawnError::UnknownEntry`] (with the nearest registered keys) when nothing is registered
+/// under the key, [`SpawnError::Duplicate`] when two definitions claim it.
+pub fn lookup(module: &str, name: &str) -> Result<&'static Entry, SpawnError> {
+    let found = registry()
+        .by_module
+        .get(module)
+        .and_then(|names| names.get(name));
+    match found {
+        Some(Slot::One(entry)) => Ok(entry),
+        Some(Slot::Duplicate(first, second)) => Err(SpawnError::Duplicate {
+            key: first.key.to_string(),
+            first: first.location(),
+            second: second.location(),
+        }),
+        None => Err(SpawnError::UnknownEntry {
+            key: format!("{module}::{name}"),
+            nearest: nearest_keys(module, name, 3),
+        }),
+    }
+}
+
+/// The registered keys spelled most like `module::name`, nearest first.
+fn nearest_keys(module: &str, name: &str, count: usize) -> Vec<String> {
+    let wanted = format!("{module}::{name}");
+    let mut scored: Vec<(f64, String)> = registry()
+        .slots()
+        .map(|slot| {
+            let k = slot.key();
+            let full = k.to_string();
+            // The name counts for more than the module: a right name in the wrong module is the
+            // commonest mistake (`module_path!()` of another file).
+            let score = strsim::normalized_levenshtein(&wanted, &full)
+                .max(strsim::normalized_levenshtein(name, k.name) * 0.9);
+            (score, full)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.into_iter().take(count).map(|(_, k)| k).collect()
+}
+
+/// Checks the whole registry once, for example at start-up.
+///
+/// # Errors
+///
+/// The first [`SpawnError::Duplicate`] found, naming both definitions.
+pub fn check_registry() -> Result<(), SpawnError> {
+    let mut dups: Vec<&Slot> = registry()
+        .slots()
+        .filter(|s| matches!(s, Slot::Duplicate(..)))
+        .collect();
+    dups.sort_by_key(|s| s.key());
+    match dups.first() {
+        Some(Slot::Duplicate(first, second)) => Err(SpawnError::Duplicate {
+            key: first.key.to_string(),
+            first: first.location(),
+            second: second.location(),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,277 @@
+//! Waiting on several events at once: Racket's `sync` and `handle-evt`.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::channel::PlaceChannel;
+use crate::context::{self, Never, PlaceContext};
+use crate::error::ChannelError;
+use crate::place::DeadEvt;
+
+/// Waits until one of several events is ready: a message on a place channel, the end of a place,
+/// or a timeout. The [`sync!`](crate::sync) macro is the convenient form; `Select` is the builder
+/// for lists only known at run time.
+///
+/// Register each event and keep its index; [`select`](Self::select) blocks until one is ready and
+/// returns it as a [`SelectedEvent`], which must then be completed with the same channel or event
+/// (`recv` or `dead`). When several events are ready at once, one is picked at random, so no
+/// channel can starve the others (Racket's fair choice).
+///
+/// Inside a place, a select also ends the place at once if it is [killed](crate::Place::kill).
+///
+/// # Examples
+///
+/// A server loop over a run-time list of channels:
+///
+/// ```
+/// use places::{place_channel, PlaceChannel, Select};
+///
+/// let pairs: Vec<_> = (0..3).map(|_| place_channel::<u32, u32>()).collect();
+/// let (mine, theirs): (Vec<PlaceChannel<u32>>, Vec<PlaceChannel<u32>>) = pairs.into_iter().unzip();
+/// theirs[2].put(7).unwrap();
+///
+/// let mut sel = Select::new();
+/// for ch in &mine {
+///     sel.recv(ch);
+/// }
+/// let ev = sel.select();
+/// let i = ev.index();
+/// assert_eq!((i, ev.recv(&mine[i]).unwrap()), (2, 7));
+/// ```
+pub struct Select<'a> {
+    handles: Vec<&'a dyn Handle>,
+    /// The place context of the thread that made the select, for the kill signal.
+    ctx: Option<Rc<PlaceContext>>,
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Something a crossbeam select can wait on.
+trait Handle {
+    fn register<'s>(&'s self, sel: &mut crossbeam_channel::Select<'s>) -> usize;
+}
+
+impl<T> Handle for Receiver<T> {
+    fn register<'s>(&'s self, sel: &mut crossbeam_channel::Select<'s>) -> usize {
+        sel.recv(self)
+    }
+}
+
+impl<'a> Select<'a> {
+    /// An empty select.
+    pub fn new() -> Self {
+        Self {
+            handles: Vec::new(),
+            ctx: context::current(),
+        }
+    }
+
+    /// Adds "a message is ready on `ch`" and returns the event's index.
+    pub fn recv<S, R>(&mut self, ch: &'a PlaceChannel<S, R>) -> usize {
+        self.handles.push(ch.receiver());
+        self.handles.len() - 1
+    }
+
+    /// Adds "the place of `evt` has ended" and returns the event's index.
+    pub fn dead(&mut self, evt: &'a DeadEvt) -> usize {
+        self.handles.push(evt.receiver());
+        self.handles.len() - 1
+    }
+
+    /// Blocks until an event is ready.
+    ///
+    /// # Panics
+    ///
+    /// If no event was added: such a select could never return.
+    pub fn select(&mut self) -> SelectedEvent<'_> {
+        assert!(!self.handles.is_empty(), "select on no events would block forever");
+        match self.run(None) {
+            Some(ev) => ev,
+            None => unreachable!("a select without a deadline always selects"),
+        }
+    }
+
+    /// Blocks until an event is ready or `timeout` has passed. A zero timeout polls.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Timeout`] when nothing became ready in time.
+    pub fn select_timeout(&mut self, timeout: Duration) -> Result<SelectedEvent<'_>, ChannelError> {
+        let deadline = Instant::now() + timeout;
+        self.run(Some(deadline)).ok_or(ChannelError::Timeout(timeout))
+    }
+
+    fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
+        if let Some(ctx) = &self.ctx {
+            if ctx.killed.load(std::sync::atomic::Ordering::Relaxed) {
+                context::unwind_killed();
+            }
+        }
+        let mut sel = crossbeam_channel::Select::new();
+        for h in &self.handles {
+            h.register(&mut sel);
+        }
+        let kill: Option<(usize, &Receiver<Never>)> =
+            self.ctx.as_deref().map(|c| (sel.recv(&c.kill), &c.kill));
+        let op = match deadline {
+            None => sel.select(),
+            Some(d) => sel.select_deadline(d).ok()?,
+        };
+        if let Some((i, rx)) = kill {
+            if op.index() == i {
+                let _ = op.recv(rx);
+                context::unwind_killed();
+            }
+        }
+        Some(SelectedEvent { op })
+    }
+}
+
+/// The event a [`Select`] picked; complete it with the channel or event it was registered with.
+#[must_use = "a selected message must be taken with `recv`"]
+pub struct SelectedEvent<'a> {
+    op: crossbeam_channel::SelectedOperation<'a>,
+}
+
+impl SelectedEvent<'_> {
+    /// The index [`Select::recv`] or [`Select::dead`] returned for this event.
+    pub fn index(&self) -> usize {
+        self.op.index()
+    }
+
+    /// Takes the message from the selected channel.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] if the channel became ready because its peer is gone.
+    ///
+    /// # Panics
+    ///
+    /// If `ch` is not the channel registered under this event's index.
+    pub fn recv<S, R>(self, ch: &PlaceChannel<S, R>) -> Result<R, ChannelError> {
+        self.op.recv(ch.receiver()).map_err(|_| ChannelError::Closed)
+    }
+
+    /// Completes a place-dead event and returns the place's completion value.
+    ///
+    /// # Panics
+    ///
+    /// If `evt` is not the event registered under this event's index.
+    pub fn dead(self, evt: &DeadEvt) -> i32 {
+        let _ = self.op.recv(evt.receiver());
+        evt.completion().unwrap_or(1)
+    }
+}
+
+/// Waits for the first of several events and runs its arm (Racket's `sync` with `handle-evt`).
+///
+/// Arms, in any order, separated by commas:
+/// - `recv(channel) -> pattern => body`: a message (`Result<R, ChannelError>`; `Err(Closed)` when
+///   the peer is gone) is ready on a [`PlaceChannel`] or [`Place`](crate::Place);
+/// - `dead(dead_evt) -> pattern => body`: a place has ended; the pattern binds its completion value;
+/// - `timeout(duration) => body`: nothing else became ready in time (at most one such arm).
+///
+/// Bodies run inline, not in closures, so they may borrow the same locals mutably, `return`,
+/// `break` and use `?`. When several events are ready, one is picked at random.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use places::{place_channel, sync};
+///
+/// let (a, a_peer) = place_channel::<u32, u32>();
+/// let (b, b_peer) = place_channel::<u32, String>();
+/// b_peer.put("from b".to_string()).unwrap();
+/// # let _ = (&a_peer, &a);
+///
+/// let mut log = Vec::new();
+/// sync! {
+///     recv(a) -> msg => log.push(format!("a: {msg:?}")),
+///     recv(b) -> msg => log.push(format!("b: {}", msg.unwrap())),
+///     timeout(Duration::from_secs(5)) => log.push("nothing".to_string()),
+/// }
+/// assert_eq!(log, ["b: from b"]);
+/// ```
+#[macro_export]
+macro_rules! sync {
+    // Munch one arm at a time into `[(kind, handle-binding, expr, pat, body) ...]`, taking the
+    // timeout arm aside. Each step makes its own `__places_evt` binding; macro hygiene keeps the
+    // bindings of different steps apart.
+    (@arms [$($done:tt)*] [$($to:tt)*] recv($ch:expr) -> $p:pat => $body:block $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)* (recv __places_evt ($ch) ($p) $body)] [$($to)*] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [$($to:tt)*] recv($ch:expr) -> $p:pat => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)* (recv __places_evt ($ch) ($p) { $body })] [$($to)*] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [$($to:tt)*] dead($evt:expr) -> $p:pat => $body:block $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)* (dead __places_evt ($evt) ($p) $body)] [$($to)*] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [$($to:tt)*] dead($evt:expr) -> $p:pat => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)* (dead __places_evt ($evt) ($p) { $body })] [$($to)*] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [] timeout($d:expr) => $body:block $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)*] [($d) $body] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [] timeout($d:expr) => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::sync!(@arms [$($done)*] [($d) { $body }] $($($rest)*)?)
+    };
+    (@arms [$($done:tt)*] [$($to:tt)+] timeout $($rest:tt)*) => {
+        ::core::compile_error!("`sync!` takes at most one `timeout(..)` arm")
+    };
+    (@arms [] [$($to:tt)*]) => {
+        ::core::compile_error!("`sync!` needs at least one `recv(channel) -> msg => ..` or `dead(evt) -> code => ..` arm")
+    };
+    (@arms [$(($kind:ident $h:ident ($e:expr) ($p:pat) $body:block))+] [$($to:tt)*]) => {{
+        $( let $h = &$e; )+
+        let mut __places_select = $crate::Select::new();
+        $crate::sync!(@register __places_select [] $(($kind $h))+);
+        $crate::sync!(@wait __places_select [$($to)*] $(($kind $h ($p) $body))+)
+    }};
+    (@arms [$($done:tt)*] [$($to:tt)*] $($bad:tt)+) => {
+        ::core::compile_error!(::core::concat!(
+            "expected `recv(channel) -> msg => ..`, `dead(evt) -> code => ..` or `timeout(duration) => ..`, found `",
+            ::core::stringify!($($bad)+), "`"
+        ))
+    };
+    // Registration in arm order: the n-th arm gets index n.
+    (@register $sel:ident [$($i:tt)*] ($kind:ident $h:ident) $($rest:tt)*) => {
+        $sel.$kind($h);
+        $crate::sync!(@register $sel [$($i)* _] $($rest)*)
+    };
+    (@register $sel:ident [$($i:tt)*]) => {};
+    (@wait $sel:ident [] $($arm:tt)+) => {{
+        let __places_op = $sel.select();
+        $crate::sync!(@dispatch __places_op 0usize; $($arm)+)
+    }};
+    (@wait $sel:ident [($d:expr) $tbody:block] $($arm:tt)+) => {{
+        // Bound to a local so the selected event (which borrows the select) is dropped before the
+        // select itself, whatever the edition's rules for temporaries in tail expressions.
+        let __places_out = match $sel.select_timeout($d) {
+            ::core::result::Result::Ok(__places_op) => $crate::sync!(@dispatch __places_op 0usize; $($arm)+),
+            ::core::result::Result::Err(_) => $tbody,
+        };
+        __places_out
+    }};
+    (@dispatch $op:ident $n:expr; ($kind:ident $h:ident ($p:pat) $body:block) $($rest:tt)+) => {
+        if $op.index() == $n {
+            let $p = $op.$kind($h);
+            $body
+        } else {
+            $crate::sync!(@dispatch $op $n + 1usize; $($rest)+)
+        }
+    };
+    (@dispatch $op:ident $n:expr; ($kind:ident $h:ident ($p:pat) $body:block)) => {{
+        let $p = $op.$kind($h);
+        $body
+    }};
+    ($($arms:tt)+) => {
+        $crate::sync!(@arms [] [] $($arms)+)
+    };
+}

@@ -1,0 +1,191 @@
+//! Reads `#[place(...)] fn NAME(ch: PlaceChannel<S, R>) [-> ()|i32] { .. }` into an [`EntryFn`],
+//! reporting every misuse at once.
+
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, Item, ItemFn, PathArguments, ReturnType, Type};
+
+use crate::errors::Errors;
+
+/// A checked place entry.
+pub(crate) struct EntryFn {
+    pub(crate) func: ItemFn,
+    /// The type of the channel parameter, for spans of generated bound checks.
+    pub(crate) channel_ty: Type,
+    pub(crate) krate: syn::Path,
+}
+
+const SHAPE: &str = "fn NAME(ch: PlaceChannel<S, R>)";
+
+pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<EntryFn> {
+    let mut errors = Errors::default();
+    let overridden = parse_args(args, &mut errors);
+    let func = match syn::parse2::<Item>(item)? {
+        Item::Fn(func) => func,
+        other => {
+            return Err(syn::Error::new(
+                item_keyword_span(&other),
+                format!("`#[place]` goes on a function: `{SHAPE}`"),
+            ))
+        }
+    };
+    let channel_ty = check_signature(&func, &mut errors);
+    errors.finish()?;
+    Ok(EntryFn {
+        func,
+        channel_ty: channel_ty.unwrap_or_else(|| syn::parse_quote!(())),
+        krate: crate::crate_path::runtime_path(overridden),
+    })
+}
+
+/// `crate = path` is the only argument.
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
+    let mut krate = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = Some(meta.value()?.parse::<syn::Path>()?);
+            Ok(())
+        } else {
+            Err(meta.error("unknown `#[place]` argument; the only argument is `crate = path::to::places`"))
+        }
+    });
+    if let Err(e) = parser.parse2(args) {
+        errors.push(e);
+    }
+    krate
+}
+
+fn item_keyword_span(item: &Item) -> proc_macro2::Span {
+    let tokens = quote::ToTokens::to_token_stream(item);
+    // The span of the whole item would underline pages; the first tokens say enough.
+    tokens
+        .into_iter()
+        .find(|t| !matches!(t, proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Group(_)))
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span())
+}
+
+/// Checks everything about the signature; returns the channel type when it is one.
+fn check_signature(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
+    let sig = &func.sig;
+    if let Some(t) = &sig.asyncness {
+        errors.error_spanned_by(
+            t,
+            "a place entry cannot be `async`: a place runs on its own thread; write a plain `fn` \
+             and, for async code inside, await `ch.recv()` in a runtime you build there",
+        );
+    }
+    if let Some(t) = &sig.constness {
+        errors.error_spanned_by(t, "a place entry cannot be `const`; remove `const`");
+    }
+    if let Some(t) = &sig.unsafety {
+        errors.error_spanned_by(
+            t,
+            "a place entry cannot be `unsafe`: it is called by the runtime; remove `unsafe` and use an `unsafe` block inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.error_spanned_by(abi, "a place entry cannot have an `extern` ABI; remove it");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let spanned: TokenStream = if sig.generics.params.is_empty() {
+            quote::ToTokens::to_token_stream(&sig.generics.where_clause)
+        } else {
+            quote::ToTokens::to_token_stream(&sig.generics)
+        };
+        errors.error_spanned_by(
+            spanned,
+            "a place entry cannot be generic: it is started by name, so its message types must be \
+             fixed; remove the parameters and write concrete types in `PlaceChannel<S, R>`",
+        );
+    }
+    if let Some(v) = &sig.variadic {
+        errors.error_spanned_by(v, format!("a place entry is not variadic: write `{SHAPE}`"));
+    }
+    let channel_ty = check_parameter(func, errors);
+    check_return(&sig.output, errors);
+    channel_ty
+}
+
+fn check_parameter(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
+    let sig = &func.sig;
+    let mut params = sig.inputs.iter();
+    let (first, extra) = (params.next(), params.next());
+    let Some(first) = first else {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("a place entry takes one parameter, its place channel: `{SHAPE}`"),
+        ));
+        return None;
+    };
+    if extra.is_some() {
+        let rest: Vec<&FnArg> = sig.inputs.iter().skip(1).collect();
+        errors.error_spanned_by(
+            quote::quote!(#(#rest),*),
+            format!(
+                "a place entry takes exactly one parameter, its place channel: `{SHAPE}`; \
+                 send other values as messages on the channel"
+            ),
+        );
+    }
+    match first {
+        FnArg::Receiver(r) => {
+            errors.error_spanned_by(
+                r,
+                format!("a place entry cannot take `self`: write a free function `{SHAPE}`"),
+            );
+            None
+        }
+        FnArg::Typed(pt) => {
+            if is_place_channel(&pt.ty) {
+                Some((*pt.ty).clone())
+            } else {
+                errors.error_spanned_by(
+                    &pt.ty,
+                    "the parameter of a place entry must be a place channel, `PlaceChannel<S, R>`, \
+                     where the place sends `S` and receives `R` (`PlaceChannel<T>` when both are `T`)",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `PlaceChannel<S>` or `PlaceChannel<S, R>`, possibly with a path in front.
+fn is_place_channel(ty: &Type) -> bool {
+    let Type::Path(tp) = ty else { return false };
+    if tp.qself.is_some() {
+        return false;
+    }
+    let Some(last) = tp.path.segments.last() else {
+        return false;
+    };
+    if last.ident != "PlaceChannel" {
+        return false;
+    }
+    match &last.arguments {
+        PathArguments::AngleBracketed(args) => {
+            (1..=2).contains(&args.args.len())
+                && args.args.iter().all(|a| matches!(a, GenericArgument::Type(_)))
+        }
+        _ => false,
+    }
+}
+
+fn check_return(output: &ReturnType, errors: &mut Errors) {
+    let ReturnType::Type(_, ty) = output else {
+        return;
+    };
+    let ok = match &**ty {
+        Type::Tuple(t) => t.elems.is_empty(),
+        Type::Path(p) => p.qself.is_none() && p.path.is_ident("i32"),
+        _ => false,
+    };
+    if !ok {
+        errors.push(syn::Error::new(
+            ty.span(),
+            "a place entry returns `()` or an exit code `i32` (its completion value); \
+             send results to the creator as messages on the channel",
+        ));
+    }
+}

@@ -1,0 +1,47 @@
+//! **Racket's places for Rust: start a function on another core, talk to it over typed channels.**
+//!
+//! A *place* is an isolated parallel task: an OS thread that runs an *entry* function and talks to
+//! its creator through a *place channel*. Entries are registered by `#[place]` under their module
+//! path and name, so a place can be started by name ([`dynamic_place`]) as well as by value
+//! ([`Place::spawn`]).
+//!
+//! ```
+//! use places::prelude::*;
+//!
+//! #[place]
+//! fn hello_world(ch: PlaceChannel<String>) {
+//!     println!("hello-world received: {}", ch.get().unwrap());
+//!     ch.put("Hello World".to_string()).unwrap();
+//!     println!("hello-world sent: Hello World");
+//! }
+//!
+//! let p: Place<String> = dynamic_place(module_path!(), "hello_world").unwrap();
+//! p.put("Hello".to_string()).unwrap();
+//! println!("main received: {}", p.get().unwrap());
+//! assert_eq!(p.wait(), 0);
+//! ```
+//!
+//! | Racket | places |
+//! | --- | --- |
+//! | `dynamic-place`, `place` | [`dynamic_place`], [`Place::spawn`] with a [`#[place]`](place) fn |
+//! | `place-channel-put/get/put-get` | [`PlaceChannel::put`], [`get`](PlaceChannel::get), [`put_get`](PlaceChannel::put_get) |
+//! | `place-channel` | [`place_channel`] |
+//! | `sync`, `handle-evt`, `place-dead-evt` | [`sync!`], [`Select`], [`Place::dead_evt`] |
+//! | `place-wait`, `place-kill`, `place-break` | [`Place::wait`], [`Place::kill`], [`Place::break_place`] |
+//! | `make-shared-bytes/fxvector/flvector` | [`SharedBytes`], [`SharedI64s`], [`SharedF64s`] |
+//! | `processor-count` | [`processor_count`] |
+//! | `(exit v)` in a place | [`exit`] |
+
+// Lets the macros' `::places::...` paths resolve inside this crate too.
+extern crate self as places;
+
+pub use places_core::*;
+pub use places_macros::{main, place};
+
+/// The names most programs need: `use places::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        dynamic_place, place, place_channel, processor_count, sync, ChannelError, Place,
+        PlaceChannel, Select, SharedBytes, SharedF64s, SharedI64s, SpawnError,
+    };
+}

@@ -1,0 +1,1 @@
+//! Compile-fail and compile-pass tests for the `places` macros; the tests live in `tests/`.
