@@ -109,6 +109,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if finished.len() != total {
         return Err(format!("only {} of {total} jobs finished", finished.len()).into());
     }
-    println!("built {} jobs with {} workers", finished.len(), workers.len());
+    println!(
+        "built {} jobs with {} workers",
+        finished.len(),
+        workers.len()
+    );
     Ok(())
 }

@@ -40,7 +40,9 @@ pub fn seller(ch: PlaceChannel<String, PlaceChannel<Offer>>) {
             break "seller: the buyer left".to_string();
         }
         match to_buyer.get() {
-            Ok(Offer::Deal(price)) => break format!("seller: sold for {price} after {rounds} rounds"),
+            Ok(Offer::Deal(price)) => {
+                break format!("seller: sold for {price} after {rounds} rounds")
+            }
             Ok(Offer::Bid(_)) => ask -= 10,
             Ok(other) => break format!("seller: unexpected {other:?}"),
             Err(e) => break format!("seller: {e}"),

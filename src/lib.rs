@@ -41,7 +41,7 @@ pub use places_macros::{main, place};
 /// The names most programs need: `use places::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        dynamic_place, place, place_channel, processor_count, sync, ChannelError, Place,
+        dynamic_place, place, place_channel, processor_count, sync, ChannelError, DeadEvt, Place,
         PlaceChannel, Select, SharedBytes, SharedF64s, SharedI64s, SpawnError,
     };
 }

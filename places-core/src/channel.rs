@@ -195,7 +195,11 @@ impl<S, R> PlaceChannel<S, R> {
 
     /// `get` for a place thread: spin a little, then block on the message, the kill signal and
     /// the break signal at once.
-    fn get_in_place(&self, ctx: &PlaceContext, timeout: Option<Duration>) -> Result<R, ChannelError> {
+    fn get_in_place(
+        &self,
+        ctx: &PlaceContext,
+        timeout: Option<Duration>,
+    ) -> Result<R, ChannelError> {
         if ctx.killed.load(std::sync::atomic::Ordering::Relaxed) {
             context::unwind_killed();
         }
@@ -354,7 +358,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             drop(b);
         });
-        assert_eq!(a.get_timeout(Duration::from_secs(10)), Err(ChannelError::Closed));
+        assert_eq!(
+            a.get_timeout(Duration::from_secs(10)),
+            Err(ChannelError::Closed)
+        );
         t.join().unwrap();
     }
 

@@ -54,11 +54,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// not hold a `T` (including empty input, trailing bytes, and lengths that claim more than
 /// [`MAX_MESSAGE_BYTES`] or more than the input holds).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or(CodecError::Decode(bincode::error::DecodeError::UnexpectedEnd {
-            additional: 1,
-        }))?;
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Decode(
+        bincode::error::DecodeError::UnexpectedEnd { additional: 1 },
+    ))?;
     if version != CODEC_VERSION {
         return Err(CodecError::Version {
             found: version,
@@ -83,7 +81,10 @@ mod tests {
         let v: (Vec<f64>, Option<String>, [u8; 3]) = (vec![1.5, -2.0], Some("x".into()), [1, 2, 3]);
         let bytes = encode(&v).unwrap();
         assert_eq!(bytes[0], CODEC_VERSION);
-        assert_eq!(decode::<(Vec<f64>, Option<String>, [u8; 3])>(&bytes).unwrap(), v);
+        assert_eq!(
+            decode::<(Vec<f64>, Option<String>, [u8; 3])>(&bytes).unwrap(),
+            v
+        );
     }
 
     #[test]
@@ -92,7 +93,10 @@ mod tests {
         bytes[0] = 9;
         assert!(matches!(
             decode::<u32>(&bytes),
-            Err(CodecError::Version { found: 9, expected: CODEC_VERSION })
+            Err(CodecError::Version {
+                found: 9,
+                expected: CODEC_VERSION
+            })
         ));
     }
 
@@ -117,6 +121,9 @@ mod tests {
         // A Vec<u8> whose varint length claims u64::MAX elements, followed by nothing.
         let mut bytes = vec![CODEC_VERSION, 253];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode::<Vec<u8>>(&bytes), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode::<Vec<u8>>(&bytes),
+            Err(CodecError::Decode(_))
+        ));
     }
 }

@@ -55,7 +55,9 @@ pub enum SpawnError {
         asked_sends: &'static str,
     },
     /// Two entries were registered under one key (for example two versions of one crate).
-    #[error("place entry `{key}` is registered twice: at {first} and at {second}; rename one of them")]
+    #[error(
+        "place entry `{key}` is registered twice: at {first} and at {second}; rename one of them"
+    )]
     Duplicate {
         /// The key registered twice.
         key: String,

@@ -48,17 +48,55 @@ pub struct Place<S, R = S> {
 impl<S: Message, R: Message> Place<S, R> {
     /// Starts `entry` in a new place; the compiler checks the message types.
     ///
-    /// `entry` is any `fn(PlaceChannel<R, S>)` returning `()` or an `i32` exit code, usually a
-    /// `#[place]` function (which can also be started by name, with [`dynamic_place`], and on
-    /// other nodes).
+    /// `entry` is a function `fn(PlaceChannel<R, S>)` returning `()` or an `i32` exit code,
+    /// usually a `#[place]` function (which can also be started by name, with [`dynamic_place`],
+    /// and on other nodes). A closure is accepted only if it captures nothing, like a function:
+    /// a place shares no state with its creator except through messages. The place's thread is
+    /// named after the function, so a panic message says which place failed.
     ///
     /// # Errors
     ///
     /// [`SpawnError::Thread`] if the operating system cannot start another thread.
-    pub fn spawn<C: Completion + 'static>(entry: fn(PlaceChannel<R, S>) -> C) -> Result<Self, SpawnError> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::{Place, PlaceChannel};
+    ///
+    /// fn negate(ch: PlaceChannel<i64>) {
+    ///     while let Ok(n) = ch.get() {
+    ///         let _ = ch.put(-n);
+    ///     }
+    /// }
+    ///
+    /// let p: Place<i64> = Place::spawn(negate).unwrap();
+    /// assert_eq!(p.put_get(5).unwrap(), -5);
+    /// ```
+    ///
+    /// A closure that captures a local does not compile:
+    ///
+    /// ```compile_fail
+    /// # use places::{Place, PlaceChannel};
+    /// let offset = 1u64;
+    /// let p = Place::<u64>::spawn(move |ch: PlaceChannel<u64>| {
+    ///     let _ = ch.put(ch.get().unwrap() + offset);
+    /// });
+    /// ```
+    pub fn spawn<F, C>(entry: F) -> Result<Self, SpawnError>
+    where
+        F: FnOnce(PlaceChannel<R, S>) -> C + Send + 'static,
+        C: Completion,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a place entry must capture nothing: pass a `fn` item (or a closure without captures) \
+                 and send the values it needs as messages"
+            )
+        };
         let (mine, theirs) = raw_pair::<S, R>();
         let thunk: EntryThunk = Box::new(move || entry(theirs).into_completion());
-        start(mine, thunk, "place")
+        start(mine, thunk, std::any::type_name::<F>())
     }
 }
 
@@ -92,7 +130,10 @@ impl<S: Message, R: Message> Place<S, R> {
 /// let wrong = dynamic_place::<u8, u8>(module_path!(), "greeter");
 /// assert!(wrong.unwrap_err().to_string().contains("other messages"));
 /// ```
-pub fn dynamic_place<S: Message, R: Message>(module: &str, name: &str) -> Result<Place<S, R>, SpawnError> {
+pub fn dynamic_place<S: Message, R: Message>(
+    module: &str,
+    name: &str,
+) -> Result<Place<S, R>, SpawnError> {
     let entry = registry::lookup(module, name)?;
     let mismatch = || SpawnError::TypeMismatch {
         key: entry.key().to_string(),
@@ -101,7 +142,9 @@ pub fn dynamic_place<S: Message, R: Message>(module: &str, name: &str) -> Result
         asked_receives: std::any::type_name::<S>(),
         asked_sends: std::any::type_name::<R>(),
     };
-    if entry.receives().id() != std::any::TypeId::of::<S>() || entry.sends().id() != std::any::TypeId::of::<R>() {
+    if entry.receives().id() != std::any::TypeId::of::<S>()
+        || entry.sends().id() != std::any::TypeId::of::<R>()
+    {
         return Err(mismatch());
     }
     let (mine, theirs) = raw_pair::<S, R>();
@@ -111,7 +154,11 @@ pub fn dynamic_place<S: Message, R: Message>(module: &str, name: &str) -> Result
 }
 
 /// Spawns the place's thread with its signal context and completion bookkeeping.
-fn start<S, R>(channel: PlaceChannel<S, R>, thunk: EntryThunk, name: &str) -> Result<Place<S, R>, SpawnError> {
+fn start<S, R>(
+    channel: PlaceChannel<S, R>,
+    thunk: EntryThunk,
+    name: &str,
+) -> Result<Place<S, R>, SpawnError> {
     let (kill_tx, kill_rx) = crossbeam_channel::bounded::<Never>(0);
     let (break_tx, break_rx) = crossbeam_channel::unbounded::<()>();
     let (dead_tx, dead_rx) = crossbeam_channel::bounded::<Never>(0);
@@ -299,6 +346,8 @@ impl DeadEvt {
 
 impl fmt::Debug for DeadEvt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeadEvt").field("completion", &self.completion()).finish()
+        f.debug_struct("DeadEvt")
+            .field("completion", &self.completion())
+            .finish()
     }
 }

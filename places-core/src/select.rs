@@ -90,7 +90,10 @@ impl<'a> Select<'a> {
     ///
     /// If no event was added: such a select could never return.
     pub fn select(&mut self) -> SelectedEvent<'_> {
-        assert!(!self.handles.is_empty(), "select on no events would block forever");
+        assert!(
+            !self.handles.is_empty(),
+            "select on no events would block forever"
+        );
         match self.run(None) {
             Some(ev) => ev,
             None => unreachable!("a select without a deadline always selects"),
@@ -104,7 +107,8 @@ impl<'a> Select<'a> {
     /// [`ChannelError::Timeout`] when nothing became ready in time.
     pub fn select_timeout(&mut self, timeout: Duration) -> Result<SelectedEvent<'_>, ChannelError> {
         let deadline = Instant::now() + timeout;
-        self.run(Some(deadline)).ok_or(ChannelError::Timeout(timeout))
+        self.run(Some(deadline))
+            .ok_or(ChannelError::Timeout(timeout))
     }
 
     fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
@@ -155,7 +159,9 @@ impl SelectedEvent<'_> {
     ///
     /// If `ch` is not the channel registered under this event's index.
     pub fn recv<S, R>(self, ch: &PlaceChannel<S, R>) -> Result<R, ChannelError> {
-        self.op.recv(ch.receiver()).map_err(|_| ChannelError::Closed)
+        self.op
+            .recv(ch.receiver())
+            .map_err(|_| ChannelError::Closed)
     }
 
     /// Completes a place-dead event and returns the place's completion value.

@@ -11,7 +11,11 @@ pub(crate) struct Errors {
 
 impl Errors {
     /// Records an error spanned on `tokens`.
-    pub(crate) fn error_spanned_by<T: quote::ToTokens, M: Display>(&mut self, tokens: T, message: M) {
+    pub(crate) fn error_spanned_by<T: quote::ToTokens, M: Display>(
+        &mut self,
+        tokens: T,
+        message: M,
+    ) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 

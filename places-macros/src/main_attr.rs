@@ -29,7 +29,10 @@ fn parse(args: TokenStream, item: TokenStream) -> syn::Result<(ItemFn, syn::Path
         errors.push(e);
     }
     let func: ItemFn = syn::parse2(item).map_err(|e| {
-        syn::Error::new(e.span(), "`#[places::main]` goes on the program's `fn main() { .. }`")
+        syn::Error::new(
+            e.span(),
+            "`#[places::main]` goes on the program's `fn main() { .. }`",
+        )
     })?;
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
@@ -46,7 +49,10 @@ fn parse(args: TokenStream, item: TokenStream) -> syn::Result<(ItemFn, syn::Path
         );
     }
     if !sig.generics.params.is_empty() {
-        errors.error_spanned_by(&sig.generics, "`main` cannot be generic; remove the parameters");
+        errors.error_spanned_by(
+            &sig.generics,
+            "`main` cannot be generic; remove the generic parameters",
+        );
     }
     errors.finish()?;
     Ok((func, crate::crate_path::runtime_path(krate)))
@@ -73,8 +79,15 @@ mod tests {
 
     #[test]
     fn wraps_the_body_and_keeps_the_signature() {
-        let out = super::main(quote!(), quote! { fn main() -> Result<(), String> { Ok(()) } }).to_string();
-        assert!(out.contains("fn main () -> Result < () , String >"), "{out}");
+        let out = super::main(
+            quote!(),
+            quote! { fn main() -> Result<(), String> { Ok(()) } },
+        )
+        .to_string();
+        assert!(
+            out.contains("fn main () -> Result < () , String >"),
+            "{out}"
+        );
         assert!(out.contains("run_main"), "{out}");
     }
 

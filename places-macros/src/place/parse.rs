@@ -47,7 +47,9 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
             krate = Some(meta.value()?.parse::<syn::Path>()?);
             Ok(())
         } else {
-            Err(meta.error("unknown `#[place]` argument; the only argument is `crate = path::to::places`"))
+            Err(meta.error(
+                "unknown `#[place]` argument; the only argument is `crate = path::to::places`",
+            ))
         }
     });
     if let Err(e) = parser.parse2(args) {
@@ -61,7 +63,12 @@ fn item_keyword_span(item: &Item) -> proc_macro2::Span {
     // The span of the whole item would underline pages; the first tokens say enough.
     tokens
         .into_iter()
-        .find(|t| !matches!(t, proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Group(_)))
+        .find(|t| {
+            !matches!(
+                t,
+                proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Group(_)
+            )
+        })
         .map_or_else(proc_macro2::Span::call_site, |t| t.span())
 }
 
@@ -87,16 +94,17 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
     if let Some(abi) = &sig.abi {
         errors.error_spanned_by(abi, "a place entry cannot have an `extern` ABI; remove it");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        let spanned: TokenStream = if sig.generics.params.is_empty() {
-            quote::ToTokens::to_token_stream(&sig.generics.where_clause)
-        } else {
-            quote::ToTokens::to_token_stream(&sig.generics)
-        };
+    if !sig.generics.params.is_empty() {
         errors.error_spanned_by(
-            spanned,
+            &sig.generics,
             "a place entry cannot be generic: it is started by name, so its message types must be \
-             fixed; remove the parameters and write concrete types in `PlaceChannel<S, R>`",
+             fixed; remove the generic parameters and write concrete types in `PlaceChannel<S, R>`",
+        );
+    } else if let Some(w) = &sig.generics.where_clause {
+        errors.error_spanned_by(
+            w,
+            "a place entry cannot have a `where` clause: it is started by name, so its signature \
+             must be concrete; remove the `where` clause",
         );
     }
     if let Some(v) = &sig.variadic {
@@ -140,15 +148,37 @@ fn check_parameter(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
             if is_place_channel(&pt.ty) {
                 Some((*pt.ty).clone())
             } else {
+                let alias_hint = if may_be_alias(&pt.ty) {
+                    "; `#[place]` reads the type as written and cannot see through a type alias, \
+                     so spell out `PlaceChannel<..>`"
+                } else {
+                    ""
+                };
                 errors.error_spanned_by(
                     &pt.ty,
-                    "the parameter of a place entry must be a place channel, `PlaceChannel<S, R>`, \
-                     where the place sends `S` and receives `R` (`PlaceChannel<T>` when both are `T`)",
+                    format!(
+                        "the parameter of a place entry must be a place channel, `PlaceChannel<S, R>`, \
+                         where the place sends `S` and receives `R` (`PlaceChannel<T>` when both are `T`)\
+                         {alias_hint}"
+                    ),
                 );
                 None
             }
         }
     }
+}
+
+/// A plain named type other than `PlaceChannel<..>` or a primitive: possibly an alias of a channel.
+fn may_be_alias(ty: &Type) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64",
+    ];
+    let Type::Path(tp) = ty else { return false };
+    tp.qself.is_none()
+        && tp.path.segments.last().is_some_and(|last| {
+            last.ident != "PlaceChannel" && !PRIMITIVES.iter().any(|p| last.ident == p)
+        })
 }
 
 /// `PlaceChannel<S>` or `PlaceChannel<S, R>`, possibly with a path in front.
@@ -166,7 +196,10 @@ fn is_place_channel(ty: &Type) -> bool {
     match &last.arguments {
         PathArguments::AngleBracketed(args) => {
             (1..=2).contains(&args.args.len())
-                && args.args.iter().all(|a| matches!(a, GenericArgument::Type(_)))
+                && args
+                    .args
+                    .iter()
+                    .all(|a| matches!(a, GenericArgument::Type(_)))
         }
         _ => false,
     }

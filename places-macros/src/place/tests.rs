@@ -14,7 +14,11 @@ fn keeps_the_function_and_registers_it() {
     let file = expand_ok(quote! {
         fn hello(ch: PlaceChannel<String>) { let _ = ch; }
     });
-    assert_eq!(file.items.len(), 2, "the function and one registration block");
+    assert_eq!(
+        file.items.len(),
+        2,
+        "the function and one registration block"
+    );
     assert!(matches!(&file.items[0], syn::Item::Fn(f) if f.sig.ident == "hello"));
     let text = quote::ToTokens::to_token_stream(&file.items[1]).to_string();
     assert!(text.contains("inventory :: submit"), "{text}");
@@ -35,7 +39,14 @@ fn reports_every_error_at_once() {
         quote! { async unsafe fn bad<T>(a: u8, b: u8) -> String { todo!() } },
     )
     .to_string();
-    for needle in ["`async`", "`unsafe`", "generic", "one parameter", "place channel", "returns"] {
+    for needle in [
+        "`async`",
+        "`unsafe`",
+        "generic",
+        "one parameter",
+        "place channel",
+        "returns",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in {out}");
     }
     // The fallback keeps the user's function so callers see no follow-on errors.
@@ -52,4 +63,26 @@ fn the_crate_argument_overrides_the_path() {
     assert!(out.contains(":: my :: places :: __private"), "{out}");
     let bad = place(quote!(krate = x), quote! { fn e(ch: PlaceChannel<u8>) {} }).to_string();
     assert!(bad.contains("unknown `#[place]` argument"), "{bad}");
+}
+
+#[test]
+fn a_where_clause_alone_is_named_as_such() {
+    let out = place(
+        quote!(),
+        quote! { fn w(ch: PlaceChannel<u8>) where u8: Copy {} },
+    )
+    .to_string();
+    assert!(out.contains("cannot have a `where` clause"), "{out}");
+    assert!(!out.contains("cannot be generic"), "{out}");
+}
+
+#[test]
+fn a_named_non_channel_type_gets_the_alias_hint() {
+    let alias = place(quote!(), quote! { fn a(ch: Chan) {} }).to_string();
+    assert!(alias.contains("type alias"), "{alias}");
+    let byte = place(quote!(), quote! { fn b(x: u8) {} }).to_string();
+    assert!(
+        byte.contains("must be a place channel") && !byte.contains("type alias"),
+        "{byte}"
+    );
 }
