@@ -73,10 +73,9 @@ pub mod __private {
     pub use inventory;
 
     use crate::channel::PlaceChannel;
-    use crate::message::Message;
 
     /// Turns the erased first channel back into the entry's typed one and wraps the call.
-    pub fn prepare_entry<A: Message, B: Message, C: Completion + 'static>(
+    pub fn prepare_entry<A: Send + 'static, B: Send + 'static, C: Completion + 'static>(
         ch: ErasedChannel,
         entry: fn(PlaceChannel<A, B>) -> C,
     ) -> Result<EntryThunk, ErasedChannel> {

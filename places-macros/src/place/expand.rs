@@ -13,8 +13,13 @@ pub(crate) fn expand(entry: &EntryFn) -> TokenStream {
     let krate = &entry.krate;
     // Bound errors (a message type that is not `Serialize`, ...) point at the channel type.
     let ty_span = entry.channel_ty.span();
-    let types = quote_spanned!(ty_span=> #krate::__private::EntryTypes::of(#name));
-    let prepare = quote_spanned!(ty_span=> #krate::__private::prepare_entry(__places_ch, #name));
+    let mut name_at_ty = name.clone();
+    name_at_ty.set_span(ty_span);
+    // Only `EntryTypes::of` carries the `Message` bounds, so a bad type is reported once per
+    // missing trait, not once per use.
+    let types = quote_spanned!(ty_span=> #krate::__private::EntryTypes::of(#name_at_ty));
+    let prepare =
+        quote_spanned!(ty_span=> #krate::__private::prepare_entry(__places_ch, #name_at_ty));
     let line = quote_spanned!(name.span()=> ::core::line!());
     quote! {
         #func

@@ -126,7 +126,9 @@ fn check_parameter(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
         ));
         return None;
     };
-    if extra.is_some() {
+    // A `self` receiver is its own mistake; counting it as an extra parameter would blame the
+    // channel parameter that is right.
+    if extra.is_some() && !matches!(first, FnArg::Receiver(_)) {
         let rest: Vec<&FnArg> = sig.inputs.iter().skip(1).collect();
         errors.error_spanned_by(
             quote::quote!(#(#rest),*),

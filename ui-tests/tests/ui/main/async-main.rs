@@ -1,0 +1,4 @@
+#[places::main]
+async fn main() {
+    println!("hello");
+}

@@ -1,0 +1,4 @@
+#[places::main]
+fn main<T: Default>() {
+    let _ = T::default();
+}

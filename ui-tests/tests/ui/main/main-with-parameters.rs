@@ -1,0 +1,4 @@
+#[places::main]
+fn main(args: Vec<String>) {
+    println!("{args:?}");
+}

@@ -1,0 +1,4 @@
+#[places::main(flavor = "multi_thread")]
+fn main() {
+    println!("hello");
+}

@@ -1,0 +1,8 @@
+use places::place;
+
+#[place]
+fn tick() {
+    println!("tick");
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use places::place;
+
+#[place]
+struct Worker {
+    id: u32,
+}
+
+fn main() {}
