@@ -36,12 +36,13 @@
 extern crate self as places;
 
 pub use places_core::*;
-pub use places_macros::{main, place};
+pub use places_macros::{cg_for, cg_pipeline, fork_join, main, place};
 
 /// The names most programs need: `use places::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        dynamic_place, place, place_channel, processor_count, sync, ChannelError, DeadEvt, Place,
-        PlaceChannel, Select, SharedBytes, SharedF64s, SharedI64s, SpawnError,
+        cg_for, cg_pipeline, dynamic_place, fork_join, place, place_channel, processor_count, sync,
+        ChannelError, Comm, DeadEvt, ForkJoinError, Place, PlaceChannel, Select, SharedBytes,
+        SharedF64s, SharedI64s, SpawnError,
     };
 }

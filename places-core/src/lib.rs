@@ -20,8 +20,10 @@
 
 mod channel;
 pub mod codec;
+mod comm;
 mod context;
 mod error;
+mod fork_join;
 mod message;
 mod place;
 mod registry;
@@ -29,8 +31,10 @@ mod select;
 mod shared;
 
 pub use channel::{place_channel, PlaceChannel, Recv};
+pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
 pub use error::{ChannelError, CodecError, SpawnError};
+pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{dynamic_place, DeadEvt, Place};
 pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
@@ -73,6 +77,8 @@ pub mod __private {
     pub use inventory;
 
     use crate::channel::PlaceChannel;
+    use crate::comm::Comm;
+    use crate::message::Message;
 
     /// Turns the erased first channel back into the entry's typed one and wraps the call.
     pub fn prepare_entry<A: Send + 'static, B: Send + 'static, C: Completion + 'static>(
@@ -81,6 +87,31 @@ pub mod __private {
     ) -> Result<EntryThunk, ErasedChannel> {
         let ch = ch.downcast::<PlaceChannel<A, B>>()?;
         Ok(Box::new(move || entry(*ch).into_completion()))
+    }
+
+    /// `cg_pipeline!`'s receive from the previous member.
+    pub fn pipeline_recv<T: Message>(cg: &Comm) -> T {
+        let prev = cg.id() - 1;
+        match cg.recv(prev) {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "cg_pipeline!: member {} could not get the value of member {prev}: {e}",
+                cg.id()
+            ),
+        }
+    }
+
+    /// `cg_pipeline!`'s send to the next member (none from the last).
+    pub fn pipeline_send<T: Message + Clone>(cg: &Comm, value: &T) {
+        let next = cg.id() + 1;
+        if next < cg.cnt() {
+            if let Err(e) = cg.send(next, value.clone()) {
+                panic!(
+                    "cg_pipeline!: member {} could not pass its value to member {next}: {e}",
+                    cg.id()
+                );
+            }
+        }
     }
 
     /// The `main` wrapper of `#[places::main]`.

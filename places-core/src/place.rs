@@ -154,7 +154,7 @@ pub fn dynamic_place<S: Message, R: Message>(
 }
 
 /// Spawns the place's thread with its signal context and completion bookkeeping.
-fn start<S, R>(
+pub(crate) fn start<S, R>(
     channel: PlaceChannel<S, R>,
     thunk: EntryThunk,
     name: &str,

@@ -4,6 +4,7 @@
 mod crate_path;
 mod errors;
 mod main_attr;
+mod parallel;
 mod place;
 
 use proc_macro::TokenStream;
@@ -52,19 +53,119 @@ pub fn place(args: TokenStream, item: TokenStream) -> TokenStream {
 /// fn main() {
 ///     println!("{} cores", places::processor_count());
 /// }
-/// # main();
+/// ```
+///
+/// Equivalent code without the macro (at the top of `main`):
+///
+/// ```
+/// places::init().expect("places registry");
+/// println!("{} cores", places::processor_count());
+/// ```
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    main_attr::main(args.into(), item.into()).into()
+}
+
+/// Starts a group of places that run one block, each with its member of a communicator group,
+/// and returns their results in rank order (dissertation Figure 3.2).
+///
+/// ```text
+/// fork_join!(np, cg, [name: Type = expr, ..] -> Result, { body })
+/// ```
+///
+/// - `np`: the number of places;
+/// - `cg`: the name the body uses for its [`Comm`](../places/struct.Comm.html) (`&Comm`);
+/// - the parameters: each `expr` is evaluated once and moved into the form (as into a `move`
+///   closure; write `v: Vec<f64> = v.clone()` to keep using `v`), and each place gets a clone of
+///   it (`name: Type` alone passes the variable `name`). Nothing else crosses into the places, so
+///   the body cannot use other local variables (that is a compile error). A shared vector
+///   parameter is shared, not copied;
+/// - `-> Result`: the type of the body's value (default `()`).
+///
+/// The body is lifted into a function of its own: `return` ends that member's body.
+/// The whole form is a `Result<Vec<Result>, ForkJoinError>`; a member that panics makes it an
+/// error naming that member, and releases the others.
+///
+/// # Examples
+///
+/// ```
+/// use places::{cg_for, fork_join};
+///
+/// let n = 900u64;
+/// let sums = fork_join!(3, cg, [n: u64] -> u64, {
+///     let mut s = 0;
+///     cg_for!(cg, i in 0..n, { s += i; });
+///     s
+/// })
+/// .unwrap();
+/// assert_eq!(sums.iter().sum::<u64>(), (0..900).sum::<u64>());
 /// ```
 ///
 /// Equivalent code without the macro:
 ///
 /// ```
-/// fn main() {
-///     places::init().expect("places registry");
-///     println!("{} cores", places::processor_count());
+/// fn body(cg: &places::Comm, (n,): (u64,)) -> u64 {
+///     cg.partition(0..n).sum()
 /// }
-/// # main();
+/// let sums = places::fork_join(3, (900u64,), body).unwrap();
+/// # assert_eq!(sums.iter().sum::<u64>(), (0..900).sum::<u64>());
 /// ```
-#[proc_macro_attribute]
-pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
-    main_attr::main(args.into(), item.into()).into()
+#[proc_macro]
+pub fn fork_join(input: TokenStream) -> TokenStream {
+    parallel::fork_join(input.into()).into()
+}
+
+/// Runs a loop body for this member's block of an integer range (the dissertation's `CGfor`).
+///
+/// ```text
+/// cg_for!(cg, i in a..b, { body })
+/// ```
+///
+/// The range (`a..b` or `a..=b`, any primitive integer type) is cut into `cg.cnt()` contiguous
+/// blocks whose lengths differ by at most one; member `k` runs block `k`. 900 iterations over 3
+/// members: 0-299, 300-599, 600-899.
+///
+/// # Examples
+///
+/// ```
+/// let comms = places::Comm::local_group(3);
+/// let mut mine = Vec::new();
+/// places::cg_for!(comms[1], i in 0..10, { mine.push(i); });
+/// assert_eq!(mine, [4, 5, 6]);
+/// ```
+///
+/// Equivalent code without the macro: `for i in cg.partition(a..b) { body }`.
+#[proc_macro]
+pub fn cg_for(input: TokenStream) -> TokenStream {
+    parallel::cg_for(input.into()).into()
+}
+
+/// One stage of a pipeline across the members of a group (the dissertation's `CGpipeline`,
+/// Figure 3.3).
+///
+/// ```text
+/// cg_pipeline!(cg, prev, init, { body })
+/// ```
+///
+/// Member 0 binds `prev` to `init`; every other member waits for the value of the member before
+/// it. The body's value is sent on to the next member (all but the last) and is the value of the
+/// form on every member. Wrapped in a loop, it pipelines rows through the members.
+///
+/// # Panics
+///
+/// If the previous member is gone or sent another type, or the next member is gone: the
+/// pipeline cannot go on (inside `fork_join!`, the group then reports the first failure).
+///
+/// # Examples
+///
+/// ```
+/// let sums = places::fork_join!(4, cg, [] -> u32, {
+///     places::cg_pipeline!(cg, prev, 0u32, { prev + cg.id() as u32 })
+/// })
+/// .unwrap();
+/// assert_eq!(sums, [0, 1, 3, 6]);
+/// ```
+#[proc_macro]
+pub fn cg_pipeline(input: TokenStream) -> TokenStream {
+    parallel::cg_pipeline(input.into()).into()
 }

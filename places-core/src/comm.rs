@@ -1,0 +1,638 @@
+//! Communicator groups: the one type behind fork-join groups and RMPI.
+//!
+//! A [`Comm`] is what one member of a group knows: its rank ([`id`](Comm::id)), the group's size
+//! ([`cnt`](Comm::cnt)), and a link to every other member (the dissertation's communicator group:
+//! "the integer identity of the current place, the total number of places in the communicator
+//! group, and a vector of place channels for communicating with the other places"). Links are a
+//! trait, so the same `Comm` works whether the members are threads in one process or places on
+//! other nodes; the forms built on it (`cg_for!`, `cg_pipeline!`, barriers) never ask which.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::channel::{raw_pair, PlaceChannel};
+use crate::codec;
+use crate::error::{ChannelError, CodecError};
+use crate::message::Message;
+
+/// Why a communicator operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommError {
+    /// A rank outside `0..cnt`.
+    #[error("rank {rank} is not a member of this group of {cnt}")]
+    Rank {
+        /// The rank asked for.
+        rank: usize,
+        /// The size of the group.
+        cnt: usize,
+    },
+    /// The member is gone (it ended, panicked, or its node died) and sent nothing more.
+    #[error("member {rank} of the group is gone")]
+    MemberGone {
+        /// The member that is gone.
+        rank: usize,
+    },
+    /// The message from `rank` is of another type than the receiver asked for.
+    #[error("member {rank} sent a `{found}` where a `{expected}` was expected")]
+    TypeMismatch {
+        /// The sender.
+        rank: usize,
+        /// The type the receiver asked for.
+        expected: &'static str,
+        /// The type that was sent.
+        found: &'static str,
+    },
+    /// A receive from oneself with nothing sent to oneself: it would wait forever.
+    #[error("member {rank} receives from itself, but it has sent itself nothing")]
+    EmptySelf {
+        /// The member.
+        rank: usize,
+    },
+    /// The message from `rank` arrived as bytes that do not decode.
+    #[error("the message from member {rank} does not decode: {source}")]
+    Codec {
+        /// The sender.
+        rank: usize,
+        /// What the codec said.
+        #[source]
+        source: CodecError,
+    },
+}
+
+/// What a link carries: a tag that keeps collective traffic apart from user messages, and the
+/// message itself.
+pub struct Envelope {
+    tag: Tag,
+    payload: Payload,
+}
+
+/// Message kinds on a link; a receive takes the first message of its kind and leaves the others
+/// queued, so a barrier never swallows a user message or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tag {
+    /// `send`/`recv`, and the forms built on them (`cg_pipeline!`).
+    User,
+    /// Barrier traffic.
+    Barrier,
+}
+
+/// A message in flight: moved as a value between threads, or encoded bytes between nodes.
+pub enum Payload {
+    /// A value moved within this process.
+    Local {
+        /// The value.
+        value: Box<dyn Any + Send>,
+        /// Its type's name, for mismatch errors.
+        type_name: &'static str,
+    },
+    /// A value encoded by the [`codec`](crate::codec), from another process.
+    Encoded(Vec<u8>),
+}
+
+impl Envelope {
+    /// An envelope holding `value` under `tag`.
+    pub fn local<T: Message>(tag: Tag, value: T) -> Self {
+        Self {
+            tag,
+            payload: Payload::Local {
+                value: Box::new(value),
+                type_name: std::any::type_name::<T>(),
+            },
+        }
+    }
+
+    /// The envelope's tag.
+    pub fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    /// The envelope's payload.
+    pub fn into_payload(self) -> Payload {
+        self.payload
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.payload {
+            Payload::Local { type_name, .. } => format!("local {type_name}"),
+            Payload::Encoded(b) => format!("{} encoded bytes", b.len()),
+        };
+        f.debug_struct("Envelope")
+            .field("tag", &self.tag)
+            .field("payload", &what)
+            .finish()
+    }
+}
+
+/// A two-way connection from one member to another. Local groups use place channels; the network
+/// layer provides links to members on other nodes.
+pub trait Link: Send {
+    /// Sends an envelope to the member at the other end.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] when the other member is gone.
+    fn send(&self, envelope: Envelope) -> Result<(), ChannelError>;
+
+    /// Waits for the next envelope from the member at the other end.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] when the other member is gone and sent nothing more.
+    fn recv(&self) -> Result<Envelope, ChannelError>;
+}
+
+impl Link for PlaceChannel<Envelope> {
+    fn send(&self, envelope: Envelope) -> Result<(), ChannelError> {
+        self.put(envelope)
+    }
+
+    fn recv(&self) -> Result<Envelope, ChannelError> {
+        self.get()
+    }
+}
+
+/// One member's view of a communicator group.
+///
+/// Members are numbered `0..cnt()`. Point-to-point messages between two members arrive in the
+/// order they were sent. A `Comm` belongs to one member: it can be moved to another thread but
+/// not shared between threads.
+///
+/// # Examples
+///
+/// A group of three threads passing a token around a ring:
+///
+/// ```
+/// use places::Comm;
+///
+/// let comms = Comm::local_group(3);
+/// let handles: Vec<_> = comms
+///     .into_iter()
+///     .map(|cg| {
+///         std::thread::spawn(move || {
+///             let next = (cg.id() + 1) % cg.cnt();
+///             let prev = (cg.id() + cg.cnt() - 1) % cg.cnt();
+///             if cg.id() == 0 {
+///                 cg.send(next, 1u32).unwrap();
+///                 cg.recv::<u32>(prev).unwrap()
+///             } else {
+///                 let token: u32 = cg.recv(prev).unwrap();
+///                 cg.send(next, token + 1).unwrap();
+///                 token
+///             }
+///         })
+///     })
+///     .collect();
+/// let tokens: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+/// assert_eq!(tokens, [3, 1, 2]);
+/// ```
+pub struct Comm {
+    id: usize,
+    cnt: usize,
+    /// `links[j]` reaches member `j`; `None` at `id`.
+    links: Vec<Option<Box<dyn Link>>>,
+    /// Per sender, envelopes received while waiting for another tag (and, at `id`, messages a
+    /// member sent itself).
+    pending: RefCell<Vec<VecDeque<Envelope>>>,
+    /// `Comm` is `Send` but not `Sync`: `pending` is a `RefCell`.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl Comm {
+    /// Builds member `id`'s view from its links (`links[id]` must be `None`). Used by runtimes
+    /// that connect members their own way, such as the network layer.
+    ///
+    /// # Panics
+    ///
+    /// If `id >= links.len()` or `links[id]` is a link: a member has no link to itself.
+    pub fn from_links(id: usize, links: Vec<Option<Box<dyn Link>>>) -> Self {
+        assert!(
+            id < links.len(),
+            "member {id} of a group of {}",
+            links.len()
+        );
+        assert!(
+            links[id].is_none(),
+            "member {id} must have no link to itself"
+        );
+        let cnt = links.len();
+        Self {
+            id,
+            cnt,
+            links,
+            pending: RefCell::new((0..cnt).map(|_| VecDeque::new()).collect()),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// A group of `cnt` members in this process, fully connected by place channels; element `i`
+    /// is member `i`'s view. Hand each to the thread or place that plays that member.
+    pub fn local_group(cnt: usize) -> Vec<Comm> {
+        let mut links: Vec<Vec<Option<Box<dyn Link>>>> =
+            (0..cnt).map(|_| (0..cnt).map(|_| None).collect()).collect();
+        for (i, j) in (0..cnt).flat_map(|i| ((i + 1)..cnt).map(move |j| (i, j))) {
+            let (a, b) = raw_pair::<Envelope, Envelope>();
+            links[i][j] = Some(Box::new(a));
+            links[j][i] = Some(Box::new(b));
+        }
+        links
+            .into_iter()
+            .enumerate()
+            .map(|(id, l)| Comm::from_links(id, l))
+            .collect()
+    }
+
+    /// This member's rank, in `0..cnt()` (Racket's `CG-id`, RMPI's `rmpi-id`).
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The number of members (RMPI's `rmpi-cnt`).
+    pub fn cnt(&self) -> usize {
+        self.cnt
+    }
+
+    /// Sends `value` to member `dest`; returns at once.
+    ///
+    /// # Errors
+    ///
+    /// [`CommError::Rank`] for a rank outside the group, [`CommError::MemberGone`] when `dest`
+    /// is gone.
+    pub fn send<T: Message>(&self, dest: usize, value: T) -> Result<(), CommError> {
+        self.send_tagged(dest, Tag::User, value)
+    }
+
+    /// Waits for the next message from member `src`.
+    ///
+    /// # Errors
+    ///
+    /// [`CommError::Rank`], [`CommError::MemberGone`] when `src` is gone and sent nothing more,
+    /// [`CommError::TypeMismatch`] when `src` sent another type (the message is dropped),
+    /// [`CommError::EmptySelf`] for a receive from oneself with nothing sent to oneself.
+    pub fn recv<T: Message>(&self, src: usize) -> Result<T, CommError> {
+        let envelope = self.recv_tagged(src, Tag::User)?;
+        decode(src, envelope.payload)
+    }
+
+    /// Blocks until every member has called `barrier` (the dissertation's `CGBarrier`).
+    ///
+    /// # Panics
+    ///
+    /// If a member is gone before it reached the barrier: the group cannot go on, and the
+    /// panic releases this member too (inside `fork_join!`, the group's result is then the
+    /// first member's failure). [`try_barrier`](Self::try_barrier) returns the error instead.
+    pub fn barrier(&self) {
+        if let Err(e) = self.try_barrier() {
+            panic!("barrier of member {} failed: {e}", self.id);
+        }
+    }
+
+    /// [`barrier`](Self::barrier), returning the error instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`CommError::MemberGone`] naming a member that is gone.
+    pub fn try_barrier(&self) -> Result<(), CommError> {
+        // Gather at member 0, then release: 2 (cnt - 1) messages.
+        if self.id == 0 {
+            for m in 1..self.cnt {
+                self.recv_tagged(m, Tag::Barrier)?;
+            }
+            for m in 1..self.cnt {
+                self.send_tagged(m, Tag::Barrier, ())?;
+            }
+        } else {
+            self.send_tagged(0, Tag::Barrier, ())?;
+            self.recv_tagged(0, Tag::Barrier)?;
+        }
+        Ok(())
+    }
+
+    /// This member's share of `range`, for `cg_for!`: the range is cut into `cnt()` contiguous
+    /// blocks whose lengths differ by at most one, the first `len % cnt` blocks being the longer;
+    /// member `i` gets block `i`. 900 iterations over 3 members: `0..300`, `300..600`, `600..900`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let comms = places::Comm::local_group(3);
+    /// let shares: Vec<Vec<u32>> = comms.iter().map(|cg| cg.partition(0..10u32).collect()).collect();
+    /// assert_eq!(shares, [vec![0, 1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]);
+    /// ```
+    pub fn partition<R: CgRange>(&self, range: R) -> Partition<R::Item> {
+        let (start, end) = range.bounds();
+        let len = (end - start).max(0) as u128;
+        let (lo, hi) = block(len, self.id as u128, self.cnt as u128);
+        Partition {
+            next: start + lo as i128,
+            end: start + hi as i128,
+            _item: PhantomData,
+        }
+    }
+
+    fn link(&self, rank: usize) -> Result<Option<&dyn Link>, CommError> {
+        match self.links.get(rank) {
+            Some(l) => Ok(l.as_deref()),
+            None => Err(CommError::Rank {
+                rank,
+                cnt: self.cnt,
+            }),
+        }
+    }
+
+    /// Sends under a tag (for collectives built on the group).
+    #[doc(hidden)]
+    pub fn send_tagged<T: Message>(
+        &self,
+        dest: usize,
+        tag: Tag,
+        value: T,
+    ) -> Result<(), CommError> {
+        let envelope = Envelope::local(tag, value);
+        match self.link(dest)? {
+            None => {
+                self.pending.borrow_mut()[dest].push_back(envelope);
+                Ok(())
+            }
+            Some(link) => link
+                .send(envelope)
+                .map_err(|_| CommError::MemberGone { rank: dest }),
+        }
+    }
+
+    /// The first envelope of `tag` from `src`; envelopes of other tags that arrive first wait in
+    /// `pending`.
+    #[doc(hidden)]
+    pub fn recv_tagged(&self, src: usize, tag: Tag) -> Result<Envelope, CommError> {
+        let link = self.link(src)?;
+        {
+            let mut pending = self.pending.borrow_mut();
+            let queue = &mut pending[src];
+            if let Some(pos) = queue.iter().position(|e| e.tag == tag) {
+                if let Some(e) = queue.remove(pos) {
+                    return Ok(e);
+                }
+            }
+        }
+        let Some(link) = link else {
+            return Err(CommError::EmptySelf { rank: src });
+        };
+        loop {
+            let envelope = link
+                .recv()
+                .map_err(|_| CommError::MemberGone { rank: src })?;
+            if envelope.tag == tag {
+                return Ok(envelope);
+            }
+            self.pending.borrow_mut()[src].push_back(envelope);
+        }
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Comm")
+            .field("id", &self.id)
+            .field("cnt", &self.cnt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Comm> for Comm {
+    fn as_ref(&self) -> &Comm {
+        self
+    }
+}
+
+fn decode<T: Message>(rank: usize, payload: Payload) -> Result<T, CommError> {
+    match payload {
+        Payload::Local { value, type_name } => {
+            value
+                .downcast::<T>()
+                .map(|b| *b)
+                .map_err(|_| CommError::TypeMismatch {
+                    rank,
+                    expected: std::any::type_name::<T>(),
+                    found: type_name,
+                })
+        }
+        Payload::Encoded(bytes) => {
+            codec::decode(&bytes).map_err(|source| CommError::Codec { rank, source })
+        }
+    }
+}
+
+/// Block `id` of `len` items cut into `cnt` blocks: `[lo, hi)`.
+fn block(len: u128, id: u128, cnt: u128) -> (u128, u128) {
+    let (base, extra) = (len / cnt, len % cnt);
+    let lo = id * base + id.min(extra);
+    let hi = lo + base + u128::from(id < extra);
+    (lo, hi)
+}
+
+/// An integer range that [`Comm::partition`] (and `cg_for!`) can cut into blocks: `a..b` or
+/// `a..=b` of any primitive integer type.
+pub trait CgRange {
+    /// The index type.
+    type Item: CgIndex;
+    /// The range as half-open `[start, end)` in `i128`.
+    fn bounds(&self) -> (i128, i128);
+}
+
+/// A primitive integer usable as a `cg_for!` index.
+pub trait CgIndex: Copy {
+    /// Widens to `i128`.
+    fn to_i128(self) -> i128;
+    /// Narrows from `i128`; only called with values inside the original range.
+    fn from_i128(v: i128) -> Self;
+}
+
+macro_rules! cg_index {
+    ($($t:ty),*) => {$(
+        impl CgIndex for $t {
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+            fn from_i128(v: i128) -> Self {
+                v as $t
+            }
+        }
+        impl CgRange for std::ops::Range<$t> {
+            type Item = $t;
+            fn bounds(&self) -> (i128, i128) {
+                (self.start.to_i128(), self.end.to_i128())
+            }
+        }
+        impl CgRange for std::ops::RangeInclusive<$t> {
+            type Item = $t;
+            fn bounds(&self) -> (i128, i128) {
+                (self.start().to_i128(), self.end().to_i128() + 1)
+            }
+        }
+    )*};
+}
+
+cg_index!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+/// One member's block of a range; see [`Comm::partition`].
+#[derive(Debug, Clone)]
+pub struct Partition<T> {
+    next: i128,
+    end: i128,
+    _item: PhantomData<T>,
+}
+
+impl<T: CgIndex> Iterator for Partition<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        (self.next < self.end).then(|| {
+            let v = T::from_i128(self.next);
+            self.next += 1;
+            v
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from((self.end - self.next).max(0)).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+impl<T: CgIndex> ExactSizeIterator for Partition<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(len: u128, cnt: u128) -> Vec<(u128, u128)> {
+        (0..cnt).map(|id| block(len, id, cnt)).collect()
+    }
+
+    #[test]
+    fn blocks_follow_the_dissertation() {
+        assert_eq!(shares(900, 3), [(0, 300), (300, 600), (600, 900)]);
+    }
+
+    #[test]
+    fn uneven_and_short_ranges_cover_everything_once() {
+        assert_eq!(shares(10, 3), [(0, 4), (4, 7), (7, 10)]);
+        assert_eq!(shares(2, 3), [(0, 1), (1, 2), (2, 2)]);
+        assert_eq!(shares(0, 4), [(0, 0); 4]);
+        for len in 0..50 {
+            for cnt in 1..9 {
+                let s = shares(len, cnt);
+                assert_eq!(s[0].0, 0);
+                assert_eq!(s[s.len() - 1].1, len);
+                for w in s.windows(2) {
+                    assert_eq!(w[0].1, w[1].0, "contiguous");
+                    let (a, b) = (w[0].1 - w[0].0, w[1].1 - w[1].0);
+                    assert!(
+                        a == b || a == b + 1,
+                        "lengths differ by at most one, longer first"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partition_handles_offsets_signs_and_inclusive_ranges() {
+        let g = Comm::local_group(2);
+        assert_eq!(
+            g[1].partition(-5i32..5).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            g[0].partition(250u8..=255).collect::<Vec<_>>(),
+            [250, 251, 252]
+        );
+        assert_eq!(
+            g[1].partition(250u8..=255).collect::<Vec<_>>(),
+            [253, 254, 255]
+        );
+        let (hi, lo) = (5usize, 3usize);
+        assert_eq!(g[0].partition(hi..lo).count(), 0);
+        assert_eq!(g[0].partition(0..7u64).len(), 4);
+    }
+
+    #[test]
+    fn tags_keep_barrier_and_user_messages_apart() {
+        let g = Comm::local_group(2);
+        g[1].send(0, 7u8).unwrap();
+        g[1].send_tagged(0, Tag::Barrier, ()).unwrap();
+        g[1].send(0, 8u8).unwrap();
+        // The barrier message is taken past the queued user message, which then still arrives.
+        g[0].recv_tagged(1, Tag::Barrier).unwrap();
+        assert_eq!(g[0].recv::<u8>(1).unwrap(), 7);
+        assert_eq!(g[0].recv::<u8>(1).unwrap(), 8);
+    }
+
+    #[test]
+    fn errors_name_ranks_and_types() {
+        let mut g = Comm::local_group(2);
+        assert!(matches!(
+            g[0].send(5, 1u8),
+            Err(CommError::Rank { rank: 5, cnt: 2 })
+        ));
+        g[1].send(0, 1u8).unwrap();
+        let err = g[0].recv::<String>(1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CommError::TypeMismatch {
+                    rank: 1,
+                    found: "u8",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            g[0].recv::<u8>(0),
+            Err(CommError::EmptySelf { rank: 0 })
+        ));
+        g[0].send(0, 9u8).unwrap();
+        assert_eq!(g[0].recv::<u8>(0).unwrap(), 9);
+        drop(g.pop());
+        assert!(matches!(
+            g[0].recv::<u8>(1),
+            Err(CommError::MemberGone { rank: 1 })
+        ));
+        assert!(matches!(
+            g[0].try_barrier(),
+            Err(CommError::MemberGone { rank: 1 })
+        ));
+    }
+
+    #[test]
+    fn barrier_holds_every_member_until_all_arrive() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = Comm::local_group(4)
+            .into_iter()
+            .map(|cg| {
+                let arrived = arrived.clone();
+                std::thread::spawn(move || {
+                    for round in 1..=20 {
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        cg.barrier();
+                        // Nobody passes round `round` before all four arrived in it.
+                        assert!(arrived.load(Ordering::SeqCst) >= 4 * round);
+                        cg.barrier();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+}
