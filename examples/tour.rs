@@ -129,7 +129,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     f.put(0)?;
     println!("  wait() = {}, get() = {:?}", f.wait(), f.get());
 
-    println!("\n7. a misspelt entry is an error that names what is registered");
+    println!("\n7. fork-join: a group of places splits a loop (CGfor) and meets at barriers");
+    let n = 1_000_000u64;
+    let np = processor_count();
+    let partial = fork_join!(np, cg, [n: u64] -> (u64, u64, u64), {
+        let (mut first, mut last, mut sum) = (u64::MAX, 0, 0u64);
+        cg_for!(cg, i in 0..n, {
+            first = first.min(i);
+            last = i;
+            sum += i % 3;
+        });
+        cg.barrier();
+        (first, last, sum)
+    })?;
+    for (rank, (first, last, _)) in partial.iter().enumerate() {
+        println!("  place {rank} of {np} took iterations {first}..={last}");
+    }
+    let total: u64 = partial.iter().map(|p| p.2).sum();
+    println!(
+        "  sum of i % 3 below {n}: {total} (sequential: {})",
+        (0..n).map(|i| i % 3).sum::<u64>()
+    );
+
+    println!("\n8. a pipeline passes each value from place to place (CGpipeline)");
+    let stages = fork_join!(4, cg, [] -> Vec<u32>, {
+        (1..=3u32)
+            .map(|row| cg_pipeline!(cg, prev, row * 100, { prev + cg.id() as u32 }))
+            .collect()
+    })?;
+    println!(
+        "  last stage saw {:?} (each row + 0 + 1 + 2 + 3)",
+        stages[3]
+    );
+
+    println!("\n9. a misspelt entry is an error that names what is registered");
     match dynamic_place::<String, String>(module_path!(), "helo_world") {
         Ok(_) => println!("  unexpectedly started"),
         Err(e) => println!("  {e}"),

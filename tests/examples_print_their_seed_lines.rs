@@ -25,7 +25,12 @@ fn example(name: &str) -> PathBuf {
 
 /// Runs an example to completion (killing it after a minute) and returns its stdout.
 fn run(name: &str) -> String {
+    run_with(name, &[])
+}
+
+fn run_with(name: &str, args: &[&str]) -> String {
     let mut child = Command::new(example(name))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -99,4 +104,55 @@ fn parallel_build_prints_each_job_once_and_the_total() {
         last,
         format!("built 24 jobs with {} workers", places::processor_count())
     );
+}
+
+#[test]
+fn mandelbrot_writes_the_same_image_with_one_and_many_places() {
+    let path =
+        std::env::temp_dir().join(format!("places-test-mandelbrot-{}.pgm", std::process::id()));
+    let out = run_with(
+        "mandelbrot",
+        &["120", path.to_str().expect("utf-8 temp path")],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("mandelbrot 120x120: 1 place "),
+        "{out}"
+    );
+    assert!(lines[0].ends_with(", identical images"), "{out}");
+    assert_eq!(lines[1], format!("wrote {}", path.display()));
+    let image = std::fs::read(&path).expect("the image file exists");
+    let _ = std::fs::remove_file(&path);
+    let header = b"P5\n120 120\n255\n";
+    assert_eq!(&image[..header.len()], header);
+    assert_eq!(image.len(), header.len() + 120 * 120);
+    // The set is in the picture: black (bounded) and light (escaping) pixels both occur.
+    let pixels = &image[header.len()..];
+    assert!(pixels.contains(&0) && pixels.iter().any(|&p| p > 200));
+}
+
+#[test]
+fn pipeline_prints_the_matrix_of_section_3_4_2_2() {
+    let out = run("pipeline");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines[0], "row 0: 0 1 9 144 21904");
+    assert!(lines[4].starts_with("row 4: 0.16"), "{out}");
+    assert_eq!(lines[5], "identical to the sequential computation");
+}
+
+#[test]
+fn fft_phases_preserves_energy_and_matches_sequential() {
+    let out = run_with("fft_phases", &["8"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "3-D FFT of 8^3 points on {} places: 3 phases, 2 barriers",
+            places::processor_count()
+        )
+    );
+    assert!(lines[1].ends_with("(Parseval holds)"), "{out}");
+    assert_eq!(lines[2], "identical to the sequential transform");
 }

@@ -1,0 +1,158 @@
+//! Fork-join against the sequential loop and rayon, side by side in one run.
+//!
+//! ```text
+//! cargo bench --bench parallel
+//! ```
+//!
+//! - the Mandelbrot image at 2000x2000 (dissertation Figure 3.4's kernel): sequential loop,
+//!   `fork_join!` + `cg_for!` on 1 place and on `processor_count()` places writing a `SharedBytes`,
+//!   and rayon's `par_chunks_mut` over the rows of a `Vec<u8>`;
+//! - an empty `fork_join!` against an empty `rayon::scope` with as many spawned tasks.
+//!
+//! Medians over several samples, contenders interleaved sample by sample so that noise on a
+//! shared machine hits all of them. `PLACES_BENCH_QUICK=1` runs a smaller image and fewer samples.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use places::prelude::*;
+use rayon::prelude::*;
+
+#[path = "../examples/common/mandelbrot.rs"]
+mod kernel;
+
+fn sequential(n: usize) -> Vec<u8> {
+    let mut img = vec![0u8; n * n];
+    for (y, row) in img.chunks_mut(n).enumerate() {
+        kernel::mandelbrot_row(y, n, row);
+    }
+    img
+}
+
+fn places_fork_join(np: usize, n: usize) -> SharedBytes {
+    let b = SharedBytes::zeroed(n * n);
+    fork_join!(np, cg, [n: usize, b: SharedBytes = b.clone()], {
+        cg_for!(cg, y in 0..n, {
+            for x in 0..n {
+                b.set(y * n + x, kernel::mandelbrot_point(x, y, n));
+            }
+        });
+    })
+    .expect("fork_join");
+    b
+}
+
+fn rayon_rows(n: usize) -> Vec<u8> {
+    let mut img = vec![0u8; n * n];
+    img.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(y, row)| kernel::mandelbrot_row(y, n, row));
+    img
+}
+
+fn empty_fork_join(np: usize, reps: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..reps {
+        black_box(fork_join!(np, cg, [] -> usize, { cg.id() }).expect("fork_join"));
+    }
+    start.elapsed() / reps
+}
+
+fn empty_rayon_scope(np: usize, reps: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..reps {
+        rayon::scope(|s| {
+            for i in 0..np {
+                s.spawn(move |_| {
+                    black_box(i);
+                });
+            }
+        });
+    }
+    start.elapsed() / reps
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = Instant::now();
+    let out = f();
+    (start.elapsed(), out)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    places::init().expect("registry");
+    let quick = std::env::var_os("PLACES_BENCH_QUICK").is_some();
+    let (n, samples, reps) = if quick { (400, 3, 20) } else { (2000, 9, 200) };
+    let np = processor_count();
+    println!("parallel bench: {np} cores, Mandelbrot {n}x{n}, {samples} samples, medians");
+
+    let reference = sequential(n);
+    let (mut seq, mut fj1, mut fjn, mut ray) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..samples {
+        let (t, img) = time(|| sequential(n));
+        assert!(img == reference);
+        seq.push(t);
+        let (t, img) = time(|| places_fork_join(1, n));
+        assert!(img.to_vec() == reference, "fork_join on 1 place differs");
+        fj1.push(t);
+        let (t, img) = time(|| places_fork_join(np, n));
+        assert!(
+            img.to_vec() == reference,
+            "fork_join on {np} places differs"
+        );
+        fjn.push(t);
+        let (t, img) = time(|| rayon_rows(n));
+        assert!(img == reference);
+        ray.push(t);
+    }
+    let (seq, fj1, fjn, ray) = (median(seq), median(fj1), median(fjn), median(ray));
+
+    let (mut efj, mut eray) = (vec![], vec![]);
+    for _ in 0..samples {
+        efj.push(empty_fork_join(np, reps));
+        eray.push(empty_rayon_scope(np, reps));
+    }
+    let (efj, eray) = (median(efj), median(eray));
+
+    let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("{:<44} {:>10}", "sequential loop", ms(seq));
+    println!(
+        "{:<44} {:>10}   {:.2}x sequential's time",
+        "fork_join! on 1 place",
+        ms(fj1),
+        r(fj1, seq)
+    );
+    println!(
+        "{:<44} {:>10}   speedup {:.2}x on {np} cores (target >= {:.2}x)",
+        format!("fork_join! on {np} places"),
+        ms(fjn),
+        r(seq, fjn),
+        0.95 * np as f64
+    );
+    println!(
+        "{:<44} {:>10}   speedup {:.2}x",
+        "rayon par_chunks_mut",
+        ms(ray),
+        r(seq, ray)
+    );
+    println!(
+        "{:<44} {:>10.2}x  (target <= 1.2x)",
+        format!("fork_join! on {np} places / rayon"),
+        r(fjn, ray)
+    );
+    println!(
+        "{:<44} {:>10.1} us  vs rayon::scope with {np} empty tasks {:.1} us: {:.1}x",
+        format!("empty fork_join! on {np} places"),
+        efj.as_secs_f64() * 1e6,
+        eray.as_secs_f64() * 1e6,
+        r(efj, eray)
+    );
+}
