@@ -19,10 +19,10 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use places::prelude::*;
-use serde::{Deserialize, Serialize};
 
 /// What a worker says to the controller.
-#[derive(Debug, Serialize, Deserialize)]
+#[places::message]
+#[derive(Debug)]
 pub enum Request {
     /// Asks for a job.
     GetJob,
@@ -31,7 +31,8 @@ pub enum Request {
 }
 
 /// What the controller answers.
-#[derive(Debug, Serialize, Deserialize)]
+#[places::message]
+#[derive(Debug)]
 pub enum Reply {
     /// A file to compile.
     Job(String),

@@ -15,10 +15,10 @@
 //! ```
 
 use places::prelude::*;
-use serde::{Deserialize, Serialize};
 
 /// What buyer and seller say to each other on their direct channel.
-#[derive(Debug, Serialize, Deserialize)]
+#[places::message]
+#[derive(Debug)]
 pub enum Offer {
     /// The seller's asking price.
     Ask(u32),

@@ -36,7 +36,7 @@
 extern crate self as places;
 
 pub use places_core::*;
-pub use places_macros::{cg_for, cg_pipeline, fork_join, main, place};
+pub use places_macros::{cg_for, cg_pipeline, fork_join, main, message, place};
 
 /// The names most programs need: `use places::prelude::*;`.
 pub mod prelude {

@@ -75,6 +75,7 @@ pub mod __private {
     pub use crate::message::Completion;
     pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel};
     pub use inventory;
+    pub use serde;
 
     use crate::channel::PlaceChannel;
     use crate::comm::Comm;

@@ -4,6 +4,7 @@
 mod crate_path;
 mod errors;
 mod main_attr;
+mod message;
 mod parallel;
 mod place;
 
@@ -38,6 +39,35 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn place(args: TokenStream, item: TokenStream) -> TokenStream {
     place::place(args.into(), item.into()).into()
+}
+
+/// Makes a struct or enum a message: derives serde's `Serialize` and `Deserialize` through the
+/// copy of serde that `places` carries, so a program needs no serde dependency of its own.
+///
+/// # Examples
+///
+/// ```
+/// #[places::message]
+/// #[derive(Debug, PartialEq)]
+/// enum Job {
+///     Compile(String),
+///     Done,
+/// }
+///
+/// let (a, b) = places::place_channel::<Job, Job>();
+/// a.put(Job::Compile("list.rkt".into())).unwrap();
+/// assert_eq!(b.get().unwrap(), Job::Compile("list.rkt".into()));
+/// ```
+///
+/// Equivalent code without the macro (with serde as a dependency of your own):
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// enum Job { Compile(String), Done }
+/// ```
+#[proc_macro_attribute]
+pub fn message(args: TokenStream, item: TokenStream) -> TokenStream {
+    message::message(args.into(), item.into()).into()
 }
 
 /// Runs `main` through the places runtime: `#[places::main] fn main() { .. }`.
