@@ -37,6 +37,45 @@ extern crate self as places;
 
 pub use places_core::*;
 pub use places_macros::{cg_for, cg_pipeline, fork_join, main, message, place};
+pub use places_net::{
+    create_place_node, Cookie, NetError, NodeOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+};
+
+/// The network layer: the wire format, the handshake and node mode, for tools and tests that
+/// talk to nodes directly.
+pub mod net {
+    pub use places_net::{handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE};
+}
+
+/// Prepares the runtime; `#[places::main]` calls it first thing in `main`.
+///
+/// When this process was started as a node (by [`create_place_node`]), it serves as that node
+/// here and exits when its creator is gone; otherwise it checks the entry registry and returns.
+/// A test binary serves as a node through a test that calls `init` (see
+/// [`NodeOptions::for_test_binary`]).
+///
+/// # Errors
+///
+/// [`SpawnError::Duplicate`] naming both definitions of a key registered twice.
+pub fn init() -> Result<(), SpawnError> {
+    places_net::run_if_requested();
+    places_core::init()
+}
+
+/// What the macros' expansions use. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use places_core::__private::*;
+
+    /// The `main` wrapper of `#[places::main]`: node mode first, then the registry check.
+    pub fn run_main<T>(body: impl FnOnce() -> T) -> T {
+        if let Err(e) = crate::init() {
+            eprintln!("places: {e}");
+            std::process::exit(2);
+        }
+        body()
+    }
+}
 
 /// The names most programs need: `use places::prelude::*;`.
 pub mod prelude {

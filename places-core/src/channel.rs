@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crossbeam_utils::Backoff;
 
 use crate::context::{self, PlaceContext};
-use crate::error::ChannelError;
+use crate::error::{ChannelError, CodecError};
 use crate::message::Message;
 
 /// One end of a two-way place channel: sends `S`, receives `R`.
@@ -42,12 +42,29 @@ use crate::message::Message;
 pub struct PlaceChannel<S, R = S> {
     // Dropped by hand in `Drop`, before the peer is woken, so a woken async receiver sees the
     // disconnection.
-    tx: ManuallyDrop<Sender<S>>,
-    /// Wakes the peer's `recv().await`.
-    peer_waker: Arc<AtomicWaker>,
+    tx: ManuallyDrop<Tx<S>>,
     rx: Receiver<R>,
     /// Woken by the peer's `put` and drop.
     own_waker: Arc<AtomicWaker>,
+    /// Set (for a channel fed from the network) to say why the channel closed, e.g. which node
+    /// was lost.
+    closed_reason: Option<Arc<OnceLock<String>>>,
+}
+
+/// Where a channel end's `put` goes.
+enum Tx<S> {
+    /// Another end in this process: the value is moved.
+    Local {
+        sender: Sender<S>,
+        /// Wakes the peer's `recv().await`.
+        peer_waker: Arc<AtomicWaker>,
+    },
+    /// An end on another node: the value is encoded once and written as a frame by the caller.
+    Remote {
+        sink: Arc<dyn FrameSink>,
+        id: u64,
+        encode: fn(&S) -> Result<Vec<u8>, CodecError>,
+    },
 }
 
 /// Makes a cross-linked pair of place channels: what is put on one is got from the other.
@@ -73,16 +90,22 @@ pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
     let b_waker = Arc::new(AtomicWaker::new());
     (
         PlaceChannel {
-            tx: ManuallyDrop::new(a_tx),
-            peer_waker: b_waker.clone(),
+            tx: ManuallyDrop::new(Tx::Local {
+                sender: a_tx,
+                peer_waker: b_waker.clone(),
+            }),
             rx: a_rx,
             own_waker: a_waker.clone(),
+            closed_reason: None,
         },
         PlaceChannel {
-            tx: ManuallyDrop::new(b_tx),
-            peer_waker: a_waker,
+            tx: ManuallyDrop::new(Tx::Local {
+                sender: b_tx,
+                peer_waker: a_waker,
+            }),
             rx: b_rx,
             own_waker: b_waker,
+            closed_reason: None,
         },
     )
 }
@@ -95,9 +118,17 @@ impl<S, R> PlaceChannel<S, R> {
     /// [`ChannelError::Closed`] if the other end is gone; the value is dropped.
     pub fn put(&self, value: S) -> Result<(), ChannelError> {
         context::check_killed();
-        self.tx.send(value).map_err(|_| ChannelError::Closed)?;
-        self.peer_waker.wake();
-        Ok(())
+        match &*self.tx {
+            Tx::Local { sender, peer_waker } => {
+                sender.send(value).map_err(|_| ChannelError::Closed)?;
+                peer_waker.wake();
+                Ok(())
+            }
+            Tx::Remote { sink, id, encode } => {
+                let bytes = encode(&value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
+                sink.send_data(*id, bytes)
+            }
+        }
     }
 
     /// Waits for the next message (Racket's `place-channel-get`).
@@ -109,7 +140,7 @@ impl<S, R> PlaceChannel<S, R> {
     /// a killed place does not return from `get` at all, it ends.
     pub fn get(&self) -> Result<R, ChannelError> {
         match context::current() {
-            None => self.rx.recv().map_err(|_| ChannelError::Closed),
+            None => self.rx.recv().map_err(|_| self.closed()),
             Some(ctx) => self.get_in_place(&ctx, None),
         }
     }
@@ -123,7 +154,7 @@ impl<S, R> PlaceChannel<S, R> {
         match context::current() {
             None => self.rx.recv_timeout(timeout).map_err(|e| match e {
                 RecvTimeoutError::Timeout => ChannelError::Timeout(timeout),
-                RecvTimeoutError::Disconnected => ChannelError::Closed,
+                RecvTimeoutError::Disconnected => self.closed(),
             }),
             Some(ctx) => self.get_in_place(&ctx, Some(timeout)),
         }
@@ -139,7 +170,7 @@ impl<S, R> PlaceChannel<S, R> {
         context::check_killed();
         self.rx.try_recv().map_err(|e| match e {
             TryRecvError::Empty => ChannelError::Empty,
-            TryRecvError::Disconnected => ChannelError::Closed,
+            TryRecvError::Disconnected => self.closed(),
         })
     }
 
@@ -176,6 +207,7 @@ impl<S, R> PlaceChannel<S, R> {
         Recv {
             rx: &self.rx,
             waker: &self.own_waker,
+            closed: self.closed(),
         }
     }
 
@@ -191,6 +223,15 @@ impl<S, R> PlaceChannel<S, R> {
 
     pub(crate) fn receiver(&self) -> &Receiver<R> {
         &self.rx
+    }
+
+    /// The error for a disconnected channel: [`ChannelError::Lost`] when the network layer said
+    /// why, [`ChannelError::Closed`] otherwise.
+    pub(crate) fn closed(&self) -> ChannelError {
+        match self.closed_reason.as_ref().and_then(|r| r.get()) {
+            Some(reason) => ChannelError::Lost(reason.clone()),
+            None => ChannelError::Closed,
+        }
     }
 
     /// `get` for a place thread: spin a little, then block on the message, the kill signal and
@@ -209,7 +250,7 @@ impl<S, R> PlaceChannel<S, R> {
         loop {
             match self.rx.try_recv() {
                 Ok(v) => return Ok(v),
-                Err(TryRecvError::Disconnected) => return Err(ChannelError::Closed),
+                Err(TryRecvError::Disconnected) => return Err(self.closed()),
                 Err(TryRecvError::Empty) if backoff.is_completed() => break,
                 Err(TryRecvError::Empty) => backoff.snooze(),
             }
@@ -227,7 +268,7 @@ impl<S, R> PlaceChannel<S, R> {
             },
         };
         match op.index() {
-            i if i == msg => op.recv(&self.rx).map_err(|_| ChannelError::Closed),
+            i if i == msg => op.recv(&self.rx).map_err(|_| self.closed()),
             i if i == kill => {
                 let _ = op.recv(&ctx.kill);
                 context::unwind_killed()
@@ -241,12 +282,104 @@ impl<S, R> PlaceChannel<S, R> {
     }
 }
 
+/// Where the frames of channels that cross to another node are written: implemented by the network
+/// layer's connections.
+pub trait FrameSink: Send + Sync {
+    /// Writes one message for channel `id` to the other node.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Lost`] (naming the node) when the connection is gone.
+    fn send_data(&self, id: u64, bytes: Vec<u8>) -> Result<(), ChannelError>;
+
+    /// Tells the other node that this end of channel `id` is gone.
+    fn close(&self, id: u64);
+}
+
+/// The receiving half of a channel fed by the network: the connection's reader hands it each
+/// message for the channel.
+pub trait Inbound: Send + Sync {
+    /// Decodes one message and queues it for the channel's `get`.
+    ///
+    /// # Errors
+    ///
+    /// The codec's error when the bytes do not decode; nothing is queued then.
+    fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError>;
+
+    /// Closes the channel: a `get` fails once the queued messages are taken, with
+    /// [`ChannelError::Lost`] carrying `reason` when there is one.
+    fn close(&self, reason: Option<String>);
+}
+
+struct InboundChannel<R> {
+    tx: Mutex<Option<Sender<R>>>,
+    waker: Arc<AtomicWaker>,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl<R: Message> Inbound for InboundChannel<R> {
+    fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
+        let value: R = crate::codec::decode(bytes)?;
+        let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = guard.as_ref() {
+            // A receiver that is gone has no use for the message.
+            let _ = tx.send(value);
+        }
+        drop(guard);
+        self.waker.wake();
+        Ok(())
+    }
+
+    fn close(&self, reason: Option<String>) {
+        if let Some(reason) = reason {
+            let _ = self.reason.set(reason);
+        }
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.waker.wake();
+    }
+}
+
+/// A channel end whose peer is on another node: `put` encodes and writes a frame for `id` to
+/// `sink`; the returned [`Inbound`] is where the connection delivers the peer's messages.
+pub fn remote_channel<S: Message, R: Message>(
+    sink: Arc<dyn FrameSink>,
+    id: u64,
+) -> (PlaceChannel<S, R>, Arc<dyn Inbound>) {
+    let (tx, rx) = crossbeam_channel::unbounded::<R>();
+    let waker = Arc::new(AtomicWaker::new());
+    let reason = Arc::new(OnceLock::new());
+    let inbound: Arc<dyn Inbound> = Arc::new(InboundChannel {
+        tx: Mutex::new(Some(tx)),
+        waker: waker.clone(),
+        reason: reason.clone(),
+    });
+    let channel = PlaceChannel {
+        tx: ManuallyDrop::new(Tx::Remote {
+            sink,
+            id,
+            encode: |v: &S| crate::codec::encode(v),
+        }),
+        rx,
+        own_waker: waker,
+        closed_reason: Some(reason),
+    };
+    (channel, inbound)
+}
+
 impl<S, R> Drop for PlaceChannel<S, R> {
     fn drop(&mut self) {
         // SAFETY: `tx` is never used again: this is the channel's destructor.
-        unsafe { ManuallyDrop::drop(&mut self.tx) };
-        // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
-        self.peer_waker.wake();
+        match unsafe { ManuallyDrop::take(&mut self.tx) } {
+            Tx::Local { sender, peer_waker } => {
+                drop(sender);
+                // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
+                peer_waker.wake();
+            }
+            Tx::Remote { sink, id, .. } => sink.close(id),
+        }
     }
 }
 
@@ -265,6 +398,7 @@ impl<S, R> fmt::Debug for PlaceChannel<S, R> {
 pub struct Recv<'a, R> {
     rx: &'a Receiver<R>,
     waker: &'a AtomicWaker,
+    closed: ChannelError,
 }
 
 impl<R> Future for Recv<'_, R> {
@@ -273,7 +407,7 @@ impl<R> Future for Recv<'_, R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let try_once = |rx: &Receiver<R>| match rx.try_recv() {
             Ok(v) => Some(Ok(v)),
-            Err(TryRecvError::Disconnected) => Some(Err(ChannelError::Closed)),
+            Err(TryRecvError::Disconnected) => Some(Err(self.closed.clone())),
             Err(TryRecvError::Empty) => None,
         };
         if let Some(done) = try_once(self.rx) {

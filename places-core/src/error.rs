@@ -23,6 +23,13 @@ pub enum ChannelError {
     /// while it waited; the message, if one comes, stays in the channel.
     #[error("the place was sent a break while waiting for a message")]
     Break,
+    /// The channel's peer was on another node that is gone or unreachable; the text says which
+    /// node and what happened.
+    #[error("place channel lost: {0}")]
+    Lost(String),
+    /// The message could not be encoded for another node (the text says why); nothing was sent.
+    #[error("message could not be sent to another node: {0}")]
+    Unsendable(String),
 }
 
 /// Why a place could not be started.

@@ -30,13 +30,13 @@ mod registry;
 mod select;
 mod shared;
 
-pub use channel::{place_channel, PlaceChannel, Recv};
+pub use channel::{place_channel, remote_channel, FrameSink, Inbound, PlaceChannel, Recv};
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
 pub use error::{ChannelError, CodecError, SpawnError};
 pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
-pub use place::{dynamic_place, DeadEvt, Place};
+pub use place::{dynamic_place, DeadEvt, Place, PlaceHandle};
 pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
 pub use select::{Select, SelectedEvent};
 pub use shared::{SharedBytes, SharedF64s, SharedI64s};

@@ -159,6 +159,17 @@ pub(crate) fn start<S, R>(
     thunk: EntryThunk,
     name: &str,
 ) -> Result<Place<S, R>, SpawnError> {
+    let PlaceHandle { control } = start_handle(thunk, name, None)?;
+    Ok(Place { channel, control })
+}
+
+/// Starts a place thread running `thunk`; `on_finish` runs on that thread with the completion
+/// value after the place has ended.
+pub(crate) fn start_handle(
+    thunk: EntryThunk,
+    name: &str,
+    on_finish: Option<Box<dyn FnOnce(i32) + Send>>,
+) -> Result<PlaceHandle, SpawnError> {
     let (kill_tx, kill_rx) = crossbeam_channel::bounded::<Never>(0);
     let (break_tx, break_rx) = crossbeam_channel::unbounded::<()>();
     let (dead_tx, dead_rx) = crossbeam_channel::bounded::<Never>(0);
@@ -181,16 +192,58 @@ pub(crate) fn start<S, R>(
     let thread_control = control.clone();
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || run(thunk, ctx, &thread_control))
+        .spawn(move || {
+            let code = run(thunk, ctx, &thread_control);
+            if let Some(f) = on_finish {
+                f(code);
+            }
+        })
         .map_err(|source| SpawnError::Thread {
             key: name.to_owned(),
             source,
         })?;
-    Ok(Place { channel, control })
+    Ok(PlaceHandle { control })
 }
 
-/// The body of every place thread.
-fn run(thunk: EntryThunk, ctx: PlaceContext, control: &Control) {
+/// A place without its channel: what a runtime that talks to the place some other way (the
+/// network router) keeps to kill it and learn its completion value.
+pub struct PlaceHandle {
+    control: Arc<Control>,
+}
+
+impl PlaceHandle {
+    /// See [`Place::wait`].
+    pub fn wait(&self) -> i32 {
+        let _ = self.control.dead_rx.recv();
+        self.control.completion().unwrap_or(1)
+    }
+
+    /// See [`Place::completion`].
+    pub fn completion(&self) -> Option<i32> {
+        self.control.completion()
+    }
+
+    /// See [`Place::kill`].
+    pub fn kill(&self) {
+        self.control.kill();
+    }
+
+    /// See [`Place::break_place`].
+    pub fn break_place(&self) {
+        let _ = self.control.break_tx.send(());
+    }
+}
+
+impl fmt::Debug for PlaceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlaceHandle")
+            .field("completion", &self.completion())
+            .finish()
+    }
+}
+
+/// The body of every place thread; returns the completion value.
+fn run(thunk: EntryThunk, ctx: PlaceContext, control: &Control) -> i32 {
     context::install(ctx);
     let outcome = panic::catch_unwind(AssertUnwindSafe(thunk));
     context::uninstall();
@@ -203,6 +256,7 @@ fn run(thunk: EntryThunk, ctx: PlaceContext, control: &Control) {
         },
     };
     control.finish(code);
+    code
 }
 
 /// What the creator and the place thread share about the place's life.
@@ -241,6 +295,14 @@ impl Control {
     fn completion(&self) -> Option<i32> {
         self.state().completion
     }
+
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        let mut state = self.state();
+        state.kill_tx = None;
+        drop(state);
+        self.finish(1);
+    }
 }
 
 impl<S, R> Place<S, R> {
@@ -277,11 +339,7 @@ impl<S, R> Place<S, R> {
     /// operation or [`check_break`](crate::check_break); one that is blocked in a `get` or a
     /// select unwinds immediately.
     pub fn kill(&self) {
-        self.control.killed.store(true, Ordering::Relaxed);
-        let mut state = self.control.state();
-        state.kill_tx = None;
-        drop(state);
-        self.control.finish(1);
+        self.control.kill();
     }
 
     /// Sends the place a break (Racket's `place-break`): a `get` it is blocked in (or its next

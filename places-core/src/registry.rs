@@ -5,11 +5,12 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use crate::channel::PlaceChannel;
+use crate::channel::{remote_channel, FrameSink, Inbound, PlaceChannel};
 use crate::error::SpawnError;
 use crate::message::Message;
+use crate::place::PlaceHandle;
 
 /// The key a place entry is registered under: the module path of its definition and its name.
 ///
@@ -102,7 +103,19 @@ pub struct Entry {
     line: u32,
     receives: TypeInfo,
     sends: TypeInfo,
+    make_remote: MakeRemoteFn,
     prepare: PrepareFn,
+}
+
+/// Makes the place's end of a channel whose peer is on another node, for an entry's types.
+pub type MakeRemoteFn = fn(Arc<dyn FrameSink>, u64) -> (ErasedChannel, Arc<dyn Inbound>);
+
+fn make_remote<A: Message, B: Message>(
+    sink: Arc<dyn FrameSink>,
+    id: u64,
+) -> (ErasedChannel, Arc<dyn Inbound>) {
+    let (ch, inbound) = remote_channel::<A, B>(sink, id);
+    (Box::new(ch), inbound)
 }
 
 impl Entry {
@@ -121,6 +134,7 @@ impl Entry {
             line,
             receives: types.receives,
             sends: types.sends,
+            make_remote: types.make_remote,
             prepare,
         }
     }
@@ -148,6 +162,32 @@ impl Entry {
     pub(crate) fn prepare(&self, ch: ErasedChannel) -> Result<EntryThunk, ErasedChannel> {
         (self.prepare)(ch)
     }
+
+    /// Starts the entry in a new place whose channel's peer is on another node: the place's
+    /// `put`s are written to `sink` as frames of channel `id`, and the returned [`Inbound`] takes
+    /// the peer's messages. `on_finish` runs on the place's thread with its completion value.
+    /// Used by the network layer's router.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Thread`] if the operating system cannot start another thread.
+    pub fn spawn_remote(
+        &self,
+        sink: Arc<dyn FrameSink>,
+        id: u64,
+        on_finish: Box<dyn FnOnce(i32) + Send>,
+    ) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError> {
+        let (erased, inbound) = (self.make_remote)(sink, id);
+        let thunk = self.prepare(erased).map_err(|_| SpawnError::TypeMismatch {
+            key: self.key.to_string(),
+            entry_receives: self.receives.name(),
+            entry_sends: self.sends.name(),
+            asked_receives: self.receives.name(),
+            asked_sends: self.sends.name(),
+        })?;
+        let handle = crate::place::start_handle(thunk, &self.key.to_string(), Some(on_finish))?;
+        Ok((handle, inbound))
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -167,6 +207,7 @@ impl fmt::Debug for Entry {
 pub struct EntryTypes {
     receives: TypeInfo,
     sends: TypeInfo,
+    make_remote: MakeRemoteFn,
 }
 
 impl EntryTypes {
@@ -176,6 +217,7 @@ impl EntryTypes {
         Self {
             receives: TypeInfo::of::<B>(),
             sends: TypeInfo::of::<A>(),
+            make_remote: make_remote::<A, B>,
         }
     }
 }

@@ -61,8 +61,14 @@ mod tests {
     #[test]
     fn derives_through_the_reexport() {
         let out = super::message(quote!(), quote! { enum Job { Run(u32), Done } }).to_string();
-        assert!(out.contains(":: places :: __private :: serde :: Serialize"), "{out}");
-        assert!(out.contains("crate = \"::places::__private::serde\""), "{out}");
+        assert!(
+            out.contains(":: places :: __private :: serde :: Serialize"),
+            "{out}"
+        );
+        assert!(
+            out.contains("crate = \"::places::__private::serde\""),
+            "{out}"
+        );
     }
 
     #[test]
@@ -70,6 +76,9 @@ mod tests {
         let out = super::message(quote!(), quote! { fn f() {} }).to_string();
         assert!(out.contains("goes on a struct or an enum"), "{out}");
         let out = super::message(quote!(serde), quote! { struct S; }).to_string();
-        assert!(out.contains("unknown `#[places::message]` argument"), "{out}");
+        assert!(
+            out.contains("unknown `#[places::message]` argument"),
+            "{out}"
+        );
     }
 }

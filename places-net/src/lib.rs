@@ -1,5 +1,20 @@
-//! **Nodes, launchers, the message router and remote places for `places`.**
+//! **Nodes, the wire protocol and remote places for `places`.**
 //!
-//! This crate is the home of the distributed half of the project (remote nodes over TCP and ssh,
-//! named places, supervision). It is an empty placeholder in this release: everything it will
-//! provide is tracked as an open issue, and nothing here is part of the public API yet.
+//! A node is this same executable started in node mode: [`create_place_node`] starts one (on
+//! `localhost` for now), connects, and runs an authenticated handshake; [`RemoteNode::dynamic_place`]
+//! starts a registered entry there and returns a [`RemotePlace`] whose channel works like a local
+//! place's. Everything users need is re-exported by the `places` crate.
+
+mod connection;
+mod error;
+pub mod handshake;
+mod node;
+mod remote;
+pub mod wire;
+
+pub use error::NetError;
+pub use handshake::Cookie;
+pub use node::{run_if_requested, LISTEN_ENV, NODE_ENV, READY_LINE};
+pub use remote::{
+    cluster_cookie, create_place_node, NodeOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+};

@@ -1,0 +1,224 @@
+//! One authenticated connection between two nodes: frames out under a lock (the calling thread
+//! writes its own frame, no hand-off), frames in on one reader thread that delivers each message
+//! straight into its channel's queue.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use places_core::{ChannelError, FrameSink, Inbound};
+
+use crate::wire::{encode_frame, read_frame, Frame, Kind, WireError};
+
+/// What a connection does with the frames that are not channel data.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// Handles one frame; an error closes the connection with that reason.
+    fn frame(&self, conn: &Arc<Connection>, frame: Frame) -> Result<(), String>;
+    /// The connection is gone; every channel on it has already been closed.
+    fn lost(&self, conn: &Arc<Connection>, reason: &str);
+}
+
+enum Slot {
+    Open(Arc<dyn Inbound>),
+    /// Closed here; data the peer sent before it learned so is dropped quietly.
+    Closed,
+}
+
+struct State {
+    channels: HashMap<u64, Slot>,
+    /// The highest channel id in use on this connection: data for a higher id is bad input.
+    max_id: u64,
+    lost: Option<String>,
+}
+
+/// A connection to a peer node (either direction).
+pub(crate) struct Connection {
+    peer: String,
+    writer: Mutex<TcpStream>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    started: Instant,
+    /// Milliseconds since `started` when the last frame arrived.
+    last_seen: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Connection {
+    pub(crate) fn new(peer: String, writer: TcpStream) -> Arc<Connection> {
+        Arc::new(Connection {
+            peer,
+            writer: Mutex::new(writer),
+            state: Mutex::new(State {
+                channels: HashMap::new(),
+                max_id: 0,
+                lost: None,
+            }),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            last_seen: AtomicU64::new(0),
+        })
+    }
+
+    /// The peer's name, for errors.
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Why the connection is gone, if it is.
+    pub(crate) fn lost_reason(&self) -> Option<String> {
+        lock(&self.state).lost.clone()
+    }
+
+    /// A fresh channel id (ids are allocated by the side that spawns).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the last frame arrived.
+    pub(crate) fn silent_for_ms(&self) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Registers the receiving half of channel `id`.
+    pub(crate) fn register(&self, id: u64, inbound: Arc<dyn Inbound>) {
+        let mut st = lock(&self.state);
+        st.max_id = st.max_id.max(id);
+        if let Some(reason) = &st.lost {
+            inbound.close(Some(self.lost_message(reason)));
+        }
+        st.channels.insert(id, Slot::Open(inbound));
+    }
+
+    /// Whether `id` was ever registered here.
+    pub(crate) fn known(&self, id: u64) -> bool {
+        id != 0 && id <= lock(&self.state).max_id
+    }
+
+    fn lost_message(&self, reason: &str) -> String {
+        format!("node `{}` is gone: {reason}", self.peer)
+    }
+
+    /// Writes one frame.
+    pub(crate) fn send(&self, kind: Kind, id: u64, payload: &[u8]) -> Result<(), String> {
+        if let Some(reason) = self.lost_reason() {
+            return Err(self.lost_message(&reason));
+        }
+        let buf = encode_frame(kind, id, payload);
+        let result = lock(&self.writer).write_all(&buf);
+        result.map_err(|e| {
+            let reason = format!("write failed: {e}");
+            self.fail(&reason);
+            self.lost_message(&reason)
+        })
+    }
+
+    /// Ends the connection: the reader sees the end and closes every channel with `reason`.
+    pub(crate) fn fail(&self, reason: &str) {
+        {
+            let mut st = lock(&self.state);
+            if st.lost.is_none() {
+                st.lost = Some(reason.to_owned());
+            }
+        }
+        let _ = lock(&self.writer).shutdown(Shutdown::Both);
+    }
+
+    /// Closes every channel, naming the peer and `reason`.
+    fn close_all(&self, reason: &str) {
+        let slots: Vec<Slot> = {
+            let mut st = lock(&self.state);
+            if st.lost.is_none() {
+                st.lost = Some(reason.to_owned());
+            }
+            st.channels.drain().map(|(_, s)| s).collect()
+        };
+        let message = self.lost_message(&lock(&self.state).lost.clone().unwrap_or_default());
+        for slot in slots {
+            if let Slot::Open(inbound) = slot {
+                inbound.close(Some(message.clone()));
+            }
+        }
+    }
+
+    /// The peer closed its end of channel `id`.
+    fn remote_close(&self, id: u64) {
+        let slot = lock(&self.state).channels.insert(id, Slot::Closed);
+        if let Some(Slot::Open(inbound)) = slot {
+            inbound.close(None);
+        }
+    }
+
+    /// Delivers a message to channel `id`.
+    fn deliver(&self, id: u64, payload: &[u8]) -> Result<(), String> {
+        let inbound = {
+            let st = lock(&self.state);
+            match st.channels.get(&id) {
+                Some(Slot::Open(i)) => Some(i.clone()),
+                Some(Slot::Closed) => None,
+                None if id != 0 && id <= st.max_id => None,
+                None => return Err(format!("data for unknown channel {id}")),
+            }
+        };
+        match inbound {
+            Some(i) => i
+                .deliver(payload)
+                .map_err(|e| format!("undecodable message on channel {id}: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads frames until the connection ends; runs on the connection's reader thread.
+    pub(crate) fn read_loop(
+        self: &Arc<Self>,
+        mut reader: TcpStream,
+        max_frame: u32,
+        handler: &dyn Handler,
+    ) {
+        let reason = loop {
+            match read_frame(&mut reader, max_frame) {
+                Ok(frame) => {
+                    let now = self.started.elapsed().as_millis() as u64;
+                    self.last_seen.store(now, Ordering::Relaxed);
+                    let outcome = match frame.kind {
+                        Kind::Data => self.deliver(frame.channel, &frame.payload),
+                        Kind::Close => {
+                            self.remote_close(frame.channel);
+                            Ok(())
+                        }
+                        _ => handler.frame(self, frame),
+                    };
+                    if let Err(reason) = outcome {
+                        break reason;
+                    }
+                }
+                Err(WireError::Closed) => break "connection closed".to_owned(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        // A reason recorded by `fail` (missed heartbeats, a failed write) says more than the
+        // end of stream it caused.
+        let reason = self.lost_reason().unwrap_or(reason);
+        self.fail(&reason);
+        self.close_all(&reason);
+        handler.lost(self, &reason);
+    }
+}
+
+impl FrameSink for Connection {
+    fn send_data(&self, id: u64, bytes: Vec<u8>) -> Result<(), ChannelError> {
+        self.send(Kind::Data, id, &bytes)
+            .map_err(ChannelError::Lost)
+    }
+
+    fn close(&self, id: u64) {
+        lock(&self.state).channels.insert(id, Slot::Closed);
+        let _ = self.send(Kind::Close, id, &[]);
+    }
+}

@@ -1,0 +1,380 @@
+//! The handshake every connection runs before anything else: magic and version, registry
+//! fingerprint, and a mutual challenge-response on the cluster cookie (HMAC-SHA256).
+//!
+//! ```text
+//! client -> node   MAGIC (8 bytes), protocol version (1 byte)
+//! node -> client   Challenge { node nonce, node's registry fingerprint }   (or Refuse)
+//! client -> node   Proof { client nonce, HMAC(cookie, "client" | node nonce | client nonce) }
+//! node -> client   Welcome { HMAC(cookie, "node" | client nonce | node nonce) }  (or Refuse)
+//! ```
+//!
+//! Neither side learns anything it can replay, and a node refuses every frame before the proof.
+
+use std::fmt;
+use std::io::{Read, Write};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::NetError;
+use crate::wire::{read_frame, write_frame, Kind, WireError, PROTOCOL_VERSION};
+
+/// The first bytes a places client sends.
+pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
+
+/// The largest handshake frame either side accepts.
+const MAX_HANDSHAKE_FRAME: u32 = 1 << 20;
+
+/// The shared secret of a cluster. Nodes started by this program get it on their stdin.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cookie([u8; 32]);
+
+impl Cookie {
+    /// A fresh random cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Random`] if the operating system has no randomness to give.
+    pub fn random() -> Result<Cookie, NetError> {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).map_err(|e| NetError::Random(e.to_string()))?;
+        Ok(Cookie(b))
+    }
+
+    /// The cookie as 64 hex digits (how it travels on a node's stdin).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads 64 hex digits.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::BadCookie`] for anything else.
+    pub fn from_hex(s: &str) -> Result<Cookie, NetError> {
+        let s = s.trim();
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NetError::BadCookie);
+        }
+        let mut b = [0u8; 32];
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let hex = std::str::from_utf8(chunk).map_err(|_| NetError::BadCookie)?;
+            b[i] = u8::from_str_radix(hex, 16).map_err(|_| NetError::BadCookie)?;
+        }
+        Ok(Cookie(b))
+    }
+
+    fn mac(&self, role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length; 32 bytes cannot fail.
+        let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        mac.update(role);
+        mac.update(first);
+        mac.update(second);
+        mac
+    }
+}
+
+impl fmt::Debug for Cookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Cookie(..)")
+    }
+}
+
+/// One registered entry as the handshake compares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntrySig {
+    /// `module::name`.
+    pub key: String,
+    /// What the entry receives.
+    pub receives: String,
+    /// What the entry sends.
+    pub sends: String,
+}
+
+/// This executable's registry, as compared in the handshake.
+pub fn fingerprint() -> Vec<EntrySig> {
+    let mut sigs: Vec<EntrySig> = places_core::entries()
+        .into_iter()
+        .map(|e| EntrySig {
+            key: e.key().to_string(),
+            receives: e.receives().name().to_owned(),
+            sends: e.sends().name().to_owned(),
+        })
+        .collect();
+    sigs.sort();
+    sigs
+}
+
+/// What differs between two fingerprints, readably, or `None` when they agree.
+pub fn compare(mine: &[EntrySig], theirs: &[EntrySig]) -> Option<String> {
+    if mine == theirs {
+        return None;
+    }
+    let find = |list: &[EntrySig], key: &str| list.iter().find(|e| e.key == key).cloned();
+    let mut parts = Vec::new();
+    let only_theirs: Vec<&str> = theirs
+        .iter()
+        .filter(|e| find(mine, &e.key).is_none())
+        .map(|e| e.key.as_str())
+        .collect();
+    let only_mine: Vec<&str> = mine
+        .iter()
+        .filter(|e| find(theirs, &e.key).is_none())
+        .map(|e| e.key.as_str())
+        .collect();
+    if !only_theirs.is_empty() {
+        parts.push(format!("only the node has {}", only_theirs.join(", ")));
+    }
+    if !only_mine.is_empty() {
+        parts.push(format!("only this program has {}", only_mine.join(", ")));
+    }
+    for m in mine {
+        if let Some(t) = find(theirs, &m.key) {
+            if t != *m {
+                parts.push(format!(
+                    "`{}` receives `{}` and sends `{}` here but receives `{}` and sends `{}` on the node",
+                    m.key, m.receives, m.sends, t.receives, t.sends
+                ));
+            }
+        }
+    }
+    Some(parts.join("; "))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Challenge {
+    nonce: [u8; 32],
+    fingerprint: Vec<EntrySig>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Proof {
+    nonce: [u8; 32],
+    mac: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Welcome {
+    mac: Vec<u8>,
+}
+
+fn nonce() -> Result<[u8; 32], NetError> {
+    let mut n = [0u8; 32];
+    getrandom::fill(&mut n).map_err(|e| NetError::Random(e.to_string()))?;
+    Ok(n)
+}
+
+fn expect(
+    frame: Result<crate::wire::Frame, WireError>,
+    kind: Kind,
+    step: &str,
+) -> Result<Vec<u8>, NetError> {
+    let f = frame.map_err(|e| NetError::Handshake(format!("{step}: {e}")))?;
+    if f.kind == Kind::Refuse {
+        return Err(NetError::Refused(
+            String::from_utf8_lossy(&f.payload).into_owned(),
+        ));
+    }
+    if f.kind != kind {
+        return Err(NetError::Handshake(format!(
+            "{step}: expected a {kind:?} frame, got {:?}",
+            f.kind
+        )));
+    }
+    Ok(f.payload)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], step: &str) -> Result<T, NetError> {
+    places_core::codec::decode(bytes).map_err(|e| NetError::Handshake(format!("{step}: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, NetError> {
+    places_core::codec::encode(v).map_err(|e| NetError::Handshake(e.to_string()))
+}
+
+/// Runs the client side on a fresh connection.
+///
+/// # Errors
+///
+/// [`NetError::Refused`] with the node's reason, [`NetError::Registry`] when the two executables
+/// register different entries, [`NetError::Handshake`] for anything else that is wrong.
+pub fn client<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetError> {
+    let mut hello = MAGIC.to_vec();
+    hello.push(PROTOCOL_VERSION);
+    stream
+        .write_all(&hello)
+        .map_err(|e| NetError::Handshake(format!("sending hello: {e}")))?;
+    let challenge: Challenge = decode(
+        &expect(
+            read_frame(stream, MAX_HANDSHAKE_FRAME),
+            Kind::Challenge,
+            "reading the challenge",
+        )?,
+        "reading the challenge",
+    )?;
+    if let Some(diff) = compare(&fingerprint(), &challenge.fingerprint) {
+        let _ = write_frame(
+            stream,
+            Kind::Refuse,
+            0,
+            format!("registry mismatch: {diff}").as_bytes(),
+        );
+        return Err(NetError::Registry(diff));
+    }
+    let my_nonce = nonce()?;
+    let mac = cookie
+        .mac(b"client", &challenge.nonce, &my_nonce)
+        .finalize()
+        .into_bytes()
+        .to_vec();
+    let proof = encode(&Proof {
+        nonce: my_nonce,
+        mac,
+    })?;
+    write_frame(stream, Kind::Proof, 0, &proof)
+        .map_err(|e| NetError::Handshake(format!("sending the proof: {e}")))?;
+    let welcome: Welcome = decode(
+        &expect(
+            read_frame(stream, MAX_HANDSHAKE_FRAME),
+            Kind::Welcome,
+            "reading the welcome",
+        )?,
+        "reading the welcome",
+    )?;
+    cookie
+        .mac(b"node", &my_nonce, &challenge.nonce)
+        .verify_slice(&welcome.mac)
+        .map_err(|_| NetError::Handshake("the node does not know the cluster cookie".into()))
+}
+
+/// Runs the node side on a fresh connection. On failure the peer has been sent a refusal where
+/// possible, and the caller should close the connection.
+///
+/// # Errors
+///
+/// [`NetError::Handshake`] or [`NetError::Refused`] saying what the peer did wrong.
+pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetError> {
+    let mut hello = [0u8; 9];
+    stream
+        .read_exact(&mut hello)
+        .map_err(|e| NetError::Handshake(format!("reading the hello: {e}")))?;
+    if &hello[..8] != MAGIC {
+        return Err(NetError::Handshake(
+            "the peer is not a places client (bad magic)".into(),
+        ));
+    }
+    if hello[8] != PROTOCOL_VERSION {
+        let why = format!(
+            "protocol version {} requested, this node speaks {PROTOCOL_VERSION}",
+            hello[8]
+        );
+        let _ = write_frame(stream, Kind::Refuse, 0, why.as_bytes());
+        return Err(NetError::Handshake(why));
+    }
+    let my_nonce = nonce()?;
+    let challenge = encode(&Challenge {
+        nonce: my_nonce,
+        fingerprint: fingerprint(),
+    })?;
+    write_frame(stream, Kind::Challenge, 0, &challenge)
+        .map_err(|e| NetError::Handshake(format!("sending the challenge: {e}")))?;
+    let proof: Proof = decode(
+        &expect(
+            read_frame(stream, MAX_HANDSHAKE_FRAME),
+            Kind::Proof,
+            "reading the proof",
+        )?,
+        "reading the proof",
+    )?;
+    if cookie
+        .mac(b"client", &my_nonce, &proof.nonce)
+        .verify_slice(&proof.mac)
+        .is_err()
+    {
+        let _ = write_frame(stream, Kind::Refuse, 0, b"wrong cluster cookie");
+        return Err(NetError::Handshake(
+            "the peer does not know the cluster cookie".into(),
+        ));
+    }
+    let mac = cookie
+        .mac(b"node", &proof.nonce, &my_nonce)
+        .finalize()
+        .into_bytes()
+        .to_vec();
+    let welcome = encode(&Welcome { mac })?;
+    write_frame(stream, Kind::Welcome, 0, &welcome)
+        .map_err(|e| NetError::Handshake(format!("sending the welcome: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    fn pair(
+        node_cookie: Cookie,
+        client_cookie: Cookie,
+    ) -> (Result<(), NetError>, Result<(), NetError>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            node(&mut s, &node_cookie)
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        let client_result = client(&mut c, &client_cookie);
+        drop(c);
+        (client_result, t.join().unwrap())
+    }
+
+    #[test]
+    fn matching_cookies_shake_hands() {
+        let cookie = Cookie::random().unwrap();
+        let (c, n) = pair(cookie.clone(), cookie);
+        c.unwrap();
+        n.unwrap();
+    }
+
+    #[test]
+    fn a_wrong_cookie_is_refused_on_both_sides() {
+        let (c, n) = pair(Cookie::random().unwrap(), Cookie::random().unwrap());
+        assert!(
+            matches!(c, Err(NetError::Refused(ref why)) if why.contains("cookie")),
+            "{c:?}"
+        );
+        assert!(
+            matches!(n, Err(NetError::Handshake(ref why)) if why.contains("cookie")),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn cookies_round_trip_through_hex() {
+        let c = Cookie::random().unwrap();
+        assert_eq!(Cookie::from_hex(&c.to_hex()).unwrap(), c);
+        assert!(Cookie::from_hex("nothex").is_err());
+        assert_eq!(format!("{c:?}"), "Cookie(..)");
+    }
+
+    #[test]
+    fn fingerprint_differences_are_spelled_out() {
+        let e = |k: &str, r: &str| EntrySig {
+            key: k.into(),
+            receives: r.into(),
+            sends: "()".into(),
+        };
+        assert_eq!(compare(&[e("a::x", "u8")], &[e("a::x", "u8")]), None);
+        let d = compare(
+            &[e("a::x", "u8"), e("a::y", "u8")],
+            &[e("a::x", "u16"), e("a::z", "u8")],
+        )
+        .unwrap();
+        assert!(d.contains("only the node has a::z"), "{d}");
+        assert!(d.contains("only this program has a::y"), "{d}");
+        assert!(d.contains("`a::x` receives `u8`"), "{d}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Node mode: the same executable, started with `PLACES_NODE` set, serves as a node. It reads the
+//! cluster cookie from stdin (never argv), listens on loopback (or the address it is given),
+//! reports readiness on stdout, and runs the message router: one thread per authenticated
+//! connection, spawning registered entries on request and carrying their channels' frames.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use places_core::{FrameSink, PlaceHandle};
+use serde::{Deserialize, Serialize};
+
+use crate::connection::{Connection, Handler};
+use crate::error::NetError;
+use crate::handshake::{self, Cookie};
+use crate::wire::{Frame, Kind, DEFAULT_MAX_FRAME};
+
+/// Set to run the executable as a node.
+pub const NODE_ENV: &str = places_core::NODE_MODE_ENV;
+
+/// The address a node listens on (default `127.0.0.1:0`, any free loopback port).
+pub const LISTEN_ENV: &str = "PLACES_NODE_LISTEN";
+
+/// The line a node prints on stdout once it listens, followed by its address.
+pub const READY_LINE: &str = "places-node ready ";
+
+/// The line a node prints on stdout when it cannot start, followed by the reason.
+pub const FAILED_LINE: &str = "places-node failed ";
+
+/// How long a new connection has to finish the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a `Spawn` frame asks for.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SpawnRequest {
+    pub(crate) module: String,
+    pub(crate) name: String,
+    pub(crate) receives: String,
+    pub(crate) sends: String,
+}
+
+/// If this process was started as a node, serves as one and exits; otherwise returns at once.
+///
+/// `places::init()` and `#[places::main]` call this first. A test binary can serve as a node by
+/// calling it from a test that the launcher selects (see
+/// [`NodeOptions::exe_args`](crate::NodeOptions::exe_args)).
+pub fn run_if_requested() {
+    if std::env::var_os(NODE_ENV).is_none() {
+        return;
+    }
+    let code = match serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("{FAILED_LINE}{e}");
+            let _ = std::io::stdout().flush();
+            3
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve() -> Result<(), NetError> {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| NetError::Handshake(format!("reading the cookie from stdin: {e}")))?;
+    let cookie = Cookie::from_hex(&line)?;
+    let addr = std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned());
+    let listener = TcpListener::bind(&addr).map_err(|source| NetError::Listen {
+        addr: addr.clone(),
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| NetError::Listen { addr, source })?;
+    println!("{READY_LINE}{local}");
+    let _ = std::io::stdout().flush();
+
+    // The node lives as long as its creator: the creator holds our stdin, and its end (exit,
+    // crash, or dropping the node handle) closes it.
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => std::process::exit(0),
+                Ok(_) => {}
+            }
+        }
+    });
+
+    let cookie = Arc::new(cookie);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let cookie = cookie.clone();
+        std::thread::spawn(move || serve_connection(stream, &cookie));
+    }
+    Ok(())
+}
+
+fn serve_connection(mut stream: TcpStream, cookie: &Cookie) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown peer".to_owned(), |a: SocketAddr| a.to_string());
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    if let Err(e) = handshake::node(&mut stream, cookie) {
+        eprintln!("places-node: refused connection from {peer}: {e}");
+        return;
+    }
+    let _ = stream.set_read_timeout(None);
+    let Ok(writer) = stream.try_clone() else {
+        return;
+    };
+    let conn = Connection::new(peer.clone(), writer);
+    let router = Router {
+        places: Mutex::new(HashMap::new()),
+    };
+    conn.read_loop(stream, DEFAULT_MAX_FRAME, &router);
+}
+
+/// The node side of one connection: the places it spawned for that peer.
+struct Router {
+    places: Mutex<HashMap<u64, PlaceHandle>>,
+}
+
+impl Router {
+    fn spawn(&self, conn: &Arc<Connection>, id: u64, req: SpawnRequest) -> Result<(), String> {
+        let entry = places_core::lookup(&req.module, &req.name).map_err(|e| e.to_string())?;
+        if entry.receives().name() != req.receives || entry.sends().name() != req.sends {
+            return Err(format!(
+                "place entry `{}` exchanges other messages than requested: the entry receives `{}` and sends `{}`, \
+                 but the caller asked for a place that receives `{}` and sends `{}`",
+                entry.key(),
+                entry.receives().name(),
+                entry.sends().name(),
+                req.receives,
+                req.sends
+            ));
+        }
+        let exit_conn = conn.clone();
+        let on_finish = Box::new(move |code: i32| {
+            let _ = exit_conn.send(Kind::Exit, id, &code.to_le_bytes());
+        });
+        let sink: Arc<dyn FrameSink> = conn.clone();
+        let (handle, inbound) = entry
+            .spawn_remote(sink, id, on_finish)
+            .map_err(|e| e.to_string())?;
+        conn.register(id, inbound);
+        self.places
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, handle);
+        Ok(())
+    }
+}
+
+impl Handler for Router {
+    fn frame(&self, conn: &Arc<Connection>, frame: Frame) -> Result<(), String> {
+        match frame.kind {
+            Kind::Spawn => {
+                if frame.channel == 0 || conn.known(frame.channel) {
+                    return Err(format!(
+                        "spawn on channel {} that is already in use",
+                        frame.channel
+                    ));
+                }
+                let req: SpawnRequest = places_core::codec::decode(&frame.payload)
+                    .map_err(|e| format!("undecodable spawn request: {e}"))?;
+                match self.spawn(conn, frame.channel, req) {
+                    Ok(()) => conn.send(Kind::SpawnOk, frame.channel, &[]),
+                    // Mark the id used, so the client's later frames for it are not "unknown".
+                    Err(reason) => {
+                        conn.register(frame.channel, Arc::new(Refused));
+                        conn.send(Kind::SpawnErr, frame.channel, reason.as_bytes())
+                    }
+                }
+            }
+            Kind::Kill => {
+                let places = self.places.lock().unwrap_or_else(PoisonError::into_inner);
+                match places.get(&frame.channel) {
+                    Some(p) => {
+                        p.kill();
+                        Ok(())
+                    }
+                    None => Err(format!("kill for unknown place {}", frame.channel)),
+                }
+            }
+            Kind::Ping => conn.send(Kind::Pong, 0, &[]),
+            Kind::Shutdown => std::process::exit(0),
+            other => Err(format!("unexpected {other:?} frame")),
+        }
+    }
+
+    fn lost(&self, _conn: &Arc<Connection>, _reason: &str) {
+        // The places of this connection see their channels close and end on their own.
+    }
+}
+
+/// The receiving half of a channel whose spawn failed: takes nothing.
+struct Refused;
+
+impl places_core::Inbound for Refused {
+    fn deliver(&self, _bytes: &[u8]) -> Result<(), places_core::CodecError> {
+        Ok(())
+    }
+
+    fn close(&self, _reason: Option<String>) {}
+}

@@ -1,0 +1,600 @@
+//! The creator's side: starting nodes, and remote places whose handles work like local ones.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use places_core::{FrameSink, Message, PlaceChannel};
+
+use crate::connection::{Connection, Handler};
+use crate::error::NetError;
+use crate::handshake::{self, Cookie};
+use crate::node::{SpawnRequest, FAILED_LINE, LISTEN_ENV, NODE_ENV, READY_LINE};
+use crate::wire::{Frame, Kind, DEFAULT_MAX_FRAME};
+
+/// The port Racket's nodes listen on by default (`DEFAULT-ROUTER-PORT`). Local nodes use any free
+/// port unless told otherwise, so two programs on one host never collide.
+pub const DEFAULT_ROUTER_PORT: u16 = 6344;
+
+/// The cluster cookie of this program: from `PLACES_COOKIE` (64 hex digits) if set, else random.
+///
+/// # Errors
+///
+/// [`NetError::BadCookie`] for a malformed `PLACES_COOKIE`, [`NetError::Random`] without randomness.
+pub fn cluster_cookie() -> Result<Cookie, NetError> {
+    static COOKIE: OnceLock<Cookie> = OnceLock::new();
+    if let Some(c) = COOKIE.get() {
+        return Ok(c.clone());
+    }
+    let c = match std::env::var("PLACES_COOKIE") {
+        Ok(hex) => Cookie::from_hex(&hex)?,
+        Err(_) => Cookie::random()?,
+    };
+    Ok(COOKIE.get_or_init(|| c).clone())
+}
+
+/// How to start and reach a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    listen_port: u16,
+    exe: Option<PathBuf>,
+    exe_args: Vec<String>,
+    connect_retries: u32,
+    retry_delay: Duration,
+    ready_timeout: Duration,
+    heartbeat: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            listen_port: 0,
+            exe: None,
+            exe_args: Vec::new(),
+            connect_retries: 5,
+            retry_delay: Duration::from_millis(100),
+            ready_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+}
+
+impl NodeOptions {
+    /// Default options: any free port, this executable, 5 connection tries 100 ms apart.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The port the node listens on; 0 (the default for local nodes) picks a free one.
+    pub fn listen_port(mut self, port: u16) -> Self {
+        self.listen_port = port;
+        self
+    }
+
+    /// The executable to start as the node (default: this program's own executable).
+    pub fn exe(mut self, path: impl Into<PathBuf>) -> Self {
+        self.exe = Some(path.into());
+        self
+    }
+
+    /// Arguments for the node's executable. A test binary serves as a node when these select a
+    /// test that calls `places::init()`: `["places_node", "--exact", "--nocapture"]`.
+    pub fn exe_args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.exe_args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How often, and how far apart, to try to connect once the node is ready (Racket's
+    /// `retry-times` and `delay`).
+    pub fn connect_retries(mut self, tries: u32, delay: Duration) -> Self {
+        self.connect_retries = tries.max(1);
+        self.retry_delay = delay;
+        self
+    }
+
+    /// How long the node has to report readiness (default 30 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Options for a node that is an integration-test binary: the launcher runs only the test
+    /// `test_name`, which must call `places::init()` (a no-op when the binary runs as tests).
+    ///
+    /// ```text
+    /// #[test]
+    /// fn places_node() {
+    ///     places::init().unwrap();
+    /// }
+    ///
+    /// let node = places::create_place_node("localhost", NodeOptions::for_test_binary("places_node"))?;
+    /// ```
+    pub fn for_test_binary(test_name: &str) -> Self {
+        Self::default().exe_args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+    }
+
+    /// How often to check the node is alive; after three silent intervals it counts as lost.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+}
+
+/// Starts a node on `host` and connects to it (Racket's `create-place-node`).
+///
+/// `localhost` starts this executable (or [`NodeOptions::exe`]) as a child process in node mode;
+/// the node listens on loopback and ends when this program ends or drops the node.
+///
+/// # Errors
+///
+/// A [`NetError`] that says what failed: the start, an early exit (with the node's reason), the
+/// readiness timeout, the connection, or the handshake.
+pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
+    if host != "localhost" && host != "127.0.0.1" {
+        return Err(NetError::UnsupportedHost(host.to_owned()));
+    }
+    let cookie = cluster_cookie()?;
+    let exe = match &opts.exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|source| NetError::Launch {
+            host: host.to_owned(),
+            exe: "the current executable".into(),
+            source,
+        })?,
+    };
+    let mut child = Command::new(&exe)
+        .args(&opts.exe_args)
+        .env(NODE_ENV, "1")
+        .env(LISTEN_ENV, format!("127.0.0.1:{}", opts.listen_port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| NetError::Launch {
+            host: host.to_owned(),
+            exe: exe.display().to_string(),
+            source,
+        })?;
+    let mut stdin = child.stdin.take();
+    if let Some(s) = stdin.as_mut() {
+        // The cookie goes on stdin, never on the command line where `ps` would show it.
+        let _ = writeln!(s, "{}", cookie.to_hex());
+        let _ = s.flush();
+    }
+    let ready = wait_ready(host, &mut child, opts.ready_timeout)?;
+    let stream = connect(&ready, &opts)?;
+    RemoteNode::handshake(host, ready, stream, &cookie, child, stdin, opts.heartbeat)
+}
+
+/// Reads the node's stdout until its readiness line, forwarding everything else to our stdout.
+fn wait_ready(host: &str, child: &mut Child, timeout: Duration) -> Result<String, NetError> {
+    let (tx, rx) = crossbeam_channel::bounded::<Result<String, String>>(1);
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut reported = false;
+            let mut stdout = std::io::stdout();
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                // Anywhere in the line: a test harness prints `test NAME ... ` without a
+                // newline before the node's first line.
+                if !reported {
+                    if let Some(at) = line.find(READY_LINE) {
+                        reported = true;
+                        let _ = tx.send(Ok(line[at + READY_LINE.len()..].trim().to_owned()));
+                        continue;
+                    }
+                    if let Some(at) = line.find(FAILED_LINE) {
+                        reported = true;
+                        let _ = tx.send(Err(line[at + FAILED_LINE.len()..].to_owned()));
+                        continue;
+                    }
+                }
+                // What the node's places print shows up here, as Racket's nodes' output does.
+                let _ = writeln!(stdout, "{line}");
+            }
+            if !reported {
+                let _ = tx.send(Err(String::new()));
+            }
+        });
+    }
+    let outcome = rx.recv_timeout(timeout);
+    let early_exit = |child: &mut Child, output: String| {
+        let status = child
+            .wait()
+            .map_or_else(|e| e.to_string(), |s| s.to_string());
+        NetError::ExitedEarly {
+            host: host.to_owned(),
+            status,
+            output,
+        }
+    };
+    match outcome {
+        Ok(Ok(addr)) => Ok(addr),
+        Ok(Err(output)) => Err(early_exit(child, output)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(NetError::NotReady {
+                host: host.to_owned(),
+                timeout,
+            })
+        }
+    }
+}
+
+fn connect(addr: &str, opts: &NodeOptions) -> Result<TcpStream, NetError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match TcpStream::connect(addr) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(source) if tries >= opts.connect_retries => {
+                return Err(NetError::Connect {
+                    addr: addr.to_owned(),
+                    tries,
+                    source,
+                })
+            }
+            Err(_) => std::thread::sleep(opts.retry_delay),
+        }
+    }
+}
+
+/// A place's completion, as reported by its node.
+struct Completion {
+    code: OnceLock<i32>,
+    /// Dropped when the code is set or the node is lost; waiters wake on the disconnection.
+    done_tx: Mutex<Option<Sender<()>>>,
+    done_rx: Receiver<()>,
+}
+
+impl Completion {
+    fn new() -> Arc<Completion> {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        Arc::new(Completion {
+            code: OnceLock::new(),
+            done_tx: Mutex::new(Some(tx)),
+            done_rx: rx,
+        })
+    }
+
+    fn finish(&self, code: i32) {
+        let _ = self.code.set(code);
+        self.done_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The creator's side of one connection: pending spawns and completions.
+#[derive(Default)]
+struct Client {
+    spawns: Mutex<HashMap<u64, Sender<Result<(), String>>>>,
+    completions: Mutex<HashMap<u64, Arc<Completion>>>,
+}
+
+impl Handler for Client {
+    fn frame(&self, _conn: &Arc<Connection>, frame: Frame) -> Result<(), String> {
+        match frame.kind {
+            Kind::SpawnOk | Kind::SpawnErr => {
+                let waiter = self
+                    .spawns
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&frame.channel);
+                let reply = if frame.kind == Kind::SpawnOk {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&frame.payload).into_owned())
+                };
+                match waiter {
+                    Some(w) => {
+                        let _ = w.send(reply);
+                        Ok(())
+                    }
+                    None => Err(format!("spawn reply for unknown channel {}", frame.channel)),
+                }
+            }
+            Kind::Exit => {
+                let code = <[u8; 4]>::try_from(&frame.payload[..])
+                    .map(i32::from_le_bytes)
+                    .map_err(|_| "malformed exit frame".to_owned())?;
+                let c = self
+                    .completions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&frame.channel)
+                    .cloned();
+                if let Some(c) = c {
+                    c.finish(code);
+                }
+                Ok(())
+            }
+            Kind::Pong => Ok(()),
+            other => Err(format!("unexpected {other:?} frame from a node")),
+        }
+    }
+
+    fn lost(&self, _conn: &Arc<Connection>, reason: &str) {
+        for (_, w) in self
+            .spawns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            let _ = w.send(Err(reason.to_owned()));
+        }
+        // A place whose node is gone completes with 1, like a killed one.
+        for (_, c) in self
+            .completions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            c.finish(1);
+        }
+    }
+}
+
+/// A node this program started and is connected to (Racket's `remote-node%`).
+pub struct RemoteNode {
+    name: String,
+    addr: String,
+    conn: Arc<Connection>,
+    client: Arc<Client>,
+    child: Mutex<Option<Child>>,
+    /// Holding the node's stdin keeps it alive; dropping it ends the node.
+    _stdin: Option<ChildStdin>,
+}
+
+impl RemoteNode {
+    fn handshake(
+        host: &str,
+        addr: String,
+        mut stream: TcpStream,
+        cookie: &Cookie,
+        child: Child,
+        stdin: Option<ChildStdin>,
+        heartbeat: Duration,
+    ) -> Result<RemoteNode, NetError> {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        handshake::client(&mut stream, cookie)?;
+        let _ = stream.set_read_timeout(None);
+        let name = format!("{host} ({addr})");
+        let addr = addr.clone();
+        let writer = stream.try_clone().map_err(|e| NetError::Lost {
+            node: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::new(name.clone(), writer);
+        let client = Arc::new(Client::default());
+        {
+            let (conn, client) = (conn.clone(), client.clone());
+            std::thread::Builder::new()
+                .name(format!("places reader {name}"))
+                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
+                .map_err(|e| NetError::Lost {
+                    node: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        start_heartbeat(&conn, heartbeat);
+        Ok(RemoteNode {
+            name,
+            addr,
+            conn,
+            client,
+            child: Mutex::new(Some(child)),
+            _stdin: stdin,
+        })
+    }
+
+    /// The node's name in errors and logs: host and address.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address the node's router listens on.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The node's process id, for a node this program started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(Child::id)
+    }
+
+    /// Starts the entry registered under `module::name` in a new place on the node.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types), or
+    /// [`NetError::Lost`] when the node is gone.
+    pub fn dynamic_place<S: Message, R: Message>(
+        &self,
+        module: &str,
+        name: &str,
+    ) -> Result<RemotePlace<S, R>, NetError> {
+        let id = self.conn.next_id();
+        let sink: Arc<dyn FrameSink> = self.conn.clone();
+        let (channel, inbound) = places_core::remote_channel::<S, R>(sink, id);
+        self.conn.register(id, inbound);
+        let completion = Completion::new();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.client
+            .spawns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tx);
+        self.client
+            .completions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, completion.clone());
+        let req = places_core::codec::encode(&SpawnRequest {
+            module: module.to_owned(),
+            name: name.to_owned(),
+            receives: std::any::type_name::<S>().to_owned(),
+            sends: std::any::type_name::<R>().to_owned(),
+        })
+        .map_err(|e| self.lost(e.to_string()))?;
+        self.conn
+            .send(Kind::Spawn, id, &req)
+            .map_err(|r| self.lost(r))?;
+        let key = format!("{module}::{name}");
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(())) => Ok(RemotePlace {
+                channel,
+                conn: self.conn.clone(),
+                id,
+                completion,
+            }),
+            Ok(Err(reason)) => match self.conn.lost_reason() {
+                Some(r) => Err(self.lost(r)),
+                None => Err(NetError::Spawn {
+                    node: self.name.clone(),
+                    key,
+                    reason,
+                }),
+            },
+            Err(_) => Err(self.lost("no reply to a spawn request within 60 s".to_owned())),
+        }
+    }
+
+    /// Tells the node to exit (Racket's `node-send-exit`).
+    pub fn send_exit(&self) {
+        let _ = self.conn.send(Kind::Shutdown, 0, &[]);
+    }
+
+    fn lost(&self, reason: String) -> NetError {
+        NetError::Lost {
+            node: self.name.clone(),
+            reason,
+        }
+    }
+}
+
+impl Drop for RemoteNode {
+    fn drop(&mut self) {
+        self.conn.fail("the node handle was dropped");
+        if let Some(mut child) = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            // Dropping our stdin ends the node; reap it without blocking this thread.
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for RemoteNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteNode")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn start_heartbeat(conn: &Arc<Connection>, interval: Duration) {
+    let weak = Arc::downgrade(conn);
+    let limit = (interval * 3).as_millis() as u64;
+    let _ = std::thread::Builder::new()
+        .name("places heartbeat".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            let Some(conn) = weak.upgrade() else { return };
+            if conn.lost_reason().is_some() {
+                return;
+            }
+            if conn.silent_for_ms() > limit {
+                conn.fail(&format!(
+                    "no heartbeat reply for {} ms",
+                    conn.silent_for_ms()
+                ));
+                return;
+            }
+            let _ = conn.send(Kind::Ping, 0, &[]);
+        });
+}
+
+/// A place on another node: the same channel API as a local [`Place`](places_core::Place).
+pub struct RemotePlace<S, R = S> {
+    channel: PlaceChannel<S, R>,
+    conn: Arc<Connection>,
+    id: u64,
+    completion: Arc<Completion>,
+}
+
+impl<S, R> RemotePlace<S, R> {
+    /// Waits for the place to end and returns its completion value: 0 or its exit code when it
+    /// returns, 1 when it panics, is killed, or its node is lost.
+    pub fn wait(&self) -> i32 {
+        let _ = self.completion.done_rx.recv();
+        self.completion.code.get().copied().unwrap_or(1)
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
+        match self.completion.done_rx.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.completion.code.get().copied().unwrap_or(1)),
+        }
+    }
+
+    /// Kills the place on its node.
+    pub fn kill(&self) {
+        let _ = self.conn.send(Kind::Kill, self.id, &[]);
+    }
+
+    /// The creator's end of the place's channel.
+    pub fn channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> Deref for RemotePlace<S, R> {
+    type Target = PlaceChannel<S, R>;
+
+    fn deref(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> std::fmt::Debug for RemotePlace<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemotePlace")
+            .field("node", &self.conn.peer())
+            .field("channel", &self.id)
+            .finish()
+    }
+}

@@ -1,0 +1,205 @@
+//! Remote places on real node processes over real TCP on loopback: spawning by name, channels,
+//! completion values, failures, and a node's process dying in the middle of a `get`.
+
+use std::time::Duration;
+
+use places::prelude::*;
+use places::{create_place_node, NetError, NodeOptions, RemoteNode, RemotePlace};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// When the launcher starts this test binary as a node, this test serves as the node.
+#[test]
+fn places_node() {
+    places::init().unwrap();
+}
+
+fn node() -> RemoteNode {
+    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
+        .expect("start a local node")
+}
+
+/// Echoes numbers until its creator leaves.
+#[place]
+pub fn echo(ch: PlaceChannel<u64>) {
+    while let Ok(n) = ch.get() {
+        if ch.put(n).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sums what it gets until its creator closes the channel, then sends the sum.
+#[place]
+pub fn summer(ch: PlaceChannel<u64>) {
+    let mut sum = 0;
+    while let Ok(n) = ch.get() {
+        sum += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = ch.put(sum);
+}
+
+/// Returns the code it is sent.
+#[place]
+pub fn exit_code(ch: PlaceChannel<(), i32>) -> i32 {
+    ch.get().unwrap_or(99)
+}
+
+/// Panics after its first message.
+#[place]
+pub fn panics(ch: PlaceChannel<u64>) {
+    let _ = ch.get();
+    panic!("a remote place panics on purpose");
+}
+
+/// Greets in the hello-world way.
+#[place]
+pub fn hello(ch: PlaceChannel<String>) {
+    if let Ok(s) = ch.get() {
+        let _ = ch.put(format!("{s} World"));
+    }
+}
+
+#[test]
+fn a_remote_place_answers_like_a_local_one() {
+    let n = node();
+    let p: RemotePlace<String> = n.dynamic_place(module_path!(), "hello").unwrap();
+    p.put("Hello".to_string()).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "Hello World");
+    assert_eq!(p.wait_timeout(LIMIT), Some(0));
+}
+
+#[test]
+fn messages_arrive_in_order_also_while_nobody_waits() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    for i in 0..5000 {
+        p.put(i).unwrap();
+    }
+    // Let the replies pile up before anybody asks for them.
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 0..5000 {
+        assert_eq!(p.get_timeout(LIMIT).unwrap(), i);
+    }
+}
+
+#[test]
+fn several_places_on_one_node_keep_their_channels_apart() {
+    let n = node();
+    let ps: Vec<RemotePlace<u64>> = (0..4)
+        .map(|_| n.dynamic_place(module_path!(), "summer").unwrap())
+        .collect();
+    for round in 1..=100u64 {
+        for (k, p) in ps.iter().enumerate() {
+            p.put(round * (k as u64 + 1)).unwrap();
+        }
+    }
+    for p in &ps {
+        p.put(0).unwrap();
+    }
+    let sums: Vec<u64> = ps.iter().map(|p| p.get_timeout(LIMIT).unwrap()).collect();
+    let base: u64 = (1..=100).sum();
+    assert_eq!(sums, [base, 2 * base, 3 * base, 4 * base]);
+}
+
+#[test]
+fn completion_values_cross_the_network() {
+    let n = node();
+    let p: RemotePlace<i32, ()> = n.dynamic_place(module_path!(), "exit_code").unwrap();
+    p.put(7).unwrap();
+    assert_eq!(p.wait_timeout(LIMIT), Some(7));
+    let q: RemotePlace<u64> = n.dynamic_place(module_path!(), "panics").unwrap();
+    q.put(1).unwrap();
+    assert_eq!(q.wait_timeout(LIMIT), Some(1));
+    assert_eq!(q.get_timeout(LIMIT), Err(ChannelError::Closed));
+}
+
+#[test]
+fn kill_ends_a_remote_place() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(3).unwrap(), 3);
+    p.kill();
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+    assert_eq!(p.get_timeout(LIMIT), Err(ChannelError::Closed));
+}
+
+#[test]
+fn spawn_errors_name_the_entry_and_the_types() {
+    let n = node();
+    let err = n
+        .dynamic_place::<u64, u64>(module_path!(), "ecoh")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, NetError::Spawn { .. }), "{err:?}");
+    assert!(text.contains("ecoh") && text.contains("::echo`"), "{text}");
+    let err = n
+        .dynamic_place::<String, u64>(module_path!(), "echo")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("receives `u64`") && text.contains("receives `alloc::string::String`"),
+        "{text}"
+    );
+    // The node keeps serving after refusing.
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(5).unwrap(), 5);
+}
+
+#[test]
+fn a_killed_node_fails_a_pending_get_with_an_error_naming_it() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "summer").unwrap();
+    let pid = n.pid().expect("a local node has a pid");
+    let name = n.name().to_owned();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "kill -9 {pid}"
+        );
+    });
+    // The summer never answers before it gets a 0: this get is pending when the node dies.
+    let err = p.get_timeout(LIMIT).unwrap_err();
+    killer.join().unwrap();
+    let ChannelError::Lost(reason) = &err else {
+        panic!("expected Lost, got {err:?}");
+    };
+    assert!(reason.contains(&name), "{reason}");
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+    assert!(matches!(p.put(1), Err(ChannelError::Lost(_))));
+}
+
+#[test]
+fn a_node_that_cannot_start_says_why() {
+    let err = create_place_node(
+        "localhost",
+        NodeOptions::new().exe("/nonexistent/places-node"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, NetError::Launch { .. }), "{err:?}");
+    // `true` exits at once without reporting readiness.
+    let err = create_place_node("localhost", NodeOptions::new().exe("true")).unwrap_err();
+    assert!(matches!(err, NetError::ExitedEarly { .. }), "{err:?}");
+    // A port that is taken: the node reports that it could not listen.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = create_place_node(
+        "localhost",
+        NodeOptions::for_test_binary("places_node").listen_port(port),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, NetError::ExitedEarly { .. }) && text.contains("could not listen"),
+        "{text}"
+    );
+    let err = create_place_node("example.invalid", NodeOptions::new()).unwrap_err();
+    assert!(matches!(err, NetError::UnsupportedHost(_)), "{err:?}");
+}
