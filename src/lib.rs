@@ -44,7 +44,7 @@ pub use places_net::{
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that
 /// talk to nodes directly.
 pub mod net {
-    pub use places_net::{handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE};
+    pub use places_net::{cluster_cookie, handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE};
 }
 
 /// Prepares the runtime; `#[places::main]` calls it first thing in `main`.

@@ -156,3 +156,20 @@ fn fft_phases_preserves_energy_and_matches_sequential() {
     assert!(lines[1].ends_with("(Parseval holds)"), "{out}");
     assert_eq!(lines[2], "identical to the sequential transform");
 }
+
+#[test]
+fn distributed_hello_world_prints_the_references_lines() {
+    let out = run("distributed_hello_world");
+    let mut lines: Vec<&str> = out.lines().collect();
+    // The node's lines and the main program's line come from two processes.
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "hello-world received: Hello",
+            "hello-world sent: Hello World",
+            "message-router received: Hello World"
+        ],
+        "{out}"
+    );
+}

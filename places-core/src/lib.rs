@@ -90,6 +90,20 @@ pub mod __private {
         Ok(Box::new(move || entry(*ch).into_completion()))
     }
 
+    /// Ties two values to one type without holding either (for `cg_pipeline!`'s check that the
+    /// value passed on has the type of the value received).
+    pub struct SameType<T>(::core::marker::PhantomData<fn() -> T>);
+
+    impl<T> SameType<T> {
+        /// Remembers the type of `value`.
+        pub fn of(_value: &T) -> Self {
+            SameType(::core::marker::PhantomData)
+        }
+
+        /// Compiles only if `value` has the remembered type.
+        pub fn check(&self, _value: &T) {}
+    }
+
     /// `cg_pipeline!`'s receive from the previous member.
     pub fn pipeline_recv<T: Message>(cg: &Comm) -> T {
         let prev = cg.id() - 1;

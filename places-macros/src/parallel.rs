@@ -2,8 +2,8 @@
 //! `cg_pipeline!`. Each parses into a small model, is checked, and expands to calls of the
 //! runtime's functions (`fork_join`, `Comm::partition`, and the pipeline helpers).
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, Ident, Pat, Token, Type};
@@ -15,23 +15,48 @@ fn parse_crate_override(input: ParseStream<'_>) -> syn::Result<Option<syn::Path>
     if input.peek(Token![crate]) && input.peek2(Token![=]) {
         input.parse::<Token![crate]>()?;
         input.parse::<Token![=]>()?;
-        let path = input.parse::<syn::Path>()?;
-        input.parse::<Token![,]>()?;
+        let path = input.parse::<syn::Path>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the path of the `places` crate after `crate =`, such as `::places`",
+            )
+        })?;
+        input.parse::<Token![,]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected `,` after `crate = path`: write `crate = path,` before the other arguments",
+            )
+        })?;
         return Ok(Some(path));
     }
     Ok(None)
 }
 
+/// Fails when the part about to be parsed is missing (the input is at a `,` or at its end), where
+/// syn's own error ("expected an expression") would not say which part is meant.
+fn not_missing(input: ParseStream<'_>, what: &str, form: &str) -> syn::Result<()> {
+    if input.is_empty() || input.peek(Token![,]) {
+        return Err(input.error(format!("expected {what}: write `{form}`")));
+    }
+    Ok(())
+}
+
 /// A body block, with an error that says what to write when it is something else.
 fn parse_body(input: ParseStream<'_>, form: &str) -> syn::Result<Block> {
     if !input.peek(syn::token::Brace) {
-        return Err(input.error(format!("expected the body as a block `{{ .. }}`: `{form}`")));
+        return Err(input.error(format!(
+            "expected the body as a block `{{ .. }}`: write `{form}`"
+        )));
     }
     input.parse()
 }
 
 /// `,` between parts, with an error that shows the whole form.
 fn parse_comma(input: ParseStream<'_>, form: &str) -> syn::Result<()> {
+    if input.is_empty() {
+        // syn says "unexpected end of input, " first, and spans the whole invocation.
+        return Err(input.error(format!("expected `,`: write `{form}`")));
+    }
     input
         .parse::<Token![,]>()
         .map(drop)
@@ -44,6 +69,32 @@ fn end(input: ParseStream<'_>, form: &str) -> syn::Result<()> {
         return Err(input.error(format!("unexpected tokens after the body: write `{form}`")));
     }
     Ok(())
+}
+
+/// `tokens`, an expression, respanned to cover `target`: the leading tokens get the span of
+/// `target`'s first token and the last one the span of its last, so rustc underlines `target`
+/// for an error about the expression (a trait bound a call's callee or arguments do not meet).
+/// Only the top level is respanned: the contents of a trailing group keep their spans.
+fn spanned_over(tokens: TokenStream, target: &impl ToTokens) -> TokenStream {
+    let target: Vec<TokenTree> = target.to_token_stream().into_iter().collect();
+    let (Some(first), Some(last)) = (target.first(), target.last()) else {
+        return tokens;
+    };
+    let (first, last) = (first.span(), last.span());
+    let mut out: Vec<TokenTree> = tokens.into_iter().collect();
+    let n = out.len();
+    for (i, tree) in out.iter_mut().enumerate() {
+        let span = if i + 1 == n { last } else { first };
+        match tree {
+            TokenTree::Group(g) => {
+                let mut respanned = Group::new(g.delimiter(), g.stream());
+                respanned.set_span(span);
+                *g = respanned;
+            }
+            other => other.set_span(span),
+        }
+    }
+    out.into_iter().collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,6 +114,8 @@ struct ForkJoin {
     krate: Option<syn::Path>,
     np: Expr,
     cg: Ident,
+    /// The span of `[..]`, where a parameter type that is not a message is reported.
+    params_span: Span,
     params: Vec<Param>,
     output: Option<Type>,
     body: Block,
@@ -72,19 +125,40 @@ impl Parse for Param {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mutability = input.parse()?;
         let name: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected a parameter name: write `{FORK_JOIN}`"),
-            )
+            // A pattern is reported as a whole, with what to write instead.
+            match Pat::parse_single(&input.fork()) {
+                Ok(
+                    pat @ (Pat::Tuple(_) | Pat::TupleStruct(_) | Pat::Struct(_) | Pat::Slice(_)),
+                ) => syn::Error::new_spanned(
+                    pat,
+                    "expected a parameter name, not a pattern: pass the whole value as \
+                     `name: Type = expr` and take it apart inside the body",
+                ),
+                _ => syn::Error::new(
+                    e.span(),
+                    "expected a parameter name: write `[name: Type = expr, ..]`",
+                ),
+            }
         })?;
         let ty = if input.peek(Token![:]) {
             input.parse::<Token![:]>()?;
+            if input.is_empty() || input.peek(Token![,]) || input.peek(Token![=]) {
+                return Err(input.error(format!(
+                    "expected the type of parameter `{name}`: write `{name}: Type = expr`"
+                )));
+            }
             Some(input.parse()?)
         } else {
             None
         };
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
+            if input.is_empty() || input.peek(Token![,]) {
+                return Err(input.error(format!(
+                    "expected the value of parameter `{name}` after `=`; to pass the variable \
+                     `{name}` itself, write `{name}: Type` alone"
+                )));
+            }
             Some(input.parse()?)
         } else {
             None
@@ -98,31 +172,73 @@ impl Parse for Param {
     }
 }
 
+/// The contents of `[..]`: parameters separated by commas.
+fn parse_params(content: ParseStream<'_>) -> syn::Result<Vec<Param>> {
+    let mut params = Vec::new();
+    while !content.is_empty() {
+        params.push(content.parse()?);
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected `,` between parameters: write `[name: Type = expr, ..]`",
+            )
+        })?;
+    }
+    Ok(params)
+}
+
+/// The name the body calls its communicator group: a plain identifier.
+fn parse_group_name(input: ParseStream<'_>) -> syn::Result<Ident> {
+    let expected = format!(
+        "expected a name, such as `cg`, for the communicator group `fork_join!` starts: \
+         write `{FORK_JOIN}`"
+    );
+    if input.peek(syn::token::Bracket) {
+        return Err(input.error(format!(
+            "expected a name, such as `cg`, for the communicator group before the parameter \
+             list: write `{FORK_JOIN}`"
+        )));
+    }
+    let expr: Expr = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), &expected))?;
+    match &expr {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => match p.path.get_ident() {
+            Some(name) => Ok(name.clone()),
+            None => Err(syn::Error::new_spanned(&expr, expected)),
+        },
+        _ => Err(syn::Error::new_spanned(&expr, expected)),
+    }
+}
+
 impl Parse for ForkJoin {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let krate = parse_crate_override(input)?;
+        not_missing(input, "the number of places", FORK_JOIN)?;
         let np: Expr = input.parse()?;
         parse_comma(input, FORK_JOIN)?;
-        let cg: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected the name the body calls its communicator group (e.g. `cg`): `{FORK_JOIN}`"),
-            )
-        })?;
+        let cg = parse_group_name(input)?;
         parse_comma(input, FORK_JOIN)?;
         if !input.peek(syn::token::Bracket) {
             return Err(input.error(format!(
-                "expected the parameter list in brackets, `[]` when there are none: `{FORK_JOIN}`"
+                "expected the parameter list in brackets, `[]` when there are none: \
+                 write `{FORK_JOIN}`"
             )));
         }
         let content;
-        syn::bracketed!(content in input);
-        let params = content
-            .parse_terminated(Param::parse, Token![,])?
-            .into_iter()
-            .collect();
+        let bracket = syn::bracketed!(content in input);
+        let params = parse_params(&content)?;
         let output = if input.peek(Token![->]) {
             input.parse::<Token![->]>()?;
+            if input.is_empty() || input.peek(Token![,]) || input.peek(syn::token::Brace) {
+                return Err(input.error(format!(
+                    "expected the result type after `->` (leave out `-> Result` for `()`): \
+                     write `{FORK_JOIN}`"
+                )));
+            }
             Some(input.parse()?)
         } else {
             None
@@ -134,6 +250,7 @@ impl Parse for ForkJoin {
             krate,
             np,
             cg,
+            params_span: bracket.span.join(),
             params,
             output,
             body,
@@ -166,7 +283,13 @@ impl ForkJoin {
                 );
             }
             if seen.iter().any(|s| **s == p.name) {
-                errors.error_spanned_by(&p.name, format!("parameter `{}` is listed twice", p.name));
+                errors.error_spanned_by(
+                    &p.name,
+                    format!(
+                        "parameter `{}` is listed twice; remove or rename one of them",
+                        p.name
+                    ),
+                );
             }
             seen.push(&p.name);
         }
@@ -181,7 +304,7 @@ impl ForkJoin {
             let (m, n) = (&p.mutability, &p.name);
             quote!(#m #n)
         });
-        let tys = self.params.iter().map(|p| &p.ty);
+        let tys: Vec<_> = self.params.iter().map(|p| &p.ty).collect();
         // `name: Type` alone passes the variable of the same name.
         let values = self.params.iter().map(|p| match &p.value {
             Some(v) => quote!(#v),
@@ -190,17 +313,25 @@ impl ForkJoin {
                 quote!(#n)
             }
         });
+        // `fork_join`'s generic arguments are written out, spanned on the user's tokens: rustc
+        // reports an unmet `Message` bound at the explicit argument, so a result type that is
+        // not a message is underlined, and a parameter type that is not one underlines `[..]`
+        // (not the whole invocation).
         let output = match &self.output {
             Some(t) => quote!(#t),
             None => quote!(()),
         };
+        let mut args_ty = Group::new(Delimiter::Parenthesis, quote!(#(#tys,)*));
+        args_ty.set_span(self.params_span);
+        let mut args = Group::new(Delimiter::Parenthesis, quote!(#(#values,)*));
+        args.set_span(self.params_span);
         let body = &self.body;
         let body_fn = Ident::new("__places_fork_join_body", Span::mixed_site());
         quote! {
             {
                 #[allow(unused_variables, unused_mut)]
-                fn #body_fn(#cg: &#krate::Comm, (#(#pats,)*): (#(#tys,)*)) -> #output #body
-                #krate::fork_join(#np, (#(#values,)*), #body_fn)
+                fn #body_fn(#cg: &#krate::Comm, (#(#pats,)*): #args_ty) -> #output #body
+                #krate::fork_join::<#args_ty, #output, _>(#np, #args, #body_fn)
             }
         }
     }
@@ -230,15 +361,37 @@ struct CgFor {
 impl Parse for CgFor {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let krate = parse_crate_override(input)?;
+        not_missing(input, "the communicator group", CG_FOR)?;
         let cg: Expr = input.parse()?;
+        if input.peek(Token![in]) {
+            return Err(syn::Error::new_spanned(
+                &cg,
+                format!(
+                    "expected the communicator group before the loop variable: write `{CG_FOR}`"
+                ),
+            ));
+        }
         parse_comma(input, CG_FOR)?;
+        if input.is_empty() || input.peek(Token![,]) || input.peek(Token![in]) {
+            return Err(input.error(format!("expected the loop variable: write `{CG_FOR}`")));
+        }
         let pat = Pat::parse_single(input)?;
-        input.parse::<Token![in]>().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected `in` after the loop variable: `{CG_FOR}`"),
-            )
-        })?;
+        if !input.peek(Token![in]) {
+            return Err(match &pat {
+                // `cg_for!(cg, 0..n, ..)` parses the range as a range pattern.
+                Pat::Range(_) => syn::Error::new_spanned(
+                    &pat,
+                    format!(
+                        "expected the loop variable and `in` before the range: write `{CG_FOR}`"
+                    ),
+                ),
+                _ => input.error(format!(
+                    "expected `in` after the loop variable: write `{CG_FOR}`"
+                )),
+            });
+        }
+        input.parse::<Token![in]>()?;
+        not_missing(input, "the range to split, such as `0..n`", CG_FOR)?;
         let range: Expr = input.parse()?;
         parse_comma(input, CG_FOR)?;
         let body = parse_body(input, CG_FOR)?;
@@ -258,10 +411,13 @@ pub(crate) fn cg_for(input: TokenStream) -> TokenStream {
         Ok(f) => {
             let krate = crate::crate_path::runtime_path(f.krate);
             let (cg, pat, range, body) = (&f.cg, &f.pat, &f.range, &f.body);
-            // Type errors about the range (not an integer range) point at the range.
-            let partition = quote_spanned!(range.span()=>
-                #krate::Comm::partition(::core::convert::AsRef::<#krate::Comm>::as_ref(&#cg), #range)
+            // A `cg` that is not a `Comm` is reported at `cg` ...
+            let comm = quote_spanned!(cg.span()=>
+                ::core::convert::AsRef::<#krate::Comm>::as_ref(&#cg)
             );
+            // ... and a range that is not an integer range at the range, for the bound of
+            // `partition` and for its result type alike.
+            let partition = spanned_over(quote!(#krate::Comm::partition(#comm, #range)), range);
             quote!(for #pat in #partition #body)
         }
         Err(e) => e.to_compile_error(),
@@ -281,14 +437,47 @@ struct CgPipeline {
     body: Block,
 }
 
+/// `prev` is a name: a pattern there is reported before the parts after it, which a missing
+/// `prev` shifts.
+fn check_prev(prev: &Pat) -> syn::Result<()> {
+    match prev {
+        Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Ok(()),
+        Pat::Tuple(_) | Pat::TupleStruct(_) | Pat::Struct(_) | Pat::Slice(_) => {
+            Err(syn::Error::new_spanned(
+                prev,
+                "expected a name, such as `prev`, for the previous member's value, not a pattern: \
+                 write `cg_pipeline!(cg, prev, init, { let (a, b) = prev; .. })`",
+            ))
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "expected a name, such as `prev`, for the previous member's value: \
+                 write `{CG_PIPELINE}`"
+            ),
+        )),
+    }
+}
+
 impl Parse for CgPipeline {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let krate = parse_crate_override(input)?;
+        not_missing(input, "the communicator group", CG_PIPELINE)?;
         let cg: Expr = input.parse()?;
         parse_comma(input, CG_PIPELINE)?;
         let prev = Pat::parse_single(input)?;
+        check_prev(&prev)?;
         parse_comma(input, CG_PIPELINE)?;
         let init: Expr = input.parse()?;
+        if input.is_empty() && matches!(init, Expr::Block(_)) {
+            return Err(syn::Error::new_spanned(
+                &init,
+                format!(
+                    "expected the value member 0 starts from before the body: \
+                     write `{CG_PIPELINE}`"
+                ),
+            ));
+        }
         parse_comma(input, CG_PIPELINE)?;
         let body = parse_body(input, CG_PIPELINE)?;
         end(input, CG_PIPELINE)?;
@@ -303,30 +492,42 @@ impl Parse for CgPipeline {
 }
 
 impl CgPipeline {
-    fn check(&self) -> syn::Result<()> {
-        match &self.prev {
-            Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Ok(()),
-            other => Err(syn::Error::new_spanned(
-                other,
-                format!("expected a name for the previous member's value: `{CG_PIPELINE}`"),
-            )),
-        }
-    }
-
     fn expand(&self) -> TokenStream {
         let krate = crate::crate_path::runtime_path(self.krate.clone());
         let (cg, prev, init, body) = (&self.cg, &self.prev, &self.init, &self.body);
         let comm = Ident::new("__places_cg", Span::mixed_site());
         let out = Ident::new("__places_out", Span::mixed_site());
+        // A `cg` that is not a `Comm` is reported at `cg`, a value that is not a message (the
+        // bound of the receive) at `init`.
+        let as_comm = quote_spanned!(cg.span()=>
+            ::core::convert::AsRef::<#krate::Comm>::as_ref(&#cg)
+        );
+        let recv = spanned_over(quote!(#krate::__private::pipeline_recv(#comm)), init);
+        // The value passed on must have the type of the value received: checked here, at the
+        // body, rather than found out at run time by the next member.
+        let same = Ident::new("__places_same", Span::mixed_site());
+        let remember = match prev {
+            Pat::Ident(p) => {
+                let name = &p.ident;
+                quote!(let #same = #krate::__private::SameType::of(&#name);)
+            }
+            _ => quote!(),
+        };
+        let check = match prev {
+            Pat::Ident(_) => quote_spanned!(body.span()=> #same.check(&#out);),
+            _ => quote!(),
+        };
         quote! {
             {
-                let #comm: &#krate::Comm = ::core::convert::AsRef::<#krate::Comm>::as_ref(&#cg);
+                let #comm: &#krate::Comm = #as_comm;
                 let #prev = if #comm.id() == 0 {
                     #init
                 } else {
-                    #krate::__private::pipeline_recv(#comm)
+                    #recv
                 };
+                #remember
                 let #out = #body;
+                #check
                 #krate::__private::pipeline_send(#comm, &#out);
                 #out
             }
@@ -335,8 +536,7 @@ impl CgPipeline {
 }
 
 pub(crate) fn cg_pipeline(input: TokenStream) -> TokenStream {
-    let parsed = syn::parse2::<CgPipeline>(input).and_then(|p| p.check().map(|()| p));
-    match parsed {
+    match syn::parse2::<CgPipeline>(input) {
         Ok(p) => p.expand(),
         Err(e) => e.to_compile_error(),
     }

@@ -196,8 +196,15 @@ impl Handler for Router {
         }
     }
 
-    fn lost(&self, _conn: &Arc<Connection>, _reason: &str) {
-        // The places of this connection see their channels close and end on their own.
+    fn lost(&self, conn: &Arc<Connection>, reason: &str) {
+        // The places of this connection see their channels close and end on their own. A peer
+        // that simply hung up is not worth a line; anything else is bad input and gets one.
+        if reason != "connection closed" {
+            eprintln!(
+                "places-node: closed connection from {}: {reason}",
+                conn.peer()
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -171,16 +172,26 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
         let _ = writeln!(s, "{}", cookie.to_hex());
         let _ = s.flush();
     }
-    let ready = wait_ready(host, &mut child, opts.ready_timeout)?;
+    let (ready, forwarder) = wait_ready(host, &mut child, opts.ready_timeout)?;
     let stream = connect(&ready, &opts)?;
-    RemoteNode::handshake(host, ready, stream, &cookie, child, stdin, opts.heartbeat)
+    let process = NodeProcess {
+        child,
+        stdin,
+        forwarder,
+    };
+    RemoteNode::handshake(host, ready, stream, &cookie, process, opts.heartbeat)
 }
 
 /// Reads the node's stdout until its readiness line, forwarding everything else to our stdout.
-fn wait_ready(host: &str, child: &mut Child, timeout: Duration) -> Result<String, NetError> {
+fn wait_ready(
+    host: &str,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<(String, Option<JoinHandle<()>>), NetError> {
     let (tx, rx) = crossbeam_channel::bounded::<Result<String, String>>(1);
+    let mut forwarder = None;
     if let Some(out) = child.stdout.take() {
-        std::thread::spawn(move || {
+        forwarder = Some(std::thread::spawn(move || {
             let mut reported = false;
             let mut stdout = std::io::stdout();
             for line in BufReader::new(out).lines() {
@@ -205,7 +216,7 @@ fn wait_ready(host: &str, child: &mut Child, timeout: Duration) -> Result<String
             if !reported {
                 let _ = tx.send(Err(String::new()));
             }
-        });
+        }));
     }
     let outcome = rx.recv_timeout(timeout);
     let early_exit = |child: &mut Child, output: String| {
@@ -219,7 +230,7 @@ fn wait_ready(host: &str, child: &mut Child, timeout: Duration) -> Result<String
         }
     };
     match outcome {
-        Ok(Ok(addr)) => Ok(addr),
+        Ok(Ok(addr)) => Ok((addr, forwarder)),
         Ok(Err(output)) => Err(early_exit(child, output)),
         Err(_) => {
             let _ = child.kill();
@@ -356,9 +367,16 @@ pub struct RemoteNode {
     addr: String,
     conn: Arc<Connection>,
     client: Arc<Client>,
-    child: Mutex<Option<Child>>,
+    process: Mutex<Option<NodeProcess>>,
+}
+
+/// The process of a node this program started.
+struct NodeProcess {
+    child: Child,
     /// Holding the node's stdin keeps it alive; dropping it ends the node.
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
+    /// Copies the node's stdout to ours; ends when the node does.
+    forwarder: Option<JoinHandle<()>>,
 }
 
 impl RemoteNode {
@@ -367,8 +385,7 @@ impl RemoteNode {
         addr: String,
         mut stream: TcpStream,
         cookie: &Cookie,
-        child: Child,
-        stdin: Option<ChildStdin>,
+        process: NodeProcess,
         heartbeat: Duration,
     ) -> Result<RemoteNode, NetError> {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
@@ -398,8 +415,7 @@ impl RemoteNode {
             addr,
             conn,
             client,
-            child: Mutex::new(Some(child)),
-            _stdin: stdin,
+            process: Mutex::new(Some(process)),
         })
     }
 
@@ -415,11 +431,11 @@ impl RemoteNode {
 
     /// The node's process id, for a node this program started.
     pub fn pid(&self) -> Option<u32> {
-        self.child
+        self.process
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(Child::id)
+            .map(|p| p.child.id())
     }
 
     /// Starts the entry registered under `module::name` in a new place on the node.
@@ -495,24 +511,34 @@ impl RemoteNode {
 impl Drop for RemoteNode {
     fn drop(&mut self) {
         self.conn.fail("the node handle was dropped");
-        if let Some(mut child) = self
-            .child
+        let process = self
+            .process
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .take();
+        if let Some(NodeProcess {
+            mut child,
+            stdin,
+            forwarder,
+        }) = process
         {
-            // Dropping our stdin ends the node; reap it without blocking this thread.
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+            // Closing its stdin ends the node. Wait (briefly) for it, so that everything its
+            // places printed has been passed on before this program goes on or exits.
+            drop(stdin);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
                 }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if let Ok(None) = child.try_wait() {
                 let _ = child.kill();
                 let _ = child.wait();
-            });
+            }
+            if let Some(f) = forwarder {
+                let _ = f.join();
+            }
         }
     }
 }

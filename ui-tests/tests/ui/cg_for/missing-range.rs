@@ -1,0 +1,8 @@
+use places::{cg_for, Comm};
+
+fn main() {
+    let comms = Comm::local_group(3);
+    let mut mine = Vec::new();
+    cg_for!(comms[1], i in, { mine.push(i); });
+    println!("{mine:?}");
+}

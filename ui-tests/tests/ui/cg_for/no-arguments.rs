@@ -1,0 +1,5 @@
+use places::cg_for;
+
+fn main() {
+    cg_for!();
+}

@@ -1,0 +1,9 @@
+use places::{cg_pipeline, fork_join};
+
+fn main() {
+    let sums = fork_join!(4, cg, [] -> u32, {
+        cg_pipeline!(cg, 0u32, { prev + cg.id() as u32 })
+    })
+    .unwrap();
+    println!("{sums:?}");
+}

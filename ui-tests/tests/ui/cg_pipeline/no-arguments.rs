@@ -1,0 +1,6 @@
+use places::cg_pipeline;
+
+fn main() {
+    let value: u32 = cg_pipeline!();
+    println!("{value}");
+}

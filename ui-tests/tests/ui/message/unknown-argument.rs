@@ -1,0 +1,4 @@
+#[places::message(serde = "x")]
+struct Job(u32);
+
+fn main() {}
