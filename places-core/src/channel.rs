@@ -67,6 +67,9 @@ enum Tx<S> {
     },
 }
 
+/// How long a `get` on a channel fed from the network polls before it blocks.
+const REMOTE_SPIN: Duration = Duration::from_micros(100);
+
 /// Makes a cross-linked pair of place channels: what is put on one is got from the other.
 ///
 /// Racket's `(place-channel)`. Typically one end stays here and the other is sent to a place.
@@ -140,8 +143,30 @@ impl<S, R> PlaceChannel<S, R> {
     /// a killed place does not return from `get` at all, it ends.
     pub fn get(&self) -> Result<R, ChannelError> {
         match context::current() {
-            None => self.rx.recv().map_err(|_| self.closed()),
+            None => {
+                if let Some(ready) = self.spin_remote() {
+                    return ready;
+                }
+                self.rx.recv().map_err(|_| self.closed())
+            }
             Some(ctx) => self.get_in_place(&ctx, None),
+        }
+    }
+
+    /// For a channel fed from the network, polls (yielding the core) for a while before the
+    /// caller blocks: a reply is usually one network round trip away, and a parked thread costs
+    /// a wake-up on top of it. Local channels return `None` at once.
+    #[inline]
+    fn spin_remote(&self) -> Option<Result<R, ChannelError>> {
+        self.closed_reason.as_ref()?;
+        let start = Instant::now();
+        loop {
+            match self.rx.try_recv() {
+                Ok(v) => return Some(Ok(v)),
+                Err(TryRecvError::Disconnected) => return Some(Err(self.closed())),
+                Err(TryRecvError::Empty) if start.elapsed() > REMOTE_SPIN => return None,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
         }
     }
 
@@ -255,6 +280,9 @@ impl<S, R> PlaceChannel<S, R> {
                 Err(TryRecvError::Empty) => backoff.snooze(),
             }
         }
+        if let Some(ready) = self.spin_remote() {
+            return ready;
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut sel = crossbeam_channel::Select::new();
         let msg = sel.recv(&self.rx);
@@ -285,7 +313,9 @@ impl<S, R> PlaceChannel<S, R> {
 /// Where the frames of channels that cross to another node are written: implemented by the network
 /// layer's connections.
 pub trait FrameSink: Send + Sync {
-    /// Writes one message for channel `id` to the other node.
+    /// Writes one message for channel `id` to the other node. The first
+    /// [`FRAME_HEADROOM`](crate::codec::FRAME_HEADROOM) bytes of `bytes` are free for the frame
+    /// header; the message follows them.
     ///
     /// # Errors
     ///
@@ -319,7 +349,7 @@ struct InboundChannel<R> {
 
 impl<R: Message> Inbound for InboundChannel<R> {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
-        let value: R = crate::codec::decode(bytes)?;
+        let value: R = crate::codec::decode_message(bytes)?;
         let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = guard.as_ref() {
             // A receiver that is gone has no use for the message.
@@ -360,7 +390,7 @@ pub fn remote_channel<S: Message, R: Message>(
         tx: ManuallyDrop::new(Tx::Remote {
             sink,
             id,
-            encode: |v: &S| crate::codec::encode(v),
+            encode: |v: &S| crate::codec::encode_message(v),
         }),
         rx,
         own_waker: waker,

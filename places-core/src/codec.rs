@@ -4,6 +4,8 @@
 //! serde through bincode, behind a one-byte version so that the format can change without
 //! misreading old peers.
 
+use std::any::{Any, TypeId};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -11,6 +13,17 @@ use crate::error::CodecError;
 
 /// The version byte written before every encoded message.
 pub const CODEC_VERSION: u8 = 1;
+
+/// The version byte of a `Vec<f64>` sent as raw little-endian bytes.
+pub const RAW_F64S: u8 = 2;
+/// The version byte of a `Vec<i64>` sent as raw little-endian bytes.
+pub const RAW_I64S: u8 = 3;
+/// The version byte of a `Vec<u8>` sent as it is.
+pub const RAW_BYTES: u8 = 4;
+
+/// Bytes left free at the front of [`encode_message`]'s output, for the network layer to write
+/// its frame header into without copying the message.
+pub const FRAME_HEADROOM: usize = 14;
 
 /// The largest message the codec will decode: a length inside the bytes that claims more is an
 /// error, not an allocation.
@@ -72,6 +85,93 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Encodes a message for another node, after [`FRAME_HEADROOM`] free bytes.
+///
+/// `Vec<f64>`, `Vec<i64>` and `Vec<u8>` skip serde and go as raw little-endian bytes (one copy,
+/// no per-element work); everything else is encoded as by [`encode`].
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde refuses the value.
+pub fn encode_message<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let any = value as &dyn Any;
+    let raw = |version: u8, len: usize| {
+        let mut out = Vec::with_capacity(FRAME_HEADROOM + 1 + len);
+        out.resize(FRAME_HEADROOM, 0);
+        out.push(version);
+        out
+    };
+    if let Some(v) = any.downcast_ref::<Vec<f64>>() {
+        let mut out = raw(RAW_F64S, v.len() * 8);
+        put_words(&mut out, v.iter().map(|x| x.to_le_bytes()));
+        return Ok(out);
+    }
+    if let Some(v) = any.downcast_ref::<Vec<i64>>() {
+        let mut out = raw(RAW_I64S, v.len() * 8);
+        put_words(&mut out, v.iter().map(|x| x.to_le_bytes()));
+        return Ok(out);
+    }
+    if let Some(v) = any.downcast_ref::<Vec<u8>>() {
+        let mut out = raw(RAW_BYTES, v.len());
+        out.extend_from_slice(v);
+        return Ok(out);
+    }
+    let mut out = vec![0u8; FRAME_HEADROOM];
+    out.push(CODEC_VERSION);
+    bincode::serde::encode_into_std_write(value, &mut out, config())?;
+    Ok(out)
+}
+
+fn put_words(out: &mut Vec<u8>, words: impl ExactSizeIterator<Item = [u8; 8]>) {
+    let start = out.len();
+    out.resize(start + words.len() * 8, 0);
+    for (dst, w) in out[start..].chunks_exact_mut(8).zip(words) {
+        dst.copy_from_slice(&w);
+    }
+}
+
+/// Decodes what [`encode_message`] wrote (without its headroom).
+///
+/// # Errors
+///
+/// The errors of [`decode`], and [`CodecError::Decode`] for raw bytes of the wrong length or of
+/// another type than `T`.
+pub fn decode_message<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, CodecError> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return decode(bytes);
+    };
+    let boxed: Box<dyn Any> = match version {
+        RAW_F64S if TypeId::of::<T>() == TypeId::of::<Vec<f64>>() => {
+            Box::new(words(body)?.map(f64::from_le_bytes).collect::<Vec<f64>>())
+        }
+        RAW_I64S if TypeId::of::<T>() == TypeId::of::<Vec<i64>>() => {
+            Box::new(words(body)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
+        }
+        RAW_BYTES if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() => Box::new(body.to_vec()),
+        RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
+        _ => return decode(bytes),
+    };
+    boxed
+        .downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| raw_error("raw numbers for another type"))
+}
+
+fn words(body: &[u8]) -> Result<impl Iterator<Item = [u8; 8]> + '_, CodecError> {
+    if body.len() % 8 != 0 {
+        return Err(raw_error("raw numbers whose length is not a multiple of 8"));
+    }
+    Ok(body.chunks_exact(8).map(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        w
+    }))
+}
+
+fn raw_error(what: &'static str) -> CodecError {
+    CodecError::Decode(bincode::error::DecodeError::OtherString(what.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +214,45 @@ mod tests {
             decode::<String>(&longer),
             Err(CodecError::Trailing { extra: 1 })
         ));
+    }
+
+    #[test]
+    fn numeric_vectors_take_the_raw_path_and_round_trip() {
+        let f = vec![1.5f64, -0.0, f64::MAX, f64::NAN];
+        let bytes = encode_message(&f).unwrap();
+        assert_eq!(bytes.len(), FRAME_HEADROOM + 1 + 32);
+        assert_eq!(bytes[FRAME_HEADROOM], RAW_F64S);
+        let back: Vec<f64> = decode_message(&bytes[FRAME_HEADROOM..]).unwrap();
+        assert_eq!(back.len(), 4);
+        assert!(back[..3] == f[..3] && back[1].is_sign_negative() && back[3].is_nan());
+        let i = vec![i64::MIN, 0, 7];
+        let bytes = encode_message(&i).unwrap();
+        assert_eq!(
+            decode_message::<Vec<i64>>(&bytes[FRAME_HEADROOM..]).unwrap(),
+            i
+        );
+        let b = vec![0u8, 255, 9];
+        let bytes = encode_message(&b).unwrap();
+        assert_eq!(
+            decode_message::<Vec<u8>>(&bytes[FRAME_HEADROOM..]).unwrap(),
+            b
+        );
+        // Other types go through serde, with the same headroom.
+        let s = (3u8, "x".to_string());
+        let bytes = encode_message(&s).unwrap();
+        assert_eq!(bytes[FRAME_HEADROOM], CODEC_VERSION);
+        assert_eq!(
+            decode_message::<(u8, String)>(&bytes[FRAME_HEADROOM..]).unwrap(),
+            s
+        );
+    }
+
+    #[test]
+    fn raw_bytes_for_the_wrong_type_or_length_are_errors() {
+        let bytes = encode_message(&vec![1.0f64]).unwrap();
+        assert!(decode_message::<Vec<i64>>(&bytes[FRAME_HEADROOM..]).is_err());
+        assert!(decode_message::<String>(&bytes[FRAME_HEADROOM..]).is_err());
+        assert!(decode_message::<Vec<f64>>(&[RAW_F64S, 1, 2, 3]).is_err());
     }
 
     #[test]

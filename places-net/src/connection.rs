@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use places_core::{ChannelError, FrameSink, Inbound};
 
-use crate::wire::{encode_frame, read_frame, Frame, Kind, WireError};
+use crate::wire::{encode_frame, fill_header, read_frame, Frame, Kind, WireError};
 
 /// What a connection does with the frames that are not channel data.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -37,6 +37,8 @@ struct State {
 /// A connection to a peer node (either direction).
 pub(crate) struct Connection {
     peer: String,
+    /// The largest frame either side sends or accepts.
+    max_frame: u32,
     writer: Mutex<TcpStream>,
     state: Mutex<State>,
     next_id: AtomicU64,
@@ -53,6 +55,7 @@ impl Connection {
     pub(crate) fn new(peer: String, writer: TcpStream) -> Arc<Connection> {
         Arc::new(Connection {
             peer,
+            max_frame: crate::wire::DEFAULT_MAX_FRAME,
             writer: Mutex::new(writer),
             state: Mutex::new(State {
                 channels: HashMap::new(),
@@ -107,11 +110,15 @@ impl Connection {
 
     /// Writes one frame.
     pub(crate) fn send(&self, kind: Kind, id: u64, payload: &[u8]) -> Result<(), String> {
+        self.send_raw(&encode_frame(kind, id, payload))
+    }
+
+    /// Writes an encoded frame.
+    fn send_raw(&self, buf: &[u8]) -> Result<(), String> {
         if let Some(reason) = self.lost_reason() {
             return Err(self.lost_message(&reason));
         }
-        let buf = encode_frame(kind, id, payload);
-        let result = lock(&self.writer).write_all(&buf);
+        let result = lock(&self.writer).write_all(buf);
         result.map_err(|e| {
             let reason = format!("write failed: {e}");
             self.fail(&reason);
@@ -212,9 +219,16 @@ impl Connection {
 }
 
 impl FrameSink for Connection {
-    fn send_data(&self, id: u64, bytes: Vec<u8>) -> Result<(), ChannelError> {
-        self.send(Kind::Data, id, &bytes)
-            .map_err(ChannelError::Lost)
+    fn send_data(&self, id: u64, mut bytes: Vec<u8>) -> Result<(), ChannelError> {
+        let len = bytes.len() - places_core::codec::FRAME_HEADROOM;
+        if len > self.max_frame as usize - 10 {
+            return Err(ChannelError::Unsendable(format!(
+                "a message of {len} bytes exceeds the {}-byte frame limit",
+                self.max_frame
+            )));
+        }
+        fill_header(&mut bytes, Kind::Data, id);
+        self.send_raw(&bytes).map_err(ChannelError::Lost)
     }
 
     fn close(&self, id: u64) {

@@ -131,6 +131,22 @@ pub fn encode_frame(kind: Kind, channel: u64, payload: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// Fills in the header of a frame whose payload follows
+/// [`FRAME_HEADROOM`](places_core::codec::FRAME_HEADROOM) free bytes, so the whole buffer can be
+/// written as it is.
+///
+/// # Panics
+///
+/// If `buf` is shorter than the headroom (a caller bug).
+pub fn fill_header(buf: &mut [u8], kind: Kind, channel: u64) {
+    const _: () = assert!(places_core::codec::FRAME_HEADROOM == 4 + FIXED as usize);
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4] = PROTOCOL_VERSION;
+    buf[5] = kind as u8;
+    buf[6..14].copy_from_slice(&channel.to_le_bytes());
+}
+
 /// Writes one frame.
 ///
 /// # Errors
@@ -176,8 +192,12 @@ pub fn read_frame(r: &mut impl Read, max: u32) -> Result<Frame, WireError> {
     let kind = Kind::from_u8(head[1]).ok_or(WireError::UnknownKind(head[1]))?;
     let mut id = [0u8; 8];
     id.copy_from_slice(&head[2..10]);
-    let mut payload = vec![0u8; (len - FIXED) as usize];
-    if read_full(r, &mut payload)? != payload.len() {
+    // `take` + `read_to_end` fills the buffer without zeroing it first; the capacity is the
+    // frame's length, already checked against the limit.
+    let want = (len - FIXED) as usize;
+    let mut payload = Vec::with_capacity(want);
+    r.take(want as u64).read_to_end(&mut payload)?;
+    if payload.len() != want {
         return Err(WireError::Truncated);
     }
     Ok(Frame {
