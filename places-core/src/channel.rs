@@ -67,6 +67,161 @@ enum Tx<S> {
     },
 }
 
+impl<S> Tx<S> {
+    fn put(&self, value: S) -> Result<(), ChannelError> {
+        match self {
+            Tx::Local { sender, peer_waker } => {
+                sender.send(value).map_err(|_| ChannelError::Closed)?;
+                peer_waker.wake();
+                Ok(())
+            }
+            Tx::Remote { sink, id, encode } => {
+                let bytes = encode(&value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
+                sink.send_data(*id, bytes)
+            }
+        }
+    }
+}
+
+/// A message that reached a named place through one of its connections, with the route back to
+/// that connection (Racket's `(list msg src)`).
+///
+/// A named place's entry receives these: `fn server(ch: PlaceChannel<(), Routed<Req, Resp>>)`.
+/// Each client of `connect_to_named_place` has its own route, so replies never cross.
+pub struct Routed<Req, Resp> {
+    /// The client's message.
+    pub msg: Req,
+    /// Where the answer goes.
+    pub reply: ReplyTo<Resp>,
+}
+
+/// The sending side of one connection to a named place; cheap to clone and keep.
+pub struct ReplyTo<T> {
+    tx: Arc<Tx<T>>,
+}
+
+impl<T> Clone for ReplyTo<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T> ReplyTo<T> {
+    /// Sends `value` back to the connection the message came from.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Closed`] or [`ChannelError::Lost`] when that client is gone.
+    pub fn put(&self, value: T) -> Result<(), ChannelError> {
+        context::check_killed();
+        self.tx.put(value)
+    }
+}
+
+impl<T> fmt::Debug for ReplyTo<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyTo(..)")
+    }
+}
+
+impl<Req: fmt::Debug, Resp> fmt::Debug for Routed<Req, Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routed")
+            .field("msg", &self.msg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The route of the connection whose message is being decoded, set by [`RoutedInbound`].
+struct Route {
+    sink: Arc<dyn FrameSink>,
+    id: u64,
+}
+
+thread_local! {
+    static DECODING_ROUTE: std::cell::RefCell<Option<Route>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A routed message travels as its `msg` alone; the route is the connection it came on.
+impl<Req: serde::Serialize, Resp> serde::Serialize for Routed<Req, Resp> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        self.msg.serialize(serializer)
+    }
+}
+
+impl<'de, Req: serde::Deserialize<'de>, Resp: Message> serde::Deserialize<'de>
+    for Routed<Req, Resp>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let msg = Req::deserialize(deserializer)?;
+        let route = DECODING_ROUTE
+            .with(|r| r.borrow().as_ref().map(|r| (r.sink.clone(), r.id)))
+            .ok_or_else(|| {
+                serde::de::Error::custom(
+                    "a routed message can only be decoded by a named place's connection",
+                )
+            })?;
+        Ok(Routed {
+            msg,
+            reply: ReplyTo {
+                tx: Arc::new(Tx::Remote {
+                    sink: route.0,
+                    id: route.1,
+                    encode: |v: &Resp| crate::codec::encode_message(v),
+                }),
+            },
+        })
+    }
+}
+
+/// One connection's messages into a named place's queue, each decoded with that connection's
+/// route.
+struct RoutedInbound<R> {
+    tx: Mutex<Option<Sender<R>>>,
+    waker: Arc<AtomicWaker>,
+    sink: Arc<dyn FrameSink>,
+    id: u64,
+}
+
+impl<R: Message> Inbound for RoutedInbound<R> {
+    fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
+        DECODING_ROUTE.with(|r| {
+            *r.borrow_mut() = Some(Route {
+                sink: self.sink.clone(),
+                id: self.id,
+            })
+        });
+        let value = crate::codec::decode_message::<R>(bytes);
+        DECODING_ROUTE.with(|r| r.borrow_mut().take());
+        let value = value?;
+        if let Some(tx) = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = tx.send(value);
+        }
+        self.waker.wake();
+        Ok(())
+    }
+
+    fn close(&self, _reason: Option<String>) {
+        // One client leaving does not close the named place's queue.
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.waker.wake();
+    }
+
+    fn connect(&self, _sink: Arc<dyn FrameSink>, _id: u64) -> Option<Arc<dyn Inbound>> {
+        None
+    }
+}
+
 /// How long a `get` on a channel fed from the network polls before it blocks.
 const REMOTE_SPIN: Duration = Duration::from_micros(100);
 
@@ -121,17 +276,7 @@ impl<S, R> PlaceChannel<S, R> {
     /// [`ChannelError::Closed`] if the other end is gone; the value is dropped.
     pub fn put(&self, value: S) -> Result<(), ChannelError> {
         context::check_killed();
-        match &*self.tx {
-            Tx::Local { sender, peer_waker } => {
-                sender.send(value).map_err(|_| ChannelError::Closed)?;
-                peer_waker.wake();
-                Ok(())
-            }
-            Tx::Remote { sink, id, encode } => {
-                let bytes = encode(&value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
-                sink.send_data(*id, bytes)
-            }
-        }
+        self.tx.put(value)
     }
 
     /// Waits for the next message (Racket's `place-channel-get`).
@@ -339,6 +484,11 @@ pub trait Inbound: Send + Sync {
     /// Closes the channel: a `get` fails once the queued messages are taken, with
     /// [`ChannelError::Lost`] carrying `reason` when there is one.
     fn close(&self, reason: Option<String>);
+
+    /// A further producer into the same queue, for a new connection to a named place: its
+    /// messages are decoded with `(sink, id)` as their [`ReplyTo`] route. `None` when the channel
+    /// is closed.
+    fn connect(&self, sink: Arc<dyn FrameSink>, id: u64) -> Option<Arc<dyn Inbound>>;
 }
 
 struct InboundChannel<R> {
@@ -369,6 +519,20 @@ impl<R: Message> Inbound for InboundChannel<R> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         self.waker.wake();
+    }
+
+    fn connect(&self, sink: Arc<dyn FrameSink>, id: u64) -> Option<Arc<dyn Inbound>> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        Some(Arc::new(RoutedInbound {
+            tx: Mutex::new(Some(tx)),
+            waker: self.waker.clone(),
+            sink,
+            id,
+        }))
     }
 }
 

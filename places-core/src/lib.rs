@@ -30,7 +30,9 @@ mod registry;
 mod select;
 mod shared;
 
-pub use channel::{place_channel, remote_channel, FrameSink, Inbound, PlaceChannel, Recv};
+pub use channel::{
+    place_channel, remote_channel, FrameSink, Inbound, PlaceChannel, Recv, ReplyTo, Routed,
+};
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
 pub use error::{ChannelError, CodecError, SpawnError};

@@ -16,5 +16,6 @@ pub use error::NetError;
 pub use handshake::Cookie;
 pub use node::{run_if_requested, LISTEN_ENV, NODE_ENV, READY_LINE};
 pub use remote::{
-    cluster_cookie, create_place_node, NodeOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+    cluster_cookie, connect_to_named_place, create_place_node, supervise_place_at, NodeOptions,
+    PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
 };

@@ -39,6 +39,30 @@ pub(crate) struct SpawnRequest {
     pub(crate) name: String,
     pub(crate) receives: String,
     pub(crate) sends: String,
+    /// Register the place under this name, for `connect_to_named_place`.
+    pub(crate) named: Option<String>,
+}
+
+/// What a `Connect` frame asks for.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ConnectRequest {
+    pub(crate) name: String,
+    /// The type the named place must receive: `Routed<Req, Resp>` as the client spells it.
+    pub(crate) receives: String,
+}
+
+/// A named place of this node: where new connections' messages go.
+struct Named {
+    inbound: Arc<dyn places_core::Inbound>,
+    receives: &'static str,
+    key: String,
+    /// Tells this registration from a later place of the same name.
+    serial: u64,
+}
+
+fn named() -> &'static Mutex<HashMap<String, Named>> {
+    static NAMED: std::sync::OnceLock<Mutex<HashMap<String, Named>>> = std::sync::OnceLock::new();
+    NAMED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// If this process was started as a node, serves as one and exits; otherwise returns at once.
@@ -142,14 +166,46 @@ impl Router {
                 req.sends
             ));
         }
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(name) = &req.named {
+            if named()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(name)
+            {
+                return Err(format!("a place named `{name}` already runs on this node"));
+            }
+        }
         let exit_conn = conn.clone();
+        let exit_name = req.named.clone();
         let on_finish = Box::new(move |code: i32| {
+            if let Some(name) = exit_name {
+                let mut all = named().lock().unwrap_or_else(PoisonError::into_inner);
+                if all.get(&name).is_some_and(|n| n.serial == serial) {
+                    all.remove(&name);
+                }
+            }
             let _ = exit_conn.send(Kind::Exit, id, &code.to_le_bytes());
         });
         let sink: Arc<dyn FrameSink> = conn.clone();
         let (handle, inbound) = entry
             .spawn_remote(sink, id, on_finish)
             .map_err(|e| e.to_string())?;
+        if let Some(name) = req.named {
+            named()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    name,
+                    Named {
+                        inbound: inbound.clone(),
+                        receives: entry.receives().name(),
+                        key: entry.key().to_string(),
+                        serial,
+                    },
+                );
+        }
         conn.register(id, inbound);
         self.places
             .lock()
@@ -157,6 +213,41 @@ impl Router {
             .insert(id, handle);
         Ok(())
     }
+}
+
+/// Opens connection `id` to the named place `req.name`.
+fn connect(conn: &Arc<Connection>, id: u64, req: &ConnectRequest) -> Result<(), String> {
+    let all = named().lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(place) = all.get(&req.name) else {
+        let mut names: Vec<&str> = all.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        return Err(if names.is_empty() {
+            format!(
+                "no place named `{}` runs on this node; it has no named places",
+                req.name
+            )
+        } else {
+            format!(
+                "no place named `{}` runs on this node; its named places are `{}`",
+                req.name,
+                names.join("`, `")
+            )
+        });
+    };
+    if place.receives != req.receives {
+        return Err(format!(
+            "the place named `{}` (`{}`) receives `{}`, but the connection would send `{}`",
+            req.name, place.key, place.receives, req.receives
+        ));
+    }
+    let sink: Arc<dyn FrameSink> = conn.clone();
+    let inbound = place
+        .inbound
+        .connect(sink, id)
+        .ok_or_else(|| format!("the place named `{}` no longer takes messages", req.name))?;
+    drop(all);
+    conn.register(id, inbound);
+    Ok(())
 }
 
 impl Handler for Router {
@@ -174,6 +265,23 @@ impl Handler for Router {
                 match self.spawn(conn, frame.channel, req) {
                     Ok(()) => conn.send(Kind::SpawnOk, frame.channel, &[]),
                     // Mark the id used, so the client's later frames for it are not "unknown".
+                    Err(reason) => {
+                        conn.register(frame.channel, Arc::new(Refused));
+                        conn.send(Kind::SpawnErr, frame.channel, reason.as_bytes())
+                    }
+                }
+            }
+            Kind::Connect => {
+                if frame.channel == 0 || conn.known(frame.channel) {
+                    return Err(format!(
+                        "connect on channel {} that is already in use",
+                        frame.channel
+                    ));
+                }
+                let req: ConnectRequest = places_core::codec::decode(&frame.payload)
+                    .map_err(|e| format!("undecodable connect request: {e}"))?;
+                match connect(conn, frame.channel, &req) {
+                    Ok(()) => conn.send(Kind::SpawnOk, frame.channel, &[]),
                     Err(reason) => {
                         conn.register(frame.channel, Arc::new(Refused));
                         conn.send(Kind::SpawnErr, frame.channel, reason.as_bytes())
@@ -217,4 +325,12 @@ impl places_core::Inbound for Refused {
     }
 
     fn close(&self, _reason: Option<String>) {}
+
+    fn connect(
+        &self,
+        _sink: Arc<dyn FrameSink>,
+        _id: u64,
+    ) -> Option<Arc<dyn places_core::Inbound>> {
+        None
+    }
 }

@@ -16,7 +16,7 @@ use places_core::{FrameSink, Message, PlaceChannel};
 use crate::connection::{Connection, Handler};
 use crate::error::NetError;
 use crate::handshake::{self, Cookie};
-use crate::node::{SpawnRequest, FAILED_LINE, LISTEN_ENV, NODE_ENV, READY_LINE};
+use crate::node::{ConnectRequest, SpawnRequest, FAILED_LINE, LISTEN_ENV, NODE_ENV, READY_LINE};
 use crate::wire::{Frame, Kind, DEFAULT_MAX_FRAME};
 
 /// The port Racket's nodes listen on by default (`DEFAULT-ROUTER-PORT`). Local nodes use any free
@@ -449,49 +449,72 @@ impl RemoteNode {
         module: &str,
         name: &str,
     ) -> Result<RemotePlace<S, R>, NetError> {
+        self.spawn_place(module, name, None)
+    }
+
+    fn spawn_place<S: Message, R: Message>(
+        &self,
+        module: &str,
+        name: &str,
+        named: Option<String>,
+    ) -> Result<RemotePlace<S, R>, NetError> {
+        let req = SpawnRequest {
+            module: module.to_owned(),
+            name: name.to_owned(),
+            receives: std::any::type_name::<S>().to_owned(),
+            sends: std::any::type_name::<R>().to_owned(),
+            named,
+        };
+        let key = format!("{module}::{name}");
+        let completion = Completion::new();
+        let (channel, id) =
+            self.request::<S, R>(Kind::Spawn, &req, &key, Some(completion.clone()))?;
+        Ok(RemotePlace {
+            channel,
+            conn: self.conn.clone(),
+            id,
+            completion,
+        })
+    }
+
+    /// Opens a channel, sends a request for it (a spawn or a connect) and waits for the reply.
+    fn request<S: Message, R: Message>(
+        &self,
+        kind: Kind,
+        req: &impl serde::Serialize,
+        what: &str,
+        completion: Option<Arc<Completion>>,
+    ) -> Result<(PlaceChannel<S, R>, u64), NetError> {
         let id = self.conn.next_id();
         let sink: Arc<dyn FrameSink> = self.conn.clone();
         let (channel, inbound) = places_core::remote_channel::<S, R>(sink, id);
         self.conn.register(id, inbound);
-        let completion = Completion::new();
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.client
             .spawns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, tx);
-        self.client
-            .completions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, completion.clone());
-        let req = places_core::codec::encode(&SpawnRequest {
-            module: module.to_owned(),
-            name: name.to_owned(),
-            receives: std::any::type_name::<S>().to_owned(),
-            sends: std::any::type_name::<R>().to_owned(),
-        })
-        .map_err(|e| self.lost(e.to_string()))?;
-        self.conn
-            .send(Kind::Spawn, id, &req)
-            .map_err(|r| self.lost(r))?;
-        let key = format!("{module}::{name}");
+        if let Some(c) = completion {
+            self.client
+                .completions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, c);
+        }
+        let bytes = places_core::codec::encode(req).map_err(|e| self.lost(e.to_string()))?;
+        self.conn.send(kind, id, &bytes).map_err(|r| self.lost(r))?;
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(())) => Ok(RemotePlace {
-                channel,
-                conn: self.conn.clone(),
-                id,
-                completion,
-            }),
+            Ok(Ok(())) => Ok((channel, id)),
             Ok(Err(reason)) => match self.conn.lost_reason() {
                 Some(r) => Err(self.lost(r)),
                 None => Err(NetError::Spawn {
                     node: self.name.clone(),
-                    key,
+                    key: what.to_owned(),
                     reason,
                 }),
             },
-            Err(_) => Err(self.lost("no reply to a spawn request within 60 s".to_owned())),
+            Err(_) => Err(self.lost("no reply to a request within 60 s".to_owned())),
         }
     }
 
@@ -623,4 +646,61 @@ impl<S, R> std::fmt::Debug for RemotePlace<S, R> {
             .field("channel", &self.id)
             .finish()
     }
+}
+
+/// How [`supervise_place_at`] starts a place.
+#[derive(Debug, Clone, Default)]
+pub struct PlaceOptions {
+    named: Option<String>,
+}
+
+impl PlaceOptions {
+    /// Default options: an unnamed place.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the place on its node under `name` (Racket's `#:named`), so that any program
+    /// connected to the node can reach it with [`connect_to_named_place`]. The entry must
+    /// receive [`Routed`](places_core::Routed) messages: `fn(PlaceChannel<S, Routed<Req, Resp>>)`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.named = Some(name.into());
+        self
+    }
+}
+
+/// Starts the entry `module::name` on `node` (Racket's `supervise-place-at`), under a name when
+/// the options give one. Restart policies arrive with the supervision layer.
+///
+/// # Errors
+///
+/// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types, a name
+/// already taken), or [`NetError::Lost`] when the node is gone.
+pub fn supervise_place_at<S: Message, R: Message>(
+    node: &RemoteNode,
+    module: &str,
+    name: &str,
+    opts: PlaceOptions,
+) -> Result<RemotePlace<S, R>, NetError> {
+    node.spawn_place(module, name, opts.named)
+}
+
+/// Opens a new connection to the place registered as `name` on `node` (Racket's
+/// `connect-to-named-place`): what is put on the returned channel reaches the place as
+/// [`Routed`](places_core::Routed) messages whose `reply` leads back to this channel only.
+///
+/// # Errors
+///
+/// [`NetError::Spawn`] when no place of that name runs there (the error lists the names that
+/// do) or it takes other message types; [`NetError::Lost`] when the node is gone.
+pub fn connect_to_named_place<Req: Message, Resp: Message>(
+    node: &RemoteNode,
+    name: &str,
+) -> Result<PlaceChannel<Req, Resp>, NetError> {
+    let req = ConnectRequest {
+        name: name.to_owned(),
+        receives: std::any::type_name::<places_core::Routed<Req, Resp>>().to_owned(),
+    };
+    node.request::<Req, Resp>(Kind::Connect, &req, name, None)
+        .map(|(ch, _)| ch)
 }

@@ -51,6 +51,8 @@ pub enum Kind {
     Welcome = 13,
     /// Handshake refused; the payload says why.
     Refuse = 14,
+    /// Open a new connection (on the frame's channel id) to a named place; the payload names it.
+    Connect = 15,
 }
 
 impl Kind {
@@ -71,6 +73,7 @@ impl Kind {
             12 => Proof,
             13 => Welcome,
             14 => Refuse,
+            15 => Connect,
             _ => return None,
         })
     }
@@ -297,7 +300,7 @@ mod tests {
 
         #[test]
         fn frames_survive_a_byte_stream(frames in proptest::collection::vec(
-            (1u8..=14, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
+            (1u8..=15, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
         ) {
             let mut stream = Vec::new();
             for (k, id, p) in &frames {
