@@ -12,6 +12,12 @@ use places::{
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// A client's name and a number.
+type Tally = (String, u64);
+
+/// The creator's handle on the accumulator.
+type Server = RemotePlace<Routed<Tally, Tally>, String>;
+
 /// When the launcher starts this test binary as a node, this test serves as the node.
 #[test]
 fn places_node() {
@@ -26,7 +32,7 @@ fn node() -> RemoteNode {
 /// A counter keyed by client: adds what each client sends and answers with that client's total.
 /// It tells clients apart only by where the reply goes.
 #[place]
-pub fn accumulator(ch: PlaceChannel<String, Routed<(String, u64), (String, u64)>>) {
+pub fn accumulator(ch: PlaceChannel<String, Routed<Tally, Tally>>) {
     let mut totals = std::collections::HashMap::new();
     while let Ok(Routed {
         msg: (who, n),
@@ -43,15 +49,15 @@ pub fn accumulator(ch: PlaceChannel<String, Routed<(String, u64), (String, u64)>
 #[test]
 fn each_connection_gets_its_own_replies() {
     let n = node();
-    let _server: RemotePlace<Routed<(String, u64), (String, u64)>, String> = supervise_place_at(
+    let _server: Server = supervise_place_at(
         &n,
         module_path!(),
         "accumulator",
         PlaceOptions::new().named("acc"),
     )
     .unwrap();
-    let a = connect_to_named_place::<(String, u64), (String, u64)>(&n, "acc").unwrap();
-    let b = connect_to_named_place::<(String, u64), (String, u64)>(&n, "acc").unwrap();
+    let a = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
+    let b = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
     // Interleave the two clients; every reply must come back on its own connection.
     for i in 1..=50u64 {
         a.put(("a".into(), i)).unwrap();
@@ -73,7 +79,7 @@ fn each_connection_gets_its_own_replies() {
 #[test]
 fn clients_on_several_threads_and_a_closing_connection() {
     let n = std::sync::Arc::new(node());
-    let _server: RemotePlace<Routed<(String, u64), (String, u64)>, String> = supervise_place_at(
+    let _server: Server = supervise_place_at(
         &n,
         module_path!(),
         "accumulator",
@@ -81,7 +87,7 @@ fn clients_on_several_threads_and_a_closing_connection() {
     )
     .unwrap();
     // One client connects, talks, and leaves.
-    let early = connect_to_named_place::<(String, u64), (String, u64)>(&n, "acc").unwrap();
+    let early = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
     assert_eq!(
         early.put_get(("early".into(), 5)).unwrap(),
         ("early".into(), 5)
@@ -92,7 +98,7 @@ fn clients_on_several_threads_and_a_closing_connection() {
         .map(|k| {
             let n = n.clone();
             std::thread::spawn(move || {
-                let c = connect_to_named_place::<(String, u64), (String, u64)>(&n, "acc").unwrap();
+                let c = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
                 let who = format!("t{k}");
                 let mut total = 0;
                 for i in 0..20 {
@@ -113,7 +119,7 @@ fn connecting_to_a_missing_or_mistyped_name_is_an_error() {
     let err = connect_to_named_place::<u64, u64>(&n, "nobody").unwrap_err();
     assert!(matches!(err, NetError::Spawn { .. }), "{err:?}");
     assert!(err.to_string().contains("no place named `nobody`"), "{err}");
-    let _server: RemotePlace<Routed<(String, u64), (String, u64)>, String> = supervise_place_at(
+    let _server: Server = supervise_place_at(
         &n,
         module_path!(),
         "accumulator",
@@ -122,7 +128,7 @@ fn connecting_to_a_missing_or_mistyped_name_is_an_error() {
     .unwrap();
     let err = connect_to_named_place::<u64, u64>(&n, "acc").unwrap_err();
     assert!(err.to_string().contains("receives"), "{err}");
-    let err = supervise_place_at::<Routed<(String, u64), (String, u64)>, String>(
+    let err = supervise_place_at::<Routed<Tally, Tally>, String>(
         &n,
         module_path!(),
         "accumulator",
