@@ -38,8 +38,9 @@ extern crate self as places;
 pub use places_core::*;
 pub use places_macros::{cg_for, cg_pipeline, fork_join, main, message, place};
 pub use places_net::{
-    connect_to_named_place, create_place_node, supervise_place_at, Cookie, NetError, NodeOptions,
-    PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+    connect_to_named_place, create_place_node, spawn_node_at, spawn_node_supervise_place_at,
+    spawn_node_with_place_at, spawn_nodes_join, supervise_place_at, Cookie, NetError, NodeOptions,
+    PendingNode, PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use places::prelude::*;
-use places::{create_place_node, NetError, NodeOptions, RemoteNode, RemotePlace};
+use places::{
+    create_place_node, spawn_node_at, spawn_node_supervise_place_at, spawn_node_with_place_at,
+    spawn_nodes_join, Channel, NetError, NodeOptions, PlaceOptions, RemoteNode, RemotePlace,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -202,4 +205,91 @@ fn a_node_that_cannot_start_says_why() {
     );
     let err = create_place_node("example.invalid", NodeOptions::new()).unwrap_err();
     assert!(matches!(err, NetError::UnsupportedHost(_)), "{err:?}");
+}
+
+/// Generic over the kind of channel: runs unchanged on a local and a remote place.
+fn sum_of_echoes<C: Channel<u64, u64>>(c: &C) -> u64 {
+    (1..=10).map(|i| c.put_get(i).unwrap()).sum()
+}
+
+#[test]
+fn one_channel_trait_serves_local_and_remote_places() {
+    let local: Place<u64> = Place::spawn(echo).unwrap();
+    let n = node();
+    let remote: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(sum_of_echoes(&local), 55);
+    assert_eq!(sum_of_echoes(&remote), 55);
+    assert_eq!(sum_of_echoes(remote.channel()), 55);
+}
+
+#[test]
+fn nodes_can_be_started_with_a_place_or_in_the_background() {
+    let opts = || NodeOptions::for_test_binary("places_node");
+    let n =
+        spawn_node_with_place_at::<u64, u64>("localhost", module_path!(), "echo", opts()).unwrap();
+    assert!(
+        n.first_place::<String, String>().is_none(),
+        "wrong types give nothing"
+    );
+    let first: RemotePlace<u64> = n.first_place().expect("the first place");
+    assert_eq!(first.put_get(9).unwrap(), 9);
+    assert!(n.first_place::<u64, u64>().is_none(), "taken once");
+
+    let (n2, p2) = spawn_node_supervise_place_at::<u64, u64>(
+        "localhost",
+        module_path!(),
+        "echo",
+        opts(),
+        PlaceOptions::new(),
+    )
+    .unwrap();
+    assert_eq!(p2.put_get(4).unwrap(), 4);
+    assert_ne!(n2.addr(), n.addr());
+
+    let pending = spawn_node_at("localhost", opts());
+    let n3 = pending.join().unwrap();
+    let p3: RemotePlace<u64> = n3.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p3.put_get(5).unwrap(), 5);
+
+    let all = spawn_nodes_join([("localhost", opts()), ("localhost", opts())]).unwrap();
+    assert_eq!(all.len(), 2);
+    for node in &all {
+        let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+        assert_eq!(p.put_get(6).unwrap(), 6);
+    }
+    assert!(spawn_nodes_join([("localhost", opts()), ("nowhere.invalid", opts())]).is_err());
+}
+
+#[test]
+fn a_frozen_node_is_declared_lost_after_missed_heartbeats() {
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_test_binary("places_node").heartbeat(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "summer").unwrap();
+    let pid = n.pid().unwrap().to_string();
+    // Stopped, not killed: the connection stays open, only the heartbeats stop.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let start = std::time::Instant::now();
+    let err = p.get_timeout(LIMIT).unwrap_err();
+    let waited = start.elapsed();
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    let ChannelError::Lost(reason) = &err else {
+        panic!("expected Lost, got {err:?}");
+    };
+    assert!(
+        reason.contains("heartbeat") && reason.contains(n.name()),
+        "{reason}"
+    );
+    assert!(
+        waited < LIMIT,
+        "declared lost well before the test's own limit ({waited:?})"
+    );
 }

@@ -31,7 +31,7 @@ mod select;
 mod shared;
 
 pub use channel::{
-    place_channel, remote_channel, FrameSink, Inbound, PlaceChannel, Recv, ReplyTo, Routed,
+    place_channel, remote_channel, Channel, FrameSink, Inbound, PlaceChannel, Recv, ReplyTo, Routed,
 };
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};

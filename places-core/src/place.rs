@@ -363,6 +363,12 @@ impl<S, R> Place<S, R> {
     }
 }
 
+impl<S, R> crate::channel::Channel<S, R> for Place<S, R> {
+    fn place_channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
 impl<S, R> Deref for Place<S, R> {
     type Target = PlaceChannel<S, R>;
 

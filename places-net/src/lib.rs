@@ -16,6 +16,7 @@ pub use error::NetError;
 pub use handshake::Cookie;
 pub use node::{run_if_requested, LISTEN_ENV, NODE_ENV, READY_LINE};
 pub use remote::{
-    cluster_cookie, connect_to_named_place, create_place_node, supervise_place_at, NodeOptions,
-    PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+    cluster_cookie, connect_to_named_place, create_place_node, spawn_node_at,
+    spawn_node_supervise_place_at, spawn_node_with_place_at, spawn_nodes_join, supervise_place_at,
+    NodeOptions, PendingNode, PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
 };

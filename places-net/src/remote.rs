@@ -368,6 +368,8 @@ pub struct RemoteNode {
     conn: Arc<Connection>,
     client: Arc<Client>,
     process: Mutex<Option<NodeProcess>>,
+    /// The place `spawn_node_with_place_at` started, until it is taken.
+    first: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// The process of a node this program started.
@@ -416,6 +418,7 @@ impl RemoteNode {
             conn,
             client,
             process: Mutex::new(Some(process)),
+            first: Mutex::new(None),
         })
     }
 
@@ -515,6 +518,21 @@ impl RemoteNode {
                 }),
             },
             Err(_) => Err(self.lost("no reply to a request within 60 s".to_owned())),
+        }
+    }
+
+    /// Takes the place that [`spawn_node_with_place_at`] started (Racket's
+    /// `node-get-first-place`). Returns `None` if there is none, it was taken already, or `S`
+    /// and `R` are not its types.
+    pub fn first_place<S: Message, R: Message>(&self) -> Option<RemotePlace<S, R>> {
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        let place = first.take()?;
+        match place.downcast::<RemotePlace<S, R>>() {
+            Ok(p) => Some(*p),
+            Err(other) => {
+                *first = Some(other);
+                None
+            }
         }
     }
 
@@ -631,6 +649,12 @@ impl<S, R> RemotePlace<S, R> {
     }
 }
 
+impl<S, R> places_core::Channel<S, R> for RemotePlace<S, R> {
+    fn place_channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
 impl<S, R> Deref for RemotePlace<S, R> {
     type Target = PlaceChannel<S, R>;
 
@@ -703,4 +727,91 @@ pub fn connect_to_named_place<Req: Message, Resp: Message>(
     };
     node.request::<Req, Resp>(Kind::Connect, &req, name, None)
         .map(|(ch, _)| ch)
+}
+
+/// Starts a node on `host` with one place running `module::name` on it (Racket's
+/// `spawn-node-with-place-at`); the place is the node's [`first_place`](RemoteNode::first_place).
+///
+/// # Errors
+///
+/// The errors of [`create_place_node`] and of [`RemoteNode::dynamic_place`].
+pub fn spawn_node_with_place_at<S: Message, R: Message>(
+    host: &str,
+    module: &str,
+    name: &str,
+    opts: NodeOptions,
+) -> Result<RemoteNode, NetError> {
+    let (node, place) =
+        spawn_node_supervise_place_at::<S, R>(host, module, name, opts, PlaceOptions::new())?;
+    *node.first.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(place));
+    Ok(node)
+}
+
+/// Starts a node on `host` and a place on it, returning both (Racket's
+/// `spawn-node-supervise-place-at`).
+///
+/// # Errors
+///
+/// The errors of [`create_place_node`] and of [`supervise_place_at`].
+pub fn spawn_node_supervise_place_at<S: Message, R: Message>(
+    host: &str,
+    module: &str,
+    name: &str,
+    node_opts: NodeOptions,
+    place_opts: PlaceOptions,
+) -> Result<(RemoteNode, RemotePlace<S, R>), NetError> {
+    let node = create_place_node(host, node_opts)?;
+    let place = supervise_place_at(&node, module, name, place_opts)?;
+    Ok((node, place))
+}
+
+/// A node being started in the background; see [`spawn_node_at`].
+#[derive(Debug)]
+pub struct PendingNode {
+    host: String,
+    handle: JoinHandle<Result<RemoteNode, NetError>>,
+}
+
+impl PendingNode {
+    /// Waits until the node is up (or failed to start).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`create_place_node`].
+    pub fn join(self) -> Result<RemoteNode, NetError> {
+        match self.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Lost {
+                node: self.host,
+                reason: "the thread starting the node panicked".into(),
+            }),
+        }
+    }
+}
+
+/// Starts a node on `host` without waiting for it (Racket's `spawn-node-at`); join the result to
+/// get the node. Starting several nodes this way overlaps their start-up.
+pub fn spawn_node_at(host: &str, opts: NodeOptions) -> PendingNode {
+    let owned = host.to_owned();
+    let handle = std::thread::spawn(move || create_place_node(&owned, opts));
+    PendingNode {
+        host: host.to_owned(),
+        handle,
+    }
+}
+
+/// Starts nodes on all `hosts` at once and waits for all of them (Racket's `spawn-nodes/join`).
+///
+/// # Errors
+///
+/// The first error among the nodes, in the order given; the nodes that did start are dropped
+/// (and end).
+pub fn spawn_nodes_join<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, NodeOptions)>,
+) -> Result<Vec<RemoteNode>, NetError> {
+    let pending: Vec<PendingNode> = hosts
+        .into_iter()
+        .map(|(h, o)| spawn_node_at(h, o))
+        .collect();
+    pending.into_iter().map(PendingNode::join).collect()
 }
