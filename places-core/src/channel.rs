@@ -637,6 +637,71 @@ impl<'de, S, R> serde::Deserialize<'de> for PlaceChannel<S, R> {
     }
 }
 
+/// What every kind of channel end can do (Racket's `*channel-put`, `*channel-get`): local place
+/// channels, local places, and (in the network layer) remote places and connections.
+///
+/// Write code against `Channel` to run it unchanged on a local or a remote place.
+///
+/// # Examples
+///
+/// ```
+/// use places::{Channel, ChannelError};
+///
+/// fn ask<C: Channel<u32, u32>>(c: &C, n: u32) -> Result<u32, ChannelError> {
+///     c.put_get(n)
+/// }
+///
+/// let (a, b) = places::place_channel::<u32, u32>();
+/// std::thread::spawn(move || b.put(b.get().unwrap() + 1));
+/// assert_eq!(ask(&a, 41).unwrap(), 42);
+/// ```
+pub trait Channel<S, R> {
+    /// The end's place channel.
+    fn place_channel(&self) -> &PlaceChannel<S, R>;
+
+    /// See [`PlaceChannel::put`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PlaceChannel::put`].
+    fn put(&self, value: S) -> Result<(), ChannelError> {
+        self.place_channel().put(value)
+    }
+
+    /// See [`PlaceChannel::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PlaceChannel::get`].
+    fn get(&self) -> Result<R, ChannelError> {
+        self.place_channel().get()
+    }
+
+    /// See [`PlaceChannel::put_get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PlaceChannel::put_get`].
+    fn put_get(&self, value: S) -> Result<R, ChannelError> {
+        self.place_channel().put_get(value)
+    }
+
+    /// See [`PlaceChannel::get_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PlaceChannel::get_timeout`].
+    fn get_timeout(&self, timeout: Duration) -> Result<R, ChannelError> {
+        self.place_channel().get_timeout(timeout)
+    }
+}
+
+impl<S, R> Channel<S, R> for PlaceChannel<S, R> {
+    fn place_channel(&self) -> &PlaceChannel<S, R> {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,70 +791,5 @@ mod tests {
         let (a, _b) = raw_pair::<u8, u8>();
         let err = crate::codec::encode(&a).unwrap_err();
         assert!(err.to_string().contains("place channel"), "{err}");
-    }
-}
-
-/// What every kind of channel end can do (Racket's `*channel-put`, `*channel-get`): local place
-/// channels, local places, and (in the network layer) remote places and connections.
-///
-/// Write code against `Channel` to run it unchanged on a local or a remote place.
-///
-/// # Examples
-///
-/// ```
-/// use places::{Channel, ChannelError};
-///
-/// fn ask<C: Channel<u32, u32>>(c: &C, n: u32) -> Result<u32, ChannelError> {
-///     c.put_get(n)
-/// }
-///
-/// let (a, b) = places::place_channel::<u32, u32>();
-/// std::thread::spawn(move || b.put(b.get().unwrap() + 1));
-/// assert_eq!(ask(&a, 41).unwrap(), 42);
-/// ```
-pub trait Channel<S, R> {
-    /// The end's place channel.
-    fn place_channel(&self) -> &PlaceChannel<S, R>;
-
-    /// See [`PlaceChannel::put`].
-    ///
-    /// # Errors
-    ///
-    /// As [`PlaceChannel::put`].
-    fn put(&self, value: S) -> Result<(), ChannelError> {
-        self.place_channel().put(value)
-    }
-
-    /// See [`PlaceChannel::get`].
-    ///
-    /// # Errors
-    ///
-    /// As [`PlaceChannel::get`].
-    fn get(&self) -> Result<R, ChannelError> {
-        self.place_channel().get()
-    }
-
-    /// See [`PlaceChannel::put_get`].
-    ///
-    /// # Errors
-    ///
-    /// As [`PlaceChannel::put_get`].
-    fn put_get(&self, value: S) -> Result<R, ChannelError> {
-        self.place_channel().put_get(value)
-    }
-
-    /// See [`PlaceChannel::get_timeout`].
-    ///
-    /// # Errors
-    ///
-    /// As [`PlaceChannel::get_timeout`].
-    fn get_timeout(&self, timeout: Duration) -> Result<R, ChannelError> {
-        self.place_channel().get_timeout(timeout)
-    }
-}
-
-impl<S, R> Channel<S, R> for PlaceChannel<S, R> {
-    fn place_channel(&self) -> &PlaceChannel<S, R> {
-        self
     }
 }
