@@ -76,11 +76,30 @@ impl<S> Tx<S> {
                 Ok(())
             }
             Tx::Remote { sink, id, encode } => {
-                let bytes = encode(&value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
+                let bytes = with_transport(sink, || encode(&value))
+                    .map_err(|e| ChannelError::Unsendable(e.to_string()))?;
                 sink.send_data(*id, bytes)
             }
         }
     }
+}
+
+thread_local! {
+    /// The connection a message is being encoded for or decoded from, so that place channels
+    /// inside it can be carried across (see the `Serialize` impl of [`PlaceChannel`]).
+    static TRANSPORT: std::cell::RefCell<Option<Arc<dyn FrameSink>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `sink` as the current transport.
+fn with_transport<T>(sink: &Arc<dyn FrameSink>, f: impl FnOnce() -> T) -> T {
+    let previous = TRANSPORT.with(|t| t.borrow_mut().replace(sink.clone()));
+    let out = f();
+    TRANSPORT.with(|t| *t.borrow_mut() = previous);
+    out
+}
+
+fn current_transport() -> Option<Arc<dyn FrameSink>> {
+    TRANSPORT.with(|t| t.borrow().clone())
 }
 
 /// A message that reached a named place through one of its connections, with the route back to
@@ -193,7 +212,7 @@ impl<R: Message> Inbound for RoutedInbound<R> {
                 id: self.id,
             })
         });
-        let value = crate::codec::decode_message::<R>(bytes);
+        let value = with_transport(&self.sink, || crate::codec::decode_message::<R>(bytes));
         DECODING_ROUTE.with(|r| r.borrow_mut().take());
         let value = value?;
         if let Some(tx) = self
@@ -469,6 +488,13 @@ pub trait FrameSink: Send + Sync {
 
     /// Tells the other node that this end of channel `id` is gone.
     fn close(&self, id: u64);
+
+    /// Allocates a channel id on this connection for a channel this side sends to the other
+    /// node, and registers where the other node's messages on it go.
+    fn open_channel(&self, inbound: Arc<dyn Inbound>) -> u64;
+
+    /// Registers where messages on channel `id`, which the other node sent to this side, go.
+    fn register_channel(&self, id: u64, inbound: Arc<dyn Inbound>);
 }
 
 /// The receiving half of a channel fed by the network: the connection's reader hands it each
@@ -495,11 +521,13 @@ struct InboundChannel<R> {
     tx: Mutex<Option<Sender<R>>>,
     waker: Arc<AtomicWaker>,
     reason: Arc<OnceLock<String>>,
+    /// The connection the messages come from (to decode channels inside them).
+    sink: Arc<dyn FrameSink>,
 }
 
 impl<R: Message> Inbound for InboundChannel<R> {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
-        let value: R = crate::codec::decode_message(bytes)?;
+        let value: R = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
         let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tx) = guard.as_ref() {
             // A receiver that is gone has no use for the message.
@@ -549,6 +577,7 @@ pub fn remote_channel<S: Message, R: Message>(
         tx: Mutex::new(Some(tx)),
         waker: waker.clone(),
         reason: reason.clone(),
+        sink: sink.clone(),
     });
     let channel = PlaceChannel {
         tx: ManuallyDrop::new(Tx::Remote {
@@ -617,23 +646,134 @@ impl<R> Future for Recv<'_, R> {
     }
 }
 
-/// Serializes only inside a places transport (sending a channel to another node, which the
-/// network layer provides); plain serde serialization of a channel is an error, because a channel
-/// cannot be rebuilt from bytes alone.
-impl<S, R> serde::Serialize for PlaceChannel<S, R> {
-    fn serialize<Z: serde::Serializer>(&self, _serializer: Z) -> Result<Z::Ok, Z::Error> {
-        Err(serde::ser::Error::custom(
-            "a place channel can be sent to a local place (it is moved, not encoded); \
-             this build has no transport that can carry it to another node",
-        ))
+/// A place channel end can be sent to a place on another node inside any message. The end stays
+/// here, bridged: what its peer sends is forwarded to the node, and what the node puts reaches the
+/// peer, so the two ends talk as if they were local. On the wire the end is just a channel id
+/// on the connection. Outside a places transport (plain serde) encoding a channel is an error.
+impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let Some(sink) = current_transport() else {
+            return Err(serde::ser::Error::custom(
+                "a place channel can only be encoded by a places transport (sending it to another node)",
+            ));
+        };
+        let Tx::Local { sender, peer_waker } = &*self.tx else {
+            return Err(serde::ser::Error::custom(
+                "a channel to a place on another node cannot be passed on to a third node yet; \
+                 send a channel made with `place_channel()` instead",
+            ));
+        };
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let inbound: Arc<dyn Inbound> = Arc::new(ForwardIn {
+            tx: Mutex::new(Some(sender.clone())),
+            waker: peer_waker.clone(),
+            sink: sink.clone(),
+            stop: Mutex::new(Some(stop_tx)),
+        });
+        let id = sink.open_channel(inbound);
+        let rx = self.rx.clone();
+        let out = sink.clone();
+        // Forwards what the peer sends to the node, until either side is gone.
+        let spawned = std::thread::Builder::new()
+            .name(format!("places channel proxy {id}"))
+            .spawn(move || forward_out(&rx, &stop_rx, &out, id));
+        if let Err(e) = spawned {
+            sink.close(id);
+            return Err(serde::ser::Error::custom(format!(
+                "could not start a channel proxy: {e}"
+            )));
+        }
+        serializer.serialize_u64(id)
     }
 }
 
-impl<'de, S, R> serde::Deserialize<'de> for PlaceChannel<S, R> {
-    fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(
-            "a place channel cannot be decoded from bytes outside a places transport",
-        ))
+fn forward_out<R: Message>(
+    rx: &Receiver<R>,
+    stop: &Receiver<()>,
+    sink: &Arc<dyn FrameSink>,
+    id: u64,
+) {
+    loop {
+        let mut sel = crossbeam_channel::Select::new();
+        let msg = sel.recv(rx);
+        let halt = sel.recv(stop);
+        let op = sel.select();
+        if op.index() == halt {
+            let _ = op.recv(stop);
+            return;
+        }
+        debug_assert_eq!(op.index(), msg);
+        match op.recv(rx) {
+            Ok(v) => {
+                let sent = with_transport(sink, || crate::codec::encode_message(&v))
+                    .map_err(|e| ChannelError::Unsendable(e.to_string()))
+                    .and_then(|bytes| sink.send_data(id, bytes));
+                if sent.is_err() {
+                    return;
+                }
+            }
+            Err(_) => {
+                sink.close(id);
+                return;
+            }
+        }
+    }
+}
+
+/// The node's messages on a forwarded channel, into the local peer's queue.
+struct ForwardIn<S> {
+    tx: Mutex<Option<Sender<S>>>,
+    waker: Arc<AtomicWaker>,
+    sink: Arc<dyn FrameSink>,
+    /// Dropped to stop the outgoing proxy when the node's end is gone.
+    stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
+}
+
+impl<S: Message> Inbound for ForwardIn<S> {
+    fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
+        let value: S = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
+        if let Some(tx) = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = tx.send(value);
+        }
+        self.waker.wake();
+        Ok(())
+    }
+
+    fn close(&self, _reason: Option<String>) {
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.waker.wake();
+    }
+
+    fn connect(&self, _sink: Arc<dyn FrameSink>, _id: u64) -> Option<Arc<dyn Inbound>> {
+        None
+    }
+}
+
+/// The receiving side of [`Serialize`](serde::Serialize): a channel end whose peer stayed on the
+/// node that sent it.
+impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = <u64 as serde::Deserialize>::deserialize(deserializer)?;
+        let Some(sink) = current_transport() else {
+            return Err(serde::de::Error::custom(
+                "a place channel cannot be decoded from bytes outside a places transport",
+            ));
+        };
+        let (ch, inbound) = remote_channel::<S, R>(sink.clone(), id);
+        sink.register_channel(id, inbound);
+        Ok(ch)
     }
 }
 

@@ -28,9 +28,9 @@ enum Slot {
 }
 
 struct State {
+    /// Every channel ever opened on this connection; closed ones stay as tombstones so that
+    /// data still in flight for them is told apart from data for ids never opened (bad input).
     channels: HashMap<u64, Slot>,
-    /// The highest channel id in use on this connection: data for a higher id is bad input.
-    max_id: u64,
     lost: Option<String>,
 }
 
@@ -52,17 +52,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Connection {
-    pub(crate) fn new(peer: String, writer: TcpStream) -> Arc<Connection> {
+    /// A connection; the side that connected allocates odd channel ids and the node even ones,
+    /// so both can open channels without asking.
+    pub(crate) fn new(peer: String, writer: TcpStream, first_id: u64) -> Arc<Connection> {
         Arc::new(Connection {
             peer,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             writer: Mutex::new(writer),
             state: Mutex::new(State {
                 channels: HashMap::new(),
-                max_id: 0,
                 lost: None,
             }),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
         })
@@ -80,7 +81,7 @@ impl Connection {
 
     /// A fresh channel id (ids are allocated by the side that spawns).
     pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.next_id.fetch_add(2, Ordering::Relaxed)
     }
 
     /// Milliseconds since the last frame arrived.
@@ -92,7 +93,6 @@ impl Connection {
     /// Registers the receiving half of channel `id`.
     pub(crate) fn register(&self, id: u64, inbound: Arc<dyn Inbound>) {
         let mut st = lock(&self.state);
-        st.max_id = st.max_id.max(id);
         if let Some(reason) = &st.lost {
             inbound.close(Some(self.lost_message(reason)));
         }
@@ -101,7 +101,7 @@ impl Connection {
 
     /// Whether `id` was ever registered here.
     pub(crate) fn known(&self, id: u64) -> bool {
-        id != 0 && id <= lock(&self.state).max_id
+        id == 0 || lock(&self.state).channels.contains_key(&id)
     }
 
     fn lost_message(&self, reason: &str) -> String {
@@ -169,7 +169,6 @@ impl Connection {
             match st.channels.get(&id) {
                 Some(Slot::Open(i)) => Some(i.clone()),
                 Some(Slot::Closed) => None,
-                None if id != 0 && id <= st.max_id => None,
                 None => return Err(format!("data for unknown channel {id}")),
             }
         };
@@ -234,5 +233,15 @@ impl FrameSink for Connection {
     fn close(&self, id: u64) {
         lock(&self.state).channels.insert(id, Slot::Closed);
         let _ = self.send(Kind::Close, id, &[]);
+    }
+
+    fn open_channel(&self, inbound: Arc<dyn Inbound>) -> u64 {
+        let id = self.next_id();
+        self.register(id, inbound);
+        id
+    }
+
+    fn register_channel(&self, id: u64, inbound: Arc<dyn Inbound>) {
+        self.register(id, inbound);
     }
 }

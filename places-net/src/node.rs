@@ -140,7 +140,7 @@ fn serve_connection(mut stream: TcpStream, cookie: &Cookie) {
     let Ok(writer) = stream.try_clone() else {
         return;
     };
-    let conn = Connection::new(peer.clone(), writer);
+    let conn = Connection::new(peer.clone(), writer, 2);
     let router = Router {
         places: Mutex::new(HashMap::new()),
     };

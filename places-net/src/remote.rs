@@ -399,7 +399,7 @@ impl RemoteNode {
             node: name.clone(),
             reason: e.to_string(),
         })?;
-        let conn = Connection::new(name.clone(), writer);
+        let conn = Connection::new(name.clone(), writer, 1);
         let client = Arc::new(Client::default());
         {
             let (conn, client) = (conn.clone(), client.clone());

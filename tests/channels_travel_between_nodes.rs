@@ -1,0 +1,118 @@
+//! Place channels sent inside messages keep working across nodes: the routers carry them.
+
+use std::time::Duration;
+
+use places::prelude::*;
+use places::{create_place_node, NodeOptions, RemoteNode, RemotePlace};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// When the launcher starts this test binary as a node, this test serves as the node.
+#[test]
+fn places_node() {
+    places::init().unwrap();
+}
+
+fn node() -> RemoteNode {
+    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
+        .expect("start a local node")
+}
+
+/// Gets a channel, then doubles every number that comes on it.
+#[place]
+pub fn doubler(ch: PlaceChannel<(), PlaceChannel<u64>>) {
+    if let Ok(direct) = ch.get() {
+        while let Ok(n) = direct.get() {
+            if direct.put(n * 2).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Makes a channel pair, sends one end to its creator, and adds one to every number on the other.
+#[place]
+pub fn gives_a_channel(ch: PlaceChannel<PlaceChannel<u64>, ()>) {
+    let (mine, theirs) = place_channel::<u64, u64>();
+    if ch.put(theirs).is_err() {
+        return;
+    }
+    while let Ok(n) = mine.get() {
+        if mine.put(n + 1).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends 1..=100 on the channel it is given, then reports.
+#[place]
+pub fn counter(ch: PlaceChannel<String, PlaceChannel<u64, ()>>) {
+    let Ok(direct) = ch.get() else { return };
+    for n in 1..=100 {
+        if direct.put(n).is_err() {
+            return;
+        }
+    }
+    let _ = ch.put("counter sent 100 numbers".to_string());
+}
+
+/// Sums what arrives on the channel it is given until that channel closes, then reports.
+#[place]
+pub fn summer(ch: PlaceChannel<String, PlaceChannel<(), u64>>) {
+    let Ok(direct) = ch.get() else { return };
+    let mut sum = 0;
+    while let Ok(n) = direct.get_timeout(LIMIT) {
+        sum += n;
+        if sum == 5050 {
+            break;
+        }
+    }
+    let _ = ch.put(format!("summer got {sum}"));
+}
+
+#[test]
+fn a_local_channel_end_sent_to_a_remote_place_works_from_both_sides() {
+    let n = node();
+    let p: RemotePlace<PlaceChannel<u64>, ()> = n.dynamic_place(module_path!(), "doubler").unwrap();
+    let (here, there) = place_channel::<u64, u64>();
+    p.put(there).unwrap();
+    for i in 1..=50 {
+        assert_eq!(here.put_get(i).unwrap(), 2 * i);
+    }
+    // When the remote place ends, its end of the channel goes with it and `here` sees that.
+    p.kill();
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+    assert_eq!(here.get_timeout(LIMIT), Err(ChannelError::Closed));
+}
+
+#[test]
+fn a_remote_place_can_send_a_channel_end_back() {
+    let n = node();
+    let p: RemotePlace<(), PlaceChannel<u64>> =
+        n.dynamic_place(module_path!(), "gives_a_channel").unwrap();
+    let theirs = p.get_timeout(LIMIT).unwrap();
+    for i in 0..50 {
+        assert_eq!(theirs.put_get(i).unwrap(), i + 1);
+    }
+}
+
+#[test]
+fn places_on_two_nodes_talk_through_a_channel_made_here() {
+    let (n1, n2) = (node(), node());
+    let c: RemotePlace<PlaceChannel<u64, ()>, String> =
+        n1.dynamic_place(module_path!(), "counter").unwrap();
+    let s: RemotePlace<PlaceChannel<(), u64>, String> =
+        n2.dynamic_place(module_path!(), "summer").unwrap();
+    let (to_summer, to_counter) = place_channel::<u64, ()>();
+    c.put(to_summer).unwrap();
+    s.put(to_counter).unwrap();
+    assert_eq!(c.get_timeout(LIMIT).unwrap(), "counter sent 100 numbers");
+    assert_eq!(s.get_timeout(LIMIT).unwrap(), "summer got 5050");
+}
+
+#[test]
+fn a_channel_cannot_be_encoded_outside_a_transport() {
+    let (a, _b) = place_channel::<u64, u64>();
+    let err = places::codec::encode(&a).unwrap_err();
+    assert!(err.to_string().contains("places transport"), "{err}");
+}
