@@ -88,9 +88,6 @@ pub enum NetError {
         /// What happened.
         reason: String,
     },
-    /// The host has no launcher in this build.
-    #[error("no launcher for host `{0}`: only `localhost` nodes are supported so far")]
-    UnsupportedHost(String),
 }
 
 fn stderr_hint(output: &str) -> String {

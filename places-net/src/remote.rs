@@ -44,24 +44,36 @@ pub fn cluster_cookie() -> Result<Cookie, NetError> {
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     listen_port: u16,
+    listen_addr: String,
     exe: Option<PathBuf>,
     exe_args: Vec<String>,
     connect_retries: u32,
     retry_delay: Duration,
     ready_timeout: Duration,
     heartbeat: Duration,
+    ssh_port: Option<u16>,
+    ssh_identity: Option<PathBuf>,
+    ssh_options: Vec<String>,
+    command_template: Option<String>,
+    ship_executable: bool,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
         Self {
             listen_port: 0,
+            listen_addr: "127.0.0.1".to_owned(),
             exe: None,
             exe_args: Vec::new(),
             connect_retries: 5,
             retry_delay: Duration::from_millis(100),
             ready_timeout: Duration::from_secs(30),
             heartbeat: Duration::from_secs(1),
+            ssh_port: None,
+            ssh_identity: None,
+            ssh_options: Vec::new(),
+            command_template: None,
+            ship_executable: false,
         }
     }
 }
@@ -75,6 +87,52 @@ impl NodeOptions {
     /// The port the node listens on; 0 (the default for local nodes) picks a free one.
     pub fn listen_port(mut self, port: u16) -> Self {
         self.listen_port = port;
+        self
+    }
+
+    /// The address the node listens on (default `127.0.0.1`, loopback: reachable only from its
+    /// own host). A node on another host that this program must reach needs an address of that
+    /// host, e.g. `0.0.0.0`; connections are authenticated by the cluster cookie either way.
+    pub fn listen_addr(mut self, addr: impl Into<String>) -> Self {
+        self.listen_addr = addr.into();
+        self
+    }
+
+    /// The ssh port of the host (default: ssh's own default or `~/.ssh/config`).
+    pub fn ssh_port(mut self, port: u16) -> Self {
+        self.ssh_port = Some(port);
+        self
+    }
+
+    /// The ssh identity file (default: ssh's own or `~/.ssh/config`'s).
+    pub fn ssh_identity(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssh_identity = Some(path.into());
+        self
+    }
+
+    /// Extra options for the ssh client, e.g. `["-o", "UserKnownHostsFile=/tmp/known"]`.
+    pub fn ssh_options<I, A>(mut self, options: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.ssh_options = options.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Starts the node through a shell command instead of directly or over ssh, for cluster
+    /// schedulers: `{host}` is replaced by the host, `{exe}` by the node command (environment
+    /// settings and the executable) and `{args}` by its arguments, all shell-quoted. For example
+    /// `"srun -w {host} {exe} {args}"`.
+    pub fn command_template(mut self, template: impl Into<String>) -> Self {
+        self.command_template = Some(template.into());
+        self
+    }
+
+    /// Copies this executable to the ssh host (under `~/.cache/places/`, named by its SHA-256,
+    /// so each build is copied once) and starts that copy, for hosts that do not have it.
+    pub fn ship_executable(mut self, ship: bool) -> Self {
+        self.ship_executable = ship;
         self
     }
 
@@ -133,19 +191,30 @@ impl NodeOptions {
 
 /// Starts a node on `host` and connects to it (Racket's `create-place-node`).
 ///
-/// `localhost` starts this executable (or [`NodeOptions::exe`]) as a child process in node mode;
-/// the node listens on loopback and ends when this program ends or drops the node.
+/// - `localhost` (or `127.0.0.1`) starts this executable (or [`NodeOptions::exe`]) directly as
+///   a child process in node mode.
+/// - Any other host, or `user@host`, goes through the system `ssh` client ([`ssh_bin_path`]), so
+///   `~/.ssh/config` applies; [`NodeOptions::ssh_port`] and [`NodeOptions::ssh_identity`] set
+///   the port and key.
+/// - [`NodeOptions::command_template`] runs a shell command instead (cluster schedulers).
+///
+/// The cookie reaches the node on its stdin, never on its command line. The node ends when this
+/// program ends or drops the node.
 ///
 /// # Errors
 ///
-/// A [`NetError`] that says what failed: the start, an early exit (with the node's reason), the
-/// readiness timeout, the connection, or the handshake.
+/// A [`NetError`] that says what failed: the start, an early exit (with the node's or ssh's
+/// own error output), the readiness timeout, the connection, or the handshake.
 pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
-    if host != "localhost" && host != "127.0.0.1" {
-        return Err(NetError::UnsupportedHost(host.to_owned()));
-    }
     let cookie = cluster_cookie()?;
-    let exe = match &opts.exe {
+    let (user_host, hostname) = match host.rsplit_once('@') {
+        Some((_, h)) => (host.to_owned(), h.to_owned()),
+        None => (host.to_owned(), host.to_owned()),
+    };
+    let local = opts.command_template.is_none()
+        && !host.contains('@')
+        && (host == "localhost" || host == "127.0.0.1");
+    let mut exe = match &opts.exe {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|source| NetError::Launch {
             host: host.to_owned(),
@@ -153,17 +222,52 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
             source,
         })?,
     };
-    let mut child = Command::new(&exe)
-        .args(&opts.exe_args)
-        .env(NODE_ENV, "1")
-        .env(LISTEN_ENV, format!("127.0.0.1:{}", opts.listen_port))
+    let listen = format!("{}:{}", opts.listen_addr, opts.listen_port);
+    let mut command = if local {
+        let mut c = Command::new(&exe);
+        c.args(&opts.exe_args)
+            .env(NODE_ENV, "1")
+            .env(LISTEN_ENV, &listen);
+        c
+    } else {
+        if opts.ship_executable && opts.command_template.is_none() {
+            exe = ship(&user_host, &exe, &opts)?;
+        }
+        let node_cmd = quote_all(
+            [
+                "env".to_owned(),
+                format!("{NODE_ENV}=1"),
+                format!("{LISTEN_ENV}={listen}"),
+                exe.display().to_string(),
+            ]
+            .into_iter(),
+        )?;
+        let args = quote_all(opts.exe_args.iter().cloned())?;
+        match &opts.command_template {
+            Some(template) => {
+                let line = template
+                    .replace("{host}", &quote_all(std::iter::once(hostname.clone()))?)
+                    .replace("{exe}", &node_cmd)
+                    .replace("{args}", &args);
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(line);
+                c
+            }
+            None => {
+                let mut c = ssh_command(&user_host, &opts);
+                c.arg(format!("{node_cmd} {args}"));
+                c
+            }
+        }
+    };
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| NetError::Launch {
             host: host.to_owned(),
-            exe: exe.display().to_string(),
+            exe: format!("{:?}", command.get_program()),
             source,
         })?;
     let mut stdin = child.stdin.take();
@@ -172,14 +276,120 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
         let _ = writeln!(s, "{}", cookie.to_hex());
         let _ = s.flush();
     }
-    let (ready, forwarder) = wait_ready(host, &mut child, opts.ready_timeout)?;
-    let stream = connect(&ready, &opts)?;
+    let stderr_tail = forward_stderr(&mut child);
+    let (ready, forwarder) = wait_ready(host, &mut child, opts.ready_timeout, &stderr_tail)?;
+    // The node reports the address it bound; reach it by the host's name unless it is local.
+    let addr = if local {
+        ready.clone()
+    } else {
+        let port = ready.rsplit_once(':').map_or("", |(_, p)| p);
+        format!("{hostname}:{port}")
+    };
+    let stream = connect(&addr, &opts)?;
     let process = NodeProcess {
         child,
         stdin,
         forwarder,
     };
-    RemoteNode::handshake(host, ready, stream, &cookie, process, opts.heartbeat)
+    RemoteNode::handshake(host, addr, stream, &cookie, process, opts.heartbeat)
+}
+
+/// The ssh client this program uses: `PLACES_SSH` if set, else `ssh` from `PATH` (Racket's
+/// `ssh-bin-path`).
+pub fn ssh_bin_path() -> PathBuf {
+    std::env::var_os("PLACES_SSH").map_or_else(|| PathBuf::from("ssh"), PathBuf::from)
+}
+
+fn ssh_command(dest: &str, opts: &NodeOptions) -> Command {
+    let mut c = Command::new(ssh_bin_path());
+    // Never prompt: a node start that needs a password fails with ssh's message instead.
+    c.args(["-o", "BatchMode=yes"]);
+    if let Some(port) = opts.ssh_port {
+        c.arg("-p").arg(port.to_string());
+    }
+    if let Some(id) = &opts.ssh_identity {
+        c.arg("-i").arg(id);
+    }
+    c.args(&opts.ssh_options).arg(dest).arg("--");
+    c
+}
+
+fn quote_all(words: impl Iterator<Item = String>) -> Result<String, NetError> {
+    let words: Vec<String> = words.collect();
+    shlex::try_join(words.iter().map(String::as_str))
+        .map_err(|e| NetError::Handshake(format!("cannot quote the node command: {e}")))
+}
+
+/// Copies `exe` to `dest` over ssh unless a copy of this build is there already; returns the
+/// path of the copy on that host.
+fn ship(dest: &str, exe: &std::path::Path, opts: &NodeOptions) -> Result<PathBuf, NetError> {
+    use sha2::Digest;
+    let launch_err = |source: std::io::Error| NetError::Launch {
+        host: dest.to_owned(),
+        exe: exe.display().to_string(),
+        source,
+    };
+    let bytes = std::fs::read(exe).map_err(launch_err)?;
+    let digest = sha2::Sha256::digest(&bytes);
+    let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let name = exe.file_name().map_or_else(
+        || "places-node".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let dir = format!(".cache/places/{hash}");
+    let path = format!("{dir}/{name}");
+    let qpath = quote_all(std::iter::once(path.clone()))?;
+    let qdir = quote_all(std::iter::once(dir))?;
+    let script = format!(
+        "test -x {qpath} || {{ mkdir -p {qdir} && cat > {qpath}.part && chmod +x {qpath}.part && mv {qpath}.part {qpath}; }}"
+    );
+    let mut c = ssh_command(dest, opts);
+    let mut child = c
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(launch_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // When the copy is there already, the remote side does not read: a broken pipe here
+        // is expected then.
+        let _ = stdin.write_all(&bytes);
+    }
+    let out = child.wait_with_output().map_err(launch_err)?;
+    if !out.status.success() {
+        return Err(NetError::ExitedEarly {
+            host: dest.to_owned(),
+            status: out.status.to_string(),
+            output: format!(
+                "copying the executable failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    // Relative to the remote home directory, where ssh starts.
+    Ok(PathBuf::from(path))
+}
+
+/// Forwards the node's stderr to ours, keeping its last lines for error messages.
+fn forward_stderr(child: &mut Child) -> Arc<Mutex<std::collections::VecDeque<String>>> {
+    let tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    if let Some(err) = child.stderr.take() {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            let mut stderr = std::io::stderr();
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(stderr, "{line}");
+                let mut t = tail.lock().unwrap_or_else(PoisonError::into_inner);
+                if t.len() == 20 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+    }
+    tail
 }
 
 /// Reads the node's stdout until its readiness line, forwarding everything else to our stdout.
@@ -187,6 +397,7 @@ fn wait_ready(
     host: &str,
     child: &mut Child,
     timeout: Duration,
+    stderr_tail: &Mutex<std::collections::VecDeque<String>>,
 ) -> Result<(String, Option<JoinHandle<()>>), NetError> {
     let (tx, rx) = crossbeam_channel::bounded::<Result<String, String>>(1);
     let mut forwarder = None;
@@ -223,6 +434,19 @@ fn wait_ready(
         let status = child
             .wait()
             .map_or_else(|e| e.to_string(), |s| s.to_string());
+        // Give the stderr forwarder a moment to take the last lines (ssh's own message).
+        std::thread::sleep(Duration::from_millis(50));
+        let tail: Vec<String> = stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let output = match (output.is_empty(), tail.is_empty()) {
+            (_, true) => output,
+            (true, false) => tail.join(" / "),
+            (false, false) => format!("{output} / {}", tail.join(" / ")),
+        };
         NetError::ExitedEarly {
             host: host.to_owned(),
             status,

@@ -1,0 +1,138 @@
+//! The ssh launcher against a real OpenSSH server on 127.0.0.1 (`.ci/sshd.sh` starts one and
+//! prints the settings these tests read). Without `PLACES_TEST_SSH` set, each test says it is
+//! skipped and passes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use places::prelude::*;
+use places::{create_place_node, NetError, NodeOptions, RemotePlace};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// When the launcher starts this test binary as a node, this test serves as the node.
+#[test]
+fn places_node() {
+    places::init().unwrap();
+}
+
+/// Echoes numbers until its creator leaves.
+#[place]
+pub fn echo(ch: PlaceChannel<u64>) {
+    while let Ok(n) = ch.get() {
+        if ch.put(n).is_err() {
+            return;
+        }
+    }
+}
+
+/// The ssh destination and options for the test server, or `None` (with a message) to skip.
+fn ssh(test: &str) -> Option<(String, NodeOptions)> {
+    let Ok(dest) = std::env::var("PLACES_TEST_SSH") else {
+        // Written to the process's stderr directly, past the test harness's output capture, so
+        // the skip shows in a normal `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: PLACES_TEST_SSH is not set (run `eval \"$(.ci/sshd.sh)\"` to start a test sshd)"
+        );
+        return None;
+    };
+    let mut opts = NodeOptions::for_test_binary("places_node").ssh_options([
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+    ]);
+    if let Ok(port) = std::env::var("PLACES_TEST_SSH_PORT") {
+        opts = opts.ssh_port(port.parse().expect("PLACES_TEST_SSH_PORT is a port"));
+    }
+    if let Ok(key) = std::env::var("PLACES_TEST_SSH_KEY") {
+        opts = opts.ssh_identity(key);
+    }
+    Some((dest, opts))
+}
+
+#[test]
+fn a_node_started_over_ssh_serves_places() {
+    let Some((dest, opts)) = ssh("a_node_started_over_ssh_serves_places") else {
+        return;
+    };
+    let node = create_place_node(&dest, opts).unwrap();
+    let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+    for i in 0..100 {
+        assert_eq!(p.put_get(i).unwrap(), i);
+    }
+    assert!(node.name().starts_with(&dest), "{}", node.name());
+}
+
+#[test]
+fn the_executable_can_be_shipped_to_the_host() {
+    let Some((dest, opts)) = ssh("the_executable_can_be_shipped_to_the_host") else {
+        return;
+    };
+    let node = create_place_node(&dest, opts.ship_executable(true)).unwrap();
+    let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(7).unwrap(), 7);
+    // The test host is this machine: the copy is in the ssh user's cache, named by its hash.
+    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_default();
+    let exe_name = std::env::current_exe()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_owned();
+    let cache = home.join(".cache/places");
+    let shipped = std::fs::read_dir(&cache)
+        .map(|dirs| dirs.flatten().any(|d| d.path().join(&exe_name).is_file()))
+        .unwrap_or(false);
+    assert!(shipped, "no copy of {exe_name:?} under {}", cache.display());
+}
+
+#[test]
+fn a_refused_key_fails_with_ssh_own_message() {
+    let Some((dest, opts)) = ssh("a_refused_key_fails_with_ssh_own_message") else {
+        return;
+    };
+    // A key the server does not know.
+    let dir = std::env::temp_dir().join(format!("places-test-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("stranger");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = create_place_node(&dest, opts.ssh_identity(&key).ready_timeout(LIMIT)).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = err.to_string();
+    assert!(matches!(err, NetError::ExitedEarly { .. }), "{err:?}");
+    assert!(text.contains("Permission denied"), "{text}");
+}
+
+#[test]
+fn a_missing_executable_on_the_host_is_reported() {
+    let Some((dest, opts)) = ssh("a_missing_executable_on_the_host_is_reported") else {
+        return;
+    };
+    let err = create_place_node(&dest, opts.exe("/nonexistent/places-node")).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, NetError::ExitedEarly { .. }), "{err:?}");
+    assert!(text.contains("/nonexistent/places-node"), "{text}");
+}
+
+#[test]
+fn a_command_template_starts_the_node_through_a_shell() {
+    // Needs no ssh server: the template runs on this host.
+    let opts = NodeOptions::for_test_binary("places_node")
+        .command_template("env PLACES_VIA_TEMPLATE=1 {exe} {args}");
+    let node = create_place_node("127.0.0.1", opts).unwrap();
+    let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(3).unwrap(), 3);
+    assert_eq!(
+        p.get_timeout(Duration::from_millis(10)),
+        Err(ChannelError::Timeout(Duration::from_millis(10)))
+    );
+}
