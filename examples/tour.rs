@@ -162,7 +162,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stages[3]
     );
 
-    println!("\n9. a misspelt entry is an error that names what is registered");
+    println!("\n9. a node: this program again, as a second process; its places answer over TCP");
+    let start = std::time::Instant::now();
+    let node = places::create_place_node("localhost", places::NodeOptions::new())?;
+    let remote: places::RemotePlace<u32, u64> = node.dynamic_place(module_path!(), "fib_place")?;
+    remote.put(25)?;
+    println!(
+        "  fib(25) = {} from node {} (pid {}), {:.1} ms after asking for the node",
+        remote.get()?,
+        node.addr(),
+        node.pid().unwrap_or(0),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+
+    println!("\n10. a misspelt entry is an error that names what is registered");
     match dynamic_place::<String, String>(module_path!(), "helo_world") {
         Ok(_) => println!("  unexpectedly started"),
         Err(e) => println!("  {e}"),
