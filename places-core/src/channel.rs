@@ -153,6 +153,54 @@ impl<Req: fmt::Debug, Resp> fmt::Debug for Routed<Req, Resp> {
     }
 }
 
+/// The producer side of a channel end's queue, as the network layer feeds it: closing drops the
+/// sender (so the end sees the closure once the queue drains); every push and close wakes an
+/// async receiver.
+struct Feed<T> {
+    tx: Mutex<Option<Sender<T>>>,
+    waker: Arc<AtomicWaker>,
+}
+
+impl<T> Feed<T> {
+    fn new(tx: Sender<T>, waker: Arc<AtomicWaker>) -> Self {
+        Self {
+            tx: Mutex::new(Some(tx)),
+            waker,
+        }
+    }
+
+    fn push(&self, value: T) {
+        if let Some(tx) = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            // A receiver that is gone has no use for the message.
+            let _ = tx.send(value);
+        }
+        self.waker.wake();
+    }
+
+    fn close(&self) {
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.waker.wake();
+    }
+
+    /// Another feed into the same queue, unless this one is closed.
+    fn fork(&self) -> Option<Feed<T>> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        Some(Feed::new(tx, self.waker.clone()))
+    }
+}
+
 /// The route of the connection whose message is being decoded, set by [`RoutedInbound`].
 struct Route {
     sink: Arc<dyn FrameSink>,
@@ -198,8 +246,7 @@ impl<'de, Req: serde::Deserialize<'de>, Resp: Message> serde::Deserialize<'de>
 /// One connection's messages into a named place's queue, each decoded with that connection's
 /// route.
 struct RoutedInbound<R> {
-    tx: Mutex<Option<Sender<R>>>,
-    waker: Arc<AtomicWaker>,
+    feed: Feed<R>,
     sink: Arc<dyn FrameSink>,
     id: u64,
 }
@@ -214,26 +261,13 @@ impl<R: Message> Inbound for RoutedInbound<R> {
         });
         let value = with_transport(&self.sink, || crate::codec::decode_message::<R>(bytes));
         DECODING_ROUTE.with(|r| r.borrow_mut().take());
-        let value = value?;
-        if let Some(tx) = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            let _ = tx.send(value);
-        }
-        self.waker.wake();
+        self.feed.push(value?);
         Ok(())
     }
 
     fn close(&self, _reason: Option<String>) {
-        // One client leaving does not close the named place's queue.
-        self.tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.waker.wake();
+        // One client leaving closes only its own feed, not the named place's queue.
+        self.feed.close();
     }
 
     fn connect(&self, _sink: Arc<dyn FrameSink>, _id: u64) -> Option<Arc<dyn Inbound>> {
@@ -518,8 +552,7 @@ pub trait Inbound: Send + Sync {
 }
 
 struct InboundChannel<R> {
-    tx: Mutex<Option<Sender<R>>>,
-    waker: Arc<AtomicWaker>,
+    feed: Feed<R>,
     reason: Arc<OnceLock<String>>,
     /// The connection the messages come from (to decode channels inside them).
     sink: Arc<dyn FrameSink>,
@@ -528,13 +561,7 @@ struct InboundChannel<R> {
 impl<R: Message> Inbound for InboundChannel<R> {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
         let value: R = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
-        let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = guard.as_ref() {
-            // A receiver that is gone has no use for the message.
-            let _ = tx.send(value);
-        }
-        drop(guard);
-        self.waker.wake();
+        self.feed.push(value);
         Ok(())
     }
 
@@ -542,22 +569,12 @@ impl<R: Message> Inbound for InboundChannel<R> {
         if let Some(reason) = reason {
             let _ = self.reason.set(reason);
         }
-        self.tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.waker.wake();
+        self.feed.close();
     }
 
     fn connect(&self, sink: Arc<dyn FrameSink>, id: u64) -> Option<Arc<dyn Inbound>> {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
         Some(Arc::new(RoutedInbound {
-            tx: Mutex::new(Some(tx)),
-            waker: self.waker.clone(),
+            feed: self.feed.fork()?,
             sink,
             id,
         }))
@@ -574,8 +591,7 @@ pub fn remote_channel<S: Message, R: Message>(
     let waker = Arc::new(AtomicWaker::new());
     let reason = Arc::new(OnceLock::new());
     let inbound: Arc<dyn Inbound> = Arc::new(InboundChannel {
-        tx: Mutex::new(Some(tx)),
-        waker: waker.clone(),
+        feed: Feed::new(tx, waker.clone()),
         reason: reason.clone(),
         sink: sink.clone(),
     });
@@ -665,8 +681,7 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
         };
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let inbound: Arc<dyn Inbound> = Arc::new(ForwardIn {
-            tx: Mutex::new(Some(sender.clone())),
-            waker: peer_waker.clone(),
+            feed: Feed::new(sender.clone(), peer_waker.clone()),
             sink: sink.clone(),
             stop: Mutex::new(Some(stop_tx)),
         });
@@ -722,8 +737,7 @@ fn forward_out<R: Message>(
 
 /// The node's messages on a forwarded channel, into the local peer's queue.
 struct ForwardIn<S> {
-    tx: Mutex<Option<Sender<S>>>,
-    waker: Arc<AtomicWaker>,
+    feed: Feed<S>,
     sink: Arc<dyn FrameSink>,
     /// Dropped to stop the outgoing proxy when the node's end is gone.
     stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
@@ -732,28 +746,16 @@ struct ForwardIn<S> {
 impl<S: Message> Inbound for ForwardIn<S> {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
         let value: S = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
-        if let Some(tx) = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            let _ = tx.send(value);
-        }
-        self.waker.wake();
+        self.feed.push(value);
         Ok(())
     }
 
     fn close(&self, _reason: Option<String>) {
-        self.tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.feed.close();
         self.stop
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.waker.wake();
     }
 
     fn connect(&self, _sink: Arc<dyn FrameSink>, _id: u64) -> Option<Arc<dyn Inbound>> {

@@ -214,8 +214,7 @@ pub struct PlaceHandle {
 impl PlaceHandle {
     /// See [`Place::wait`].
     pub fn wait(&self) -> i32 {
-        let _ = self.control.dead_rx.recv();
-        self.control.completion().unwrap_or(1)
+        self.control.wait()
     }
 
     /// See [`Place::completion`].
@@ -230,7 +229,7 @@ impl PlaceHandle {
 
     /// See [`Place::break_place`].
     pub fn break_place(&self) {
-        let _ = self.control.break_tx.send(());
+        self.control.break_place();
     }
 }
 
@@ -296,6 +295,23 @@ impl Control {
         self.state().completion
     }
 
+    fn wait(&self) -> i32 {
+        let _ = self.dead_rx.recv();
+        self.completion().unwrap_or(1)
+    }
+
+    fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
+        match self.dead_rx.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.completion().unwrap_or(1)),
+        }
+    }
+
+    fn break_place(&self) {
+        // Fails only if the place has ended, when there is nobody left to interrupt.
+        let _ = self.break_tx.send(());
+    }
+
     fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
         let mut state = self.state();
@@ -312,17 +328,13 @@ impl<S, R> Place<S, R> {
     /// the argument of [`exit`](crate::exit) when the place calls it, and 1 when the place panics
     /// or is [`kill`](Self::kill)ed.
     pub fn wait(&self) -> i32 {
-        let _ = self.control.dead_rx.recv();
-        self.control.completion().unwrap_or(1)
+        self.control.wait()
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout` and returns `None` if the place
     /// is still running.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
-        match self.control.dead_rx.recv_timeout(timeout) {
-            Err(RecvTimeoutError::Timeout) => None,
-            _ => Some(self.control.completion().unwrap_or(1)),
-        }
+        self.control.wait_timeout(timeout)
     }
 
     /// The completion value if the place has ended, without waiting.
@@ -345,8 +357,7 @@ impl<S, R> Place<S, R> {
     /// Sends the place a break (Racket's `place-break`): a `get` it is blocked in (or its next
     /// one, or its next [`check_break`](crate::check_break)) returns [`ChannelError::Break`].
     pub fn break_place(&self) {
-        // Fails only if the place has ended, when there is nobody left to interrupt.
-        let _ = self.control.break_tx.send(());
+        self.control.break_place();
     }
 
     /// An event that becomes ready when the place ends (Racket's `place-dead-evt`), for use with

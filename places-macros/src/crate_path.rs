@@ -27,3 +27,28 @@ pub(crate) fn runtime_path(overridden: Option<syn::Path>) -> syn::Path {
     // Neither is a dependency: the unresolved `::places` path then names the missing crate.
     syn::parse_quote!(::places)
 }
+
+/// Parses an attribute's arguments, whose only one is `crate = path`; records an error naming
+/// `attr` for anything else.
+pub(crate) fn parse_crate_arg(
+    args: proc_macro2::TokenStream,
+    attr: &str,
+    errors: &mut crate::errors::Errors,
+) -> Option<syn::Path> {
+    use syn::parse::Parser;
+    let mut krate = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = Some(meta.value()?.parse::<syn::Path>()?);
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown `{attr}` argument; the only argument is `crate = path::to::places`"
+            )))
+        }
+    });
+    if let Err(e) = parser.parse2(args) {
+        errors.push(e);
+    }
+    krate
+}

@@ -2,7 +2,6 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::parse::Parser;
 use syn::ItemFn;
 
 use crate::errors::{with_fallback, Errors};
@@ -28,18 +27,7 @@ fn fallback(item: TokenStream) -> TokenStream {
 
 fn parse(args: TokenStream, item: TokenStream) -> syn::Result<(ItemFn, syn::Path)> {
     let mut errors = Errors::default();
-    let mut krate = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("crate") {
-            krate = Some(meta.value()?.parse::<syn::Path>()?);
-            Ok(())
-        } else {
-            Err(meta.error("unknown `#[places::main]` argument; the only argument is `crate = path::to::places`"))
-        }
-    });
-    if let Err(e) = parser.parse2(args) {
-        errors.push(e);
-    }
+    let krate = crate::crate_path::parse_crate_arg(args, "#[places::main]", &mut errors);
     let func: ItemFn = syn::parse2(item).map_err(|e| {
         syn::Error::new(
             e.span(),

@@ -3,27 +3,13 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::parse::Parser;
 use syn::Item;
 
 use crate::errors::Errors;
 
 pub(crate) fn message(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let mut krate = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("crate") {
-            krate = Some(meta.value()?.parse::<syn::Path>()?);
-            Ok(())
-        } else {
-            Err(meta.error(
-                "unknown `#[places::message]` argument; the only argument is `crate = path::to::places`",
-            ))
-        }
-    });
-    if let Err(e) = parser.parse2(args) {
-        errors.push(e);
-    }
+    let krate = crate::crate_path::parse_crate_arg(args, "#[places::message]", &mut errors);
     match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(_) | Item::Enum(_)) => {}
         Ok(other) => errors.error_spanned_by(

@@ -2,7 +2,6 @@
 //! reporting every misuse at once.
 
 use proc_macro2::TokenStream;
-use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Item, ItemFn, PathArguments, ReturnType, Type};
 
@@ -20,7 +19,7 @@ const SHAPE: &str = "fn NAME(ch: PlaceChannel<S, R>)";
 
 pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<EntryFn> {
     let mut errors = Errors::default();
-    let overridden = parse_args(args, &mut errors);
+    let overridden = crate::crate_path::parse_crate_arg(args, "#[place]", &mut errors);
     let func = match syn::parse2::<Item>(item)? {
         Item::Fn(func) => func,
         other => {
@@ -37,25 +36,6 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<EntryFn
         channel_ty: channel_ty.unwrap_or_else(|| syn::parse_quote!(())),
         krate: crate::crate_path::runtime_path(overridden),
     })
-}
-
-/// `crate = path` is the only argument.
-fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
-    let mut krate = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("crate") {
-            krate = Some(meta.value()?.parse::<syn::Path>()?);
-            Ok(())
-        } else {
-            Err(meta.error(
-                "unknown `#[place]` argument; the only argument is `crate = path::to::places`",
-            ))
-        }
-    });
-    if let Err(e) = parser.parse2(args) {
-        errors.push(e);
-    }
-    krate
 }
 
 fn item_keyword_span(item: &Item) -> proc_macro2::Span {
