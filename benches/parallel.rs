@@ -32,10 +32,11 @@ fn sequential(n: usize) -> Vec<u8> {
 fn places_fork_join(np: usize, n: usize) -> SharedBytes {
     let b = SharedBytes::zeroed(n * n);
     fork_join!(np, cg, [n: usize, b: SharedBytes = b.clone()], {
+        // Each row is computed into a local buffer and stored into the shared image at once.
+        let mut row = vec![0u8; n];
         cg_for!(cg, y in 0..n, {
-            for x in 0..n {
-                b.set(y * n + x, kernel::mandelbrot_point(x, y, n));
-            }
+            kernel::mandelbrot_row(y, n, &mut row);
+            b.write_slice(y * n, &row);
         });
     })
     .expect("fork_join");

@@ -18,7 +18,6 @@ pub fn mandelbrot_point(x: usize, y: usize, n: usize) -> u8 {
 }
 
 /// Row `y` of the image into `row`.
-#[allow(dead_code)] // not every includer needs every helper
 pub fn mandelbrot_row(y: usize, n: usize, row: &mut [u8]) {
     for (x, px) in row.iter_mut().enumerate() {
         *px = mandelbrot_point(x, y, n);

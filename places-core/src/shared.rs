@@ -86,6 +86,31 @@ macro_rules! shared_vector {
                 self.cells[index].store($store, Ordering::Relaxed);
             }
 
+            /// Writes `values` into the elements from `start` on (one relaxed store each).
+            ///
+            /// # Panics
+            ///
+            /// If `start + values.len() > len()`.
+            pub fn write_slice(&self, start: usize, values: &[$elem]) {
+                let cells = &self.cells[start..start + values.len()];
+                for (cell, &$sv) in cells.iter().zip(values) {
+                    cell.store($store, Ordering::Relaxed);
+                }
+            }
+
+            /// Reads the elements from `start` on into `out`.
+            ///
+            /// # Panics
+            ///
+            /// If `start + out.len() > len()`.
+            pub fn read_slice(&self, start: usize, out: &mut [$elem]) {
+                let cells = &self.cells[start..start + out.len()];
+                for (cell, slot) in cells.iter().zip(out.iter_mut()) {
+                    let $la = cell.load(Ordering::Relaxed);
+                    *slot = $load;
+                }
+            }
+
             /// A copy of all elements.
             pub fn to_vec(&self) -> Vec<$elem> {
                 (0..self.len()).map(|i| self.get(i)).collect()
@@ -200,6 +225,22 @@ mod tests {
         assert_eq!(a.get(0), -2.5);
         assert!(a.shares_with(&b));
         assert!(!a.shares_with(&SharedF64s::new(3, 1.0)));
+    }
+
+    #[test]
+    fn slices_read_and_write_ranges() {
+        let v = SharedF64s::zeroed(5);
+        v.write_slice(1, &[1.0, 2.0, 3.0]);
+        let mut out = [0.0; 4];
+        v.read_slice(1, &mut out);
+        assert_eq!(out, [1.0, 2.0, 3.0, 0.0]);
+        assert_eq!(v.to_vec(), [0.0, 1.0, 2.0, 3.0, 0.0]);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_slice_past_the_end_panics() {
+        SharedBytes::zeroed(2).write_slice(1, &[1, 2]);
     }
 
     #[test]
