@@ -36,7 +36,10 @@
 extern crate self as places;
 
 pub use places_core::*;
-pub use places_macros::{cg_for, cg_pipeline, fork_join, main, message, place};
+pub use places_macros::{
+    cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,
+    message, place,
+};
 pub use places_net::{
     connect_to_named_place, create_place_node, spawn_node_at, spawn_node_supervise_place_at,
     spawn_node_with_place_at, spawn_nodes_join, supervise_place_at, Cookie, NetError, NodeOptions,

@@ -68,6 +68,20 @@ enum Tx<S> {
 }
 
 impl<S> Tx<S> {
+    fn duplicate(&self) -> Tx<S> {
+        match self {
+            Tx::Local { sender, peer_waker } => Tx::Local {
+                sender: sender.clone(),
+                peer_waker: peer_waker.clone(),
+            },
+            Tx::Remote { sink, id, encode } => Tx::Remote {
+                sink: sink.clone(),
+                id: *id,
+                encode: *encode,
+            },
+        }
+    }
+
     fn put(&self, value: S) -> Result<(), ChannelError> {
         match self {
             Tx::Local { sender, peer_waker } => {
@@ -431,6 +445,14 @@ impl<S, R> PlaceChannel<S, R> {
             rx: &self.rx,
             waker: &self.own_waker,
             closed: self.closed(),
+        }
+    }
+
+    /// A send-only handle to this channel's peer that can be cloned and kept (for example by a
+    /// logging callback). While one is alive, a local peer does not see the channel as closed.
+    pub fn sender(&self) -> ReplyTo<S> {
+        ReplyTo {
+            tx: Arc::new(self.tx.duplicate()),
         }
     }
 

@@ -27,6 +27,7 @@ mod fork_join;
 mod message;
 mod place;
 mod registry;
+mod rpc;
 mod select;
 mod shared;
 
@@ -40,6 +41,7 @@ pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{dynamic_place, DeadEvt, Place, PlaceHandle};
 pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
+pub use rpc::{log_to_parent, LogRecord, RpcError, Severity};
 pub use select::{Select, SelectedEvent};
 pub use shared::{SharedBytes, SharedF64s, SharedI64s};
 
@@ -76,6 +78,8 @@ pub fn init() -> Result<(), SpawnError> {
 pub mod __private {
     pub use crate::message::Completion;
     pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel};
+    pub use crate::rpc::support as rpc;
+    pub use crate::rpc::Reply;
     pub use inventory;
     pub use serde;
 

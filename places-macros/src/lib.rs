@@ -7,6 +7,7 @@ mod main_attr;
 mod message;
 mod parallel;
 mod place;
+mod remote_server;
 
 use proc_macro::TokenStream;
 
@@ -198,4 +199,66 @@ pub fn cg_for(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn cg_pipeline(input: TokenStream) -> TokenStream {
     parallel::cg_pipeline(input.into()).into()
+}
+
+/// Defines an RPC server (Racket's `define-remote-server`): state, calls with replies, casts.
+///
+/// ```text
+/// define_remote_server! {
+///     [pub] NAME {
+///         state NAME: TYPE = EXPR;                 // lives in the server loop
+///         rpc fn NAME(ARG: TYPE, ..) -> TYPE { .. } // answers the caller
+///         cast fn NAME(ARG: TYPE, ..) { .. }        // answers nothing
+///     }
+/// }
+/// ```
+///
+/// For a server `bank` it generates:
+/// - `BankRequest` and `BankResponse`, the messages (a variant per method, plus `Log`);
+/// - `make_bank`, a registered place entry running the server loop: start it with
+///   `Place::spawn(make_bank)`, `dynamic_place(module, "make_bank")`, or on a node;
+/// - a stub per method, `bank_METHOD(&dest, args..) -> Result<T, RpcError>`, for any
+///   destination that is a `Channel<BankRequest, BankResponse>` (a local or remote place);
+/// - `BankClient::new(&dest)` with the same methods and `.with_deadline(d)`.
+///
+/// Bodies can read and change every state item, `return` and use `?` (they end the call, not
+/// the server), and call `places::log_to_parent(msg, severity)`.
+///
+/// # Examples
+///
+/// ```
+/// use places::{define_remote_server, Place};
+///
+/// define_remote_server! {
+///     counter {
+///         state total: u64 = 0;
+///         rpc fn add(n: u64) -> u64 {
+///             total += n;
+///             total
+///         }
+///         cast fn reset() {
+///             total = 0;
+///         }
+///     }
+/// }
+///
+/// let server: Place<CounterRequest, CounterResponse> = Place::spawn(make_counter).unwrap();
+/// assert_eq!(counter_add(&server, 2).unwrap(), 2);
+/// assert_eq!(CounterClient::new(&server).add(3).unwrap(), 5);
+/// counter_reset(&server).unwrap();
+/// assert_eq!(counter_add(&server, 1).unwrap(), 1);
+/// ```
+#[proc_macro]
+pub fn define_remote_server(input: TokenStream) -> TokenStream {
+    remote_server::define(input.into(), remote_server::Flavor::Private).into()
+}
+
+/// Defines an RPC server for a named place (Racket's `define-named-remote-server`): the same
+/// items as [`define_remote_server!`], but the entry `make_NAME` receives `Routed` requests,
+/// so it serves any number of connections from `connect_to_named_place` at once, each getting
+/// its own replies. Start it with `supervise_place_at(&node, module, "make_NAME",
+/// PlaceOptions::new().named("..."))`.
+#[proc_macro]
+pub fn define_named_remote_server(input: TokenStream) -> TokenStream {
+    remote_server::define(input.into(), remote_server::Flavor::Named).into()
 }

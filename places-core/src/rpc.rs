@@ -1,0 +1,174 @@
+//! The runtime of `define_remote_server!`: calls with replies and deadlines, casts, and
+//! `log_to_parent`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::channel::Channel;
+use crate::error::ChannelError;
+
+/// Why an RPC call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The server's channel failed: the server ended, was killed, or its node is gone.
+    #[error("rpc failed: {0}")]
+    Channel(#[from] ChannelError),
+    /// No reply came before the call's deadline.
+    #[error("rpc `{call}` got no reply within {deadline:?}")]
+    Deadline {
+        /// The call.
+        call: &'static str,
+        /// The deadline it had.
+        deadline: Duration,
+    },
+    /// The server answered with the reply of another call (a protocol error: two callers share
+    /// one connection without taking turns).
+    #[error("rpc `{call}` got the reply of another call")]
+    WrongReply {
+        /// The call.
+        call: &'static str,
+    },
+}
+
+/// How serious a [`log_to_parent`] message is (Racket's log levels).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Severity {
+    /// Detail for debugging.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something to look at.
+    Warning,
+    /// A failure.
+    Error,
+    /// A failure that ends the program.
+    Fatal,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Fatal => "fatal",
+        })
+    }
+}
+
+/// A message from a server to its parent (see [`log_to_parent`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogRecord {
+    /// How serious it is.
+    pub severity: Severity,
+    /// The text.
+    pub message: String,
+}
+
+impl LogRecord {
+    /// Shows the record where the parent's diagnostics go (its stderr).
+    pub fn emit(&self) {
+        eprintln!("log-to-parent [{}]: {}", self.severity, self.message);
+    }
+}
+
+thread_local! {
+    static LOG_SINK: RefCell<Option<Box<dyn Fn(LogRecord)>>> = const { RefCell::new(None) };
+}
+
+/// Sends a log message from inside a `define_remote_server!` body to the server's parent (the
+/// program that started it), where it is shown on stderr. Outside a server it is shown here.
+///
+/// # Examples
+///
+/// ```
+/// places::log_to_parent("warming up", places::Severity::Info);
+/// ```
+pub fn log_to_parent(message: impl Into<String>, severity: Severity) {
+    let record = LogRecord {
+        severity,
+        message: message.into(),
+    };
+    let unsent = LOG_SINK.with(|s| match s.borrow().as_ref() {
+        Some(sink) => {
+            sink(record);
+            None
+        }
+        None => Some(record),
+    });
+    if let Some(record) = unsent {
+        record.emit();
+    }
+}
+
+/// What a reply decoder makes of a server's message.
+#[doc(hidden)]
+pub enum Reply<T> {
+    /// The reply of this call.
+    Value(T),
+    /// A log message that came first.
+    Log(LogRecord),
+    /// Some other call's reply.
+    Other,
+}
+
+/// The runtime of the macros' expansions.
+#[doc(hidden)]
+pub mod support {
+    use super::*;
+
+    /// Runs `server` with `sink` as the destination of `log_to_parent`.
+    pub fn with_server_log<R>(sink: impl Fn(LogRecord) + 'static, server: impl FnOnce() -> R) -> R {
+        let previous = LOG_SINK.with(|s| s.borrow_mut().replace(Box::new(sink)));
+        let out = server();
+        LOG_SINK.with(|s| *s.borrow_mut() = previous);
+        out
+    }
+
+    /// Sends `request` and waits for its reply, showing log messages that arrive first.
+    pub fn call<Req, Resp, C, T>(
+        dest: &C,
+        call: &'static str,
+        request: Req,
+        deadline: Option<Duration>,
+        decode: impl Fn(Resp) -> Reply<T>,
+    ) -> Result<T, RpcError>
+    where
+        C: Channel<Req, Resp> + ?Sized,
+    {
+        dest.put(request)?;
+        let until = deadline.map(|d| (Instant::now() + d, d));
+        loop {
+            let resp = match until {
+                None => dest.get()?,
+                Some((at, d)) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    match dest.get_timeout(left) {
+                        Err(ChannelError::Timeout(_)) => {
+                            return Err(RpcError::Deadline { call, deadline: d })
+                        }
+                        other => other?,
+                    }
+                }
+            };
+            match decode(resp) {
+                Reply::Value(v) => return Ok(v),
+                Reply::Log(record) => record.emit(),
+                Reply::Other => return Err(RpcError::WrongReply { call }),
+            }
+        }
+    }
+
+    /// Sends a cast.
+    pub fn cast<Req, Resp, C>(dest: &C, request: Req) -> Result<(), RpcError>
+    where
+        C: Channel<Req, Resp> + ?Sized,
+    {
+        dest.put(request).map_err(RpcError::from)
+    }
+}

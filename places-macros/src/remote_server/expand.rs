@@ -1,0 +1,318 @@
+//! Generates, for a server `bank`: `BankRequest` and `BankResponse` (messages), the entry
+//! `make_bank` (a registered place), a stub `bank_METHOD(&dest, args..)` per method, and the
+//! typed client `BankClient`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use super::parse::{Method, MethodKind, Server};
+use super::Flavor;
+
+/// `new_account` -> `NewAccount`.
+pub(crate) fn camel(snake: &str) -> String {
+    snake
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+struct Names {
+    request: Ident,
+    response: Ident,
+    client: Ident,
+    entry: Ident,
+}
+
+fn names(server: &Server) -> Names {
+    let base = camel(&server.name.to_string());
+    let span = server.name.span();
+    Names {
+        request: Ident::new(&format!("{base}Request"), span),
+        response: Ident::new(&format!("{base}Response"), span),
+        client: Ident::new(&format!("{base}Client"), span),
+        entry: format_ident!("make_{}", server.name),
+    }
+}
+
+fn variant(m: &Method) -> Ident {
+    Ident::new(&camel(&m.name.to_string()), m.name.span())
+}
+
+/// The message enums, shared by the full expansion and the fallback.
+fn messages(server: &Server, krate: &syn::Path, n: &Names) -> TokenStream {
+    let vis = &server.vis;
+    let serde = quote!(#krate::__private::serde);
+    let serde_str = serde.to_string().replace(' ', "");
+    let sname = server.name.to_string();
+    let req_variants = server.methods.iter().map(|m| {
+        let v = variant(m);
+        let fields = m.args.iter().map(|a| {
+            let (an, at) = (&a.name, &a.ty);
+            quote!(#an: #at)
+        });
+        let doc = format!("A call of `{}`.", m.name);
+        quote!(#[doc = #doc] #v { #(#fields),* })
+    });
+    let resp_variants = server.methods.iter().filter_map(|m| match &m.kind {
+        MethodKind::Rpc { output } => {
+            let v = variant(m);
+            let doc = format!("The reply of `{}`.", m.name);
+            Some(quote!(#[doc = #doc] #v(#output)))
+        }
+        MethodKind::Cast => None,
+    });
+    let (req, resp) = (&n.request, &n.response);
+    let req_doc = format!("A request to the `{sname}` server.");
+    let resp_doc = format!("A reply (or a log message) from the `{sname}` server.");
+    quote! {
+        #[doc = #req_doc]
+        #[derive(#serde::Serialize, #serde::Deserialize)]
+        #[serde(crate = #serde_str)]
+        #[allow(dead_code)]
+        #vis enum #req {
+            #(#req_variants,)*
+        }
+
+        #[doc = #resp_doc]
+        #[derive(#serde::Serialize, #serde::Deserialize)]
+        #[serde(crate = #serde_str)]
+        #[allow(dead_code)]
+        #vis enum #resp {
+            #(#resp_variants,)*
+            /// A message of `log_to_parent` from a method body.
+            Log(#krate::LogRecord),
+        }
+    }
+}
+
+/// Only the names, so that a failed definition causes no further errors at its uses.
+pub(crate) fn fallback(server: &Server, flavor: Flavor) -> TokenStream {
+    let krate = crate::crate_path::runtime_path(server.krate.clone());
+    let n = names(server);
+    let vis = &server.vis;
+    let (req, resp, client, entry) = (&n.request, &n.response, &n.client, &n.entry);
+    let msgs = messages(server, &krate, &n);
+    let receives = match flavor {
+        Flavor::Private => quote!(#req),
+        Flavor::Named => quote!(#krate::Routed<#req, #resp>),
+    };
+    quote! {
+        #msgs
+        #[allow(dead_code)]
+        #vis struct #client<'a, C>(&'a C);
+        #[allow(dead_code, unused_variables)]
+        #vis fn #entry(ch: #krate::PlaceChannel<#resp, #receives>) {}
+    }
+}
+
+pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
+    let krate = crate::crate_path::runtime_path(server.krate.clone());
+    let n = names(server);
+    let vis = &server.vis;
+    let attrs = &server.attrs;
+    let sname = server.name.to_string();
+    let (req, resp, client, entry) = (&n.request, &n.response, &n.client, &n.entry);
+    let msgs = messages(server, &krate, &n);
+
+    let states = server.states.iter().map(|s| {
+        let (sn, st, si) = (&s.name, &s.ty, &s.init);
+        quote!(#[allow(unused_mut)] let mut #sn: #st = #si;)
+    });
+
+    // The server loop's arms: each body runs in a closure of its own, so `return` and `?`
+    // end that call, not the server.
+    let reply_to = Ident::new("__places_reply", Span::mixed_site());
+    let arms = server.methods.iter().map(|m| {
+        let v = variant(m);
+        let fields = m.args.iter().map(|a| &a.name);
+        let body = &m.body;
+        match &m.kind {
+            MethodKind::Rpc { output } => quote! {
+                #req::#v { #(#fields),* } => {
+                    let __places_out: #output = (|| -> #output #body)();
+                    if !#reply_to(#resp::#v(__places_out)) {
+                        break;
+                    }
+                }
+            },
+            MethodKind::Cast => quote! {
+                #req::#v { #(#fields),* } => {
+                    (|| #body)();
+                }
+            },
+        }
+    });
+
+    let entry_doc = format!(
+        "The `{sname}` server's entry: start it with `dynamic_place`/`supervise_place_at` by the name `make_{sname}`."
+    );
+    let server_fn = match flavor {
+        Flavor::Private => quote! {
+            #[doc = #entry_doc]
+            #[#krate::place(crate = #krate)]
+            #vis fn #entry(ch: #krate::PlaceChannel<#resp, #req>) {
+                #(#states)*
+                #krate::__private::rpc::with_server_log(
+                    {
+                        let log = ch.sender();
+                        move |record| { let _ = log.put(#resp::Log(record)); }
+                    },
+                    || {
+                        // Replies go back on the one channel; a creator that is gone ends the server.
+                        let #reply_to = |r: #resp| ch.put(r).is_ok();
+                        while let ::core::result::Result::Ok(__places_request) = ch.get() {
+                            match __places_request {
+                                #(#arms)*
+                            }
+                        }
+                    },
+                );
+            }
+        },
+        Flavor::Named => quote! {
+            #[doc = #entry_doc]
+            #[#krate::place(crate = #krate)]
+            #vis fn #entry(ch: #krate::PlaceChannel<#resp, #krate::Routed<#req, #resp>>) {
+                #(#states)*
+                #krate::__private::rpc::with_server_log(
+                    {
+                        let log = ch.sender();
+                        move |record| { let _ = log.put(#resp::Log(record)); }
+                    },
+                    || {
+                        while let ::core::result::Result::Ok(#krate::Routed { msg: __places_request, reply }) = ch.get() {
+                            // A client that left misses its reply; the others are still served.
+                            let #reply_to = |r: #resp| { let _ = reply.put(r); true };
+                            match __places_request {
+                                #(#arms)*
+                            }
+                        }
+                    },
+                );
+            }
+        },
+    };
+
+    let client_methods = server.methods.iter().map(|m| {
+        let v = variant(m);
+        let mname = &m.name;
+        let mattrs = &m.attrs;
+        let params = m.args.iter().map(|a| {
+            let (an, at) = (&a.name, &a.ty);
+            quote!(#an: #at)
+        });
+        let fields = m.args.iter().map(|a| &a.name);
+        let call = format!("{sname}::{mname}");
+        match &m.kind {
+            MethodKind::Rpc { output } => quote! {
+                #(#mattrs)*
+                #[doc = ""]
+                #[doc = "# Errors"]
+                #[doc = ""]
+                #[doc = "[`RpcError`](places::RpcError) when the server is gone or the deadline passes."]
+                pub fn #mname(&self, #(#params),*) -> ::core::result::Result<#output, #krate::RpcError> {
+                    #krate::__private::rpc::call(
+                        self.dest,
+                        #call,
+                        #req::#v { #(#fields),* },
+                        self.deadline,
+                        |r| match r {
+                            #resp::#v(v) => #krate::__private::Reply::Value(v),
+                            #resp::Log(l) => #krate::__private::Reply::Log(l),
+                            #[allow(unreachable_patterns)]
+                            _ => #krate::__private::Reply::Other,
+                        },
+                    )
+                }
+            },
+            MethodKind::Cast => quote! {
+                #(#mattrs)*
+                #[doc = ""]
+                #[doc = "# Errors"]
+                #[doc = ""]
+                #[doc = "[`RpcError`](places::RpcError) when the server is gone."]
+                pub fn #mname(&self, #(#params),*) -> ::core::result::Result<(), #krate::RpcError> {
+                    #krate::__private::rpc::cast(self.dest, #req::#v { #(#fields),* })
+                }
+            },
+        }
+    });
+
+    let stubs = server.methods.iter().map(|m| {
+        let mname = &m.name;
+        let stub = format_ident!("{}_{}", server.name, m.name);
+        let params: Vec<TokenStream> = m
+            .args
+            .iter()
+            .map(|a| {
+                let (an, at) = (&a.name, &a.ty);
+                quote!(#an: #at)
+            })
+            .collect();
+        let fields = m.args.iter().map(|a| &a.name);
+        let output = match &m.kind {
+            MethodKind::Rpc { output } => quote!(#output),
+            MethodKind::Cast => quote!(()),
+        };
+        let doc = format!(
+            "Calls `{mname}` on the `{sname}` server at `dest` (Racket's `{sname}-{mname}`)."
+        );
+        quote! {
+            #[doc = #doc]
+            #[doc = ""]
+            #[doc = "# Errors"]
+            #[doc = ""]
+            #[doc = "[`RpcError`](places::RpcError) when the server is gone."]
+            #[allow(dead_code)]
+            #vis fn #stub<__PlacesC: #krate::Channel<#req, #resp> + ?::core::marker::Sized>(
+                dest: &__PlacesC,
+                #(#params),*
+            ) -> ::core::result::Result<#output, #krate::RpcError> {
+                #client::new(dest).#mname(#(#fields),*)
+            }
+        }
+    });
+
+    let client_doc = format!(
+        "A typed client of the `{sname}` server over any channel to it (a local or remote place, or a named-place connection)."
+    );
+    quote! {
+        #(#attrs)*
+        #msgs
+
+        #server_fn
+
+        #[doc = #client_doc]
+        #[allow(dead_code)]
+        #vis struct #client<'a, C: ?::core::marker::Sized> {
+            dest: &'a C,
+            deadline: ::core::option::Option<::core::time::Duration>,
+        }
+
+        #[allow(dead_code)]
+        impl<'a, C: #krate::Channel<#req, #resp> + ?::core::marker::Sized> #client<'a, C> {
+            /// A client of the server at `dest`, without a deadline.
+            pub fn new(dest: &'a C) -> Self {
+                Self { dest, deadline: ::core::option::Option::None }
+            }
+
+            /// The same client, whose calls give up after `deadline` with `RpcError::Deadline`.
+            pub fn with_deadline(mut self, deadline: ::core::time::Duration) -> Self {
+                self.deadline = ::core::option::Option::Some(deadline);
+                self
+            }
+
+            #(#client_methods)*
+        }
+
+        #(#stubs)*
+    }
+}

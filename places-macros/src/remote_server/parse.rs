@@ -1,0 +1,203 @@
+//! The model of a server definition, read straight from the tokens:
+//!
+//! ```text
+//! [crate = path;] #[attrs] [vis] NAME {
+//!     state NAME: TYPE = EXPR;
+//!     #[attrs] rpc fn NAME(ARG: TYPE, ..) [-> TYPE] BLOCK
+//!     #[attrs] cast fn NAME(ARG: TYPE, ..) BLOCK
+//! }
+//! ```
+
+use syn::parse::{Parse, ParseStream};
+use syn::{Attribute, Block, Expr, FnArg, Ident, Pat, ReturnType, Token, Type, Visibility};
+
+/// A whole server.
+pub(crate) struct Server {
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) name: Ident,
+    pub(crate) states: Vec<State>,
+    pub(crate) methods: Vec<Method>,
+    /// Problems found while reading items, reported with the checks.
+    pub(crate) errors: Vec<syn::Error>,
+}
+
+/// `state NAME: TYPE = EXPR;`
+pub(crate) struct State {
+    pub(crate) name: Ident,
+    pub(crate) ty: Option<Type>,
+    pub(crate) init: Option<Expr>,
+}
+
+/// The two kinds of method.
+pub(crate) enum MethodKind {
+    /// Answers with the body's value.
+    Rpc { output: Type },
+    /// Answers nothing.
+    Cast,
+}
+
+/// `rpc fn` or `cast fn`.
+pub(crate) struct Method {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) kind: MethodKind,
+    pub(crate) name: Ident,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) body: Block,
+}
+
+/// One argument.
+pub(crate) struct Arg {
+    pub(crate) name: Ident,
+    pub(crate) ty: Type,
+}
+
+impl Parse for Server {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
+            input.parse::<Token![crate]>()?;
+            input.parse::<Token![=]>()?;
+            let p = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Some(p)
+        } else {
+            None
+        };
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the server's name: `define_remote_server! { bank { .. } }`",
+            )
+        })?;
+        let content;
+        syn::braced!(content in input);
+        let mut server = Server {
+            krate,
+            attrs,
+            vis,
+            name,
+            states: Vec::new(),
+            methods: Vec::new(),
+            errors: Vec::new(),
+        };
+        while !content.is_empty() {
+            parse_item(&content, &mut server)?;
+        }
+        if !input.is_empty() {
+            return Err(input.error("expected one server per `define_remote_server!`"));
+        }
+        Ok(server)
+    }
+}
+
+fn parse_item(input: ParseStream<'_>, server: &mut Server) -> syn::Result<()> {
+    let attrs = input.call(Attribute::parse_outer)?;
+    let keyword: Ident = match input.call(syn::ext::IdentExt::parse_any) {
+        Ok(k) => k,
+        Err(e) => {
+            return Err(syn::Error::new(
+                e.span(),
+                "expected `state NAME: TYPE = EXPR;`, `rpc fn NAME(..) -> T { .. }` or `cast fn NAME(..) { .. }`",
+            ))
+        }
+    };
+    match keyword.to_string().as_str() {
+        "state" => {
+            let name: Ident = input.parse()?;
+            let ty = if input.peek(Token![:]) {
+                input.parse::<Token![:]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            let init = if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            input.parse::<Token![;]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `;` after the state item: `state NAME: TYPE = EXPR;`",
+                )
+            })?;
+            server.states.push(State { name, ty, init });
+        }
+        "rpc" | "cast" => {
+            input.parse::<Token![fn]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("expected `fn` after `{keyword}`: `{keyword} fn NAME(..)`"),
+                )
+            })?;
+            let name: Ident = input.parse()?;
+            let content;
+            let paren = syn::parenthesized!(content in input);
+            let inputs = content.parse_terminated(FnArg::parse, Token![,])?;
+            let output: ReturnType = input.parse()?;
+            let body: Block = input.parse()?;
+            let mut args = Vec::new();
+            for arg in inputs {
+                match arg {
+                    FnArg::Receiver(r) => server.errors.push(syn::Error::new_spanned(
+                        r,
+                        "a server method takes no `self`: the server's state is in its `state` items",
+                    )),
+                    FnArg::Typed(pt) => match *pt.pat {
+                        Pat::Ident(ref pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                            if let Some(m) = &pi.mutability {
+                                server.errors.push(syn::Error::new_spanned(
+                                    m,
+                                    "arguments of a server method are plain names; bind `let mut` inside the body",
+                                ));
+                            }
+                            args.push(Arg {
+                                name: pi.ident.clone(),
+                                ty: (*pt.ty).clone(),
+                            });
+                        }
+                        ref other => server.errors.push(syn::Error::new_spanned(
+                            other,
+                            "arguments of a server method are plain names (`who: String`); take patterns apart inside the body",
+                        )),
+                    },
+                }
+            }
+            let _ = paren;
+            let kind = if keyword == "rpc" {
+                MethodKind::Rpc {
+                    output: match output {
+                        ReturnType::Default => syn::parse_quote!(()),
+                        ReturnType::Type(_, t) => *t,
+                    },
+                }
+            } else {
+                if let ReturnType::Type(arrow, t) = &output {
+                    server.errors.push(syn::Error::new_spanned(
+                        quote::quote!(#arrow #t),
+                        "a `cast` sends no reply, so it has no return type; remove it, or make it an `rpc`",
+                    ));
+                }
+                MethodKind::Cast
+            };
+            server.methods.push(Method {
+                attrs,
+                kind,
+                name,
+                args,
+                body,
+            });
+        }
+        other => {
+            return Err(syn::Error::new(
+                keyword.span(),
+                format!("unknown server item `{other}`; expected `state`, `rpc fn` or `cast fn`"),
+            ))
+        }
+    }
+    Ok(())
+}

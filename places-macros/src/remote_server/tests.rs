@@ -1,0 +1,90 @@
+use quote::quote;
+
+use super::{define, Flavor};
+
+fn expand(input: proc_macro2::TokenStream, flavor: Flavor) -> String {
+    define(input, flavor).to_string()
+}
+
+#[test]
+fn generates_messages_entry_stubs_and_client() {
+    let out = expand(
+        quote! {
+            pub bank {
+                state accounts: Vec<u64> = Vec::new();
+                rpc fn new_account(who: String) -> u64 { 0 }
+                cast fn hello() {}
+            }
+        },
+        Flavor::Private,
+    );
+    assert!(!out.contains("compile_error"), "{out}");
+    for needle in [
+        "pub enum BankRequest",
+        "NewAccount { who : String }",
+        "pub enum BankResponse",
+        "Log (:: places :: LogRecord)",
+        "pub fn make_bank (ch : :: places :: PlaceChannel < BankResponse , BankRequest >)",
+        "pub struct BankClient",
+        "pub fn bank_new_account",
+        "pub fn bank_hello",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    syn::parse2::<syn::File>(define(
+        quote! { bank { rpc fn get() -> u8 { 1 } } },
+        Flavor::Private,
+    ))
+    .expect("the expansion parses as items");
+}
+
+#[test]
+fn the_named_flavor_receives_routed_requests() {
+    let out = expand(
+        quote! { tuple_server { rpc fn get(k: String) -> u8 { 0 } } },
+        Flavor::Named,
+    );
+    assert!(
+        out.contains("Routed < TupleServerRequest , TupleServerResponse >"),
+        "{out}"
+    );
+    assert!(out.contains("fn make_tuple_server"), "{out}");
+}
+
+#[test]
+fn every_problem_is_reported_and_the_names_still_exist() {
+    let out = expand(
+        quote! {
+            bad {
+                state a: u8;
+                state b = 1;
+                rpc fn dup() {}
+                rpc fn dup() {}
+                rpc fn new() {}
+                rpc fn pat((x, y): (u8, u8)) {}
+                cast fn noisy() -> u8 { 1 }
+            }
+        },
+        Flavor::Private,
+    );
+    for needle in [
+        "state `a` needs an initial value",
+        "state `b` needs a type",
+        "defined twice",
+        "name of a generated item",
+        "plain names",
+        "sends no reply",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    assert!(
+        out.contains("enum BadRequest") && out.contains("struct BadClient"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_items_are_named() {
+    let out = expand(quote! { s { fn plain() {} } }, Flavor::Private);
+    assert!(out.contains("unknown server item `fn`"), "{out}");
+}
