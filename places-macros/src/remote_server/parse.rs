@@ -33,7 +33,7 @@ pub(crate) struct State {
 /// The two kinds of method.
 pub(crate) enum MethodKind {
     /// Answers with the body's value.
-    Rpc { output: Type },
+    Rpc { output: Box<Type> },
     /// Answers nothing.
     Cast,
 }
@@ -171,8 +171,8 @@ fn parse_item(input: ParseStream<'_>, server: &mut Server) -> syn::Result<()> {
             let kind = if keyword == "rpc" {
                 MethodKind::Rpc {
                     output: match output {
-                        ReturnType::Default => syn::parse_quote!(()),
-                        ReturnType::Type(_, t) => *t,
+                        ReturnType::Default => Box::new(syn::parse_quote!(())),
+                        ReturnType::Type(_, t) => t,
                     },
                 }
             } else {
