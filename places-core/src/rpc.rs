@@ -77,8 +77,11 @@ impl LogRecord {
     }
 }
 
+/// Where `log_to_parent` sends, inside a server loop.
+type LogSink = Box<dyn Fn(LogRecord)>;
+
 thread_local! {
-    static LOG_SINK: RefCell<Option<Box<dyn Fn(LogRecord)>>> = const { RefCell::new(None) };
+    static LOG_SINK: RefCell<Option<LogSink>> = const { RefCell::new(None) };
 }
 
 /// Sends a log message from inside a `define_remote_server!` body to the server's parent (the
