@@ -173,3 +173,54 @@ fn distributed_hello_world_prints_the_references_lines() {
         "{out}"
     );
 }
+
+#[test]
+fn named_master_prints_what_racket_prints() {
+    let out = run("named_master");
+    let (hellos, rest): (Vec<&str>, Vec<&str>) =
+        out.lines().partition(|l| *l == "Hello from define-cast");
+    assert_eq!(hellos.len(), 2, "{out}");
+    assert_eq!(
+        rest,
+        [
+            "100",
+            "200",
+            "100",
+            "200",
+            "100",
+            "200",
+            "(created user0)",
+            "(ok 10)",
+            "(ok 5)"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn bank_prints_the_same_session_locally_and_on_a_node() {
+    let out = run("bank");
+    let session = "(created user0) (ok 10) (ok 5) (insufficient-funds 5) (invalid-account nobody)";
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [format!("local: {session}"), format!("node: {session}")]
+    );
+}
+
+#[test]
+fn tuple_server_prints_its_calls() {
+    let out = run("tuple_server");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "Hello from define-cast",
+            "get a (other connection) -> 1",
+            "get c -> #f",
+            "set a 1 -> 1",
+            "set b 2 -> 2"
+        ],
+        "{out}"
+    );
+}

@@ -56,7 +56,8 @@ fn messages(server: &Server, krate: &syn::Path, n: &Names) -> TokenStream {
         let v = variant(m);
         let fields = m.args.iter().map(|a| {
             let (an, at) = (&a.name, &a.ty);
-            quote!(#an: #at)
+            let doc = format!("The `{an}` argument.");
+            quote!(#[doc = #doc] #an: #at)
         });
         let doc = format!("A call of `{}`.", m.name);
         quote!(#[doc = #doc] #v { #(#fields),* })
