@@ -4,7 +4,10 @@ use super::parse::Server;
 use crate::errors::Errors;
 
 /// Method names the generated client already uses.
-const RESERVED: [&str; 3] = ["new", "with_deadline", "log"];
+const CLIENT_METHODS: [&str; 2] = ["new", "with_deadline"];
+
+/// The response variant that carries `log_to_parent` messages.
+const LOG_VARIANT: &str = "Log";
 
 pub(crate) fn check(server: &Server) -> syn::Result<()> {
     let mut errors = Errors::default();
@@ -27,7 +30,10 @@ pub(crate) fn check(server: &Server) -> syn::Result<()> {
             );
         }
         if seen_state.contains(&name) {
-            errors.error_spanned_by(&s.name, format!("state `{name}` is defined twice"));
+            errors.error_spanned_by(
+                &s.name,
+                format!("state `{name}` is defined twice; rename or remove one of them"),
+            );
         }
         seen_state.push(name);
     }
@@ -35,15 +41,21 @@ pub(crate) fn check(server: &Server) -> syn::Result<()> {
     for m in &server.methods {
         let name = m.name.to_string();
         let variant = super::expand::camel(&name);
-        if RESERVED.contains(&name.as_str()) {
+        if CLIENT_METHODS.contains(&name.as_str()) {
+            let client = super::expand::camel(&server.name.to_string());
             errors.error_spanned_by(
                 &m.name,
-                format!("`{name}` is the name of a generated item (the client's `new`, `with_deadline` or the `Log` reply); rename the method"),
+                format!("`{name}` is taken by the generated `{client}Client::{name}`; rename the method"),
+            );
+        } else if variant == LOG_VARIANT {
+            errors.error_spanned_by(
+                &m.name,
+                format!("`{name}` would become the variant `{LOG_VARIANT}`, which carries `log_to_parent` messages; rename the method"),
             );
         }
         if let Some((first, _)) = seen.iter().find(|(n, v)| *n == name || *v == variant) {
             let what = if *first == name {
-                format!("a method named `{name}` is defined twice")
+                format!("a method named `{name}` is defined twice; rename or remove one of them")
             } else {
                 format!("`{name}` and `{first}` both become the request variant `{variant}`; rename one of them")
             };
@@ -54,7 +66,10 @@ pub(crate) fn check(server: &Server) -> syn::Result<()> {
         for a in &m.args {
             let an = a.name.to_string();
             if args.contains(&an) {
-                errors.error_spanned_by(&a.name, format!("argument `{an}` is listed twice"));
+                errors.error_spanned_by(
+                    &a.name,
+                    format!("argument `{an}` is listed twice; rename one of them"),
+                );
             }
             args.push(an);
         }

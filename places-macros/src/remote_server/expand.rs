@@ -32,18 +32,21 @@ struct Names {
 }
 
 fn names(server: &Server) -> Names {
-    let base = camel(&server.name.to_string());
+    let base = camel(&syn::ext::IdentExt::unraw(&server.name).to_string());
     let span = server.name.span();
     Names {
         request: Ident::new(&format!("{base}Request"), span),
         response: Ident::new(&format!("{base}Response"), span),
         client: Ident::new(&format!("{base}Client"), span),
-        entry: format_ident!("make_{}", server.name),
+        entry: format_ident!("make_{}", syn::ext::IdentExt::unraw(&server.name)),
     }
 }
 
 fn variant(m: &Method) -> Ident {
-    Ident::new(&camel(&m.name.to_string()), m.name.span())
+    Ident::new(
+        &camel(&syn::ext::IdentExt::unraw(&m.name).to_string()),
+        m.name.span(),
+    )
 }
 
 /// The message enums, shared by the full expansion and the fallback.
@@ -94,24 +97,33 @@ fn messages(server: &Server, krate: &syn::Path, n: &Names) -> TokenStream {
     }
 }
 
-/// Only the names, so that a failed definition causes no further errors at its uses.
+/// The generated items of a definition that has errors, with every method body replaced and
+/// every invalid piece left out, so that its uses elsewhere cause no further errors: only the
+/// macro's own errors are reported.
 pub(crate) fn fallback(server: &Server, flavor: Flavor) -> TokenStream {
-    let krate = crate::crate_path::runtime_path(server.krate.clone());
-    let n = names(server);
-    let vis = &server.vis;
-    let (req, resp, client, entry) = (&n.request, &n.response, &n.client, &n.entry);
-    let msgs = messages(server, &krate, &n);
-    let receives = match flavor {
-        Flavor::Private => quote!(#req),
-        Flavor::Named => quote!(#krate::Routed<#req, #resp>),
-    };
-    quote! {
-        #msgs
-        #[allow(dead_code)]
-        #vis struct #client<'a, C>(&'a C);
-        #[allow(dead_code, unused_variables)]
-        #vis fn #entry(ch: #krate::PlaceChannel<#resp, #receives>) {}
+    let mut clean = server.clone();
+    clean.states.retain(|s| s.ty.is_some() && s.init.is_some());
+    let mut variants: Vec<String> = vec!["Log".to_owned()];
+    clean.methods.retain(|m| {
+        let v = variant(m).to_string();
+        let keep = !variants.contains(&v)
+            && !["new", "with_deadline"].contains(&m.name.to_string().as_str());
+        variants.push(v);
+        keep
+    });
+    for m in &mut clean.methods {
+        let mut names: Vec<String> = Vec::new();
+        m.args.retain(|a| {
+            let n = a.name.to_string();
+            let keep = !names.contains(&n);
+            names.push(n);
+            keep
+        });
+        m.body = syn::parse_quote!({
+            ::core::unreachable!("not compiled: the server definition has errors")
+        });
     }
+    expand(&clean, flavor)
 }
 
 pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
@@ -131,6 +143,9 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
     // The server loop's arms: each body runs in a closure of its own, so `return` and `?`
     // end that call, not the server.
     let reply_to = Ident::new("__places_reply", Span::mixed_site());
+    // The entry's channel and a request's route get names no state item or argument can shadow.
+    let ch = Ident::new("__places_ch", Span::mixed_site());
+    let route = Ident::new("__places_route", Span::mixed_site());
     let arms = server.methods.iter().map(|m| {
         let v = variant(m);
         let fields = m.args.iter().map(|a| &a.name);
@@ -159,17 +174,17 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
         Flavor::Private => quote! {
             #[doc = #entry_doc]
             #[#krate::place(crate = #krate)]
-            #vis fn #entry(ch: #krate::PlaceChannel<#resp, #req>) {
+            #vis fn #entry(#ch: #krate::PlaceChannel<#resp, #req>) {
                 #(#states)*
                 #krate::__private::rpc::with_server_log(
                     {
-                        let log = ch.sender();
+                        let log = #ch.sender();
                         move |record| { let _ = log.put(#resp::Log(record)); }
                     },
                     || {
                         // Replies go back on the one channel; a creator that is gone ends the server.
-                        let #reply_to = |r: #resp| ch.put(r).is_ok();
-                        while let ::core::result::Result::Ok(__places_request) = ch.get() {
+                        let #reply_to = |r: #resp| #ch.put(r).is_ok();
+                        while let ::core::result::Result::Ok(__places_request) = #ch.get() {
                             match __places_request {
                                 #(#arms)*
                             }
@@ -181,17 +196,17 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
         Flavor::Named => quote! {
             #[doc = #entry_doc]
             #[#krate::place(crate = #krate)]
-            #vis fn #entry(ch: #krate::PlaceChannel<#resp, #krate::Routed<#req, #resp>>) {
+            #vis fn #entry(#ch: #krate::PlaceChannel<#resp, #krate::Routed<#req, #resp>>) {
                 #(#states)*
                 #krate::__private::rpc::with_server_log(
                     {
-                        let log = ch.sender();
+                        let log = #ch.sender();
                         move |record| { let _ = log.put(#resp::Log(record)); }
                     },
                     || {
-                        while let ::core::result::Result::Ok(#krate::Routed { msg: __places_request, reply }) = ch.get() {
+                        while let ::core::result::Result::Ok(#krate::Routed { msg: __places_request, reply: #route }) = #ch.get() {
                             // A client that left misses its reply; the others are still served.
-                            let #reply_to = |r: #resp| { let _ = reply.put(r); true };
+                            let #reply_to = |r: #resp| { let _ = #route.put(r); true };
                             match __places_request {
                                 #(#arms)*
                             }
@@ -247,9 +262,14 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
         }
     });
 
+    let dest = Ident::new("__places_dest", Span::mixed_site());
     let stubs = server.methods.iter().map(|m| {
         let mname = &m.name;
-        let stub = format_ident!("{}_{}", server.name, m.name);
+        let stub = format_ident!(
+            "{}_{}",
+            syn::ext::IdentExt::unraw(&server.name),
+            syn::ext::IdentExt::unraw(&m.name)
+        );
         let params: Vec<TokenStream> = m
             .args
             .iter()
@@ -274,10 +294,10 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
             #[doc = "[`RpcError`](places::RpcError) when the server is gone."]
             #[allow(dead_code)]
             #vis fn #stub<__PlacesC: #krate::Channel<#req, #resp> + ?::core::marker::Sized>(
-                dest: &__PlacesC,
+                #dest: &__PlacesC,
                 #(#params),*
             ) -> ::core::result::Result<#output, #krate::RpcError> {
-                #client::new(dest).#mname(#(#fields),*)
+                #client::new(#dest).#mname(#(#fields),*)
             }
         }
     });

@@ -6,6 +6,7 @@ mod expand;
 mod parse;
 
 use proc_macro2::TokenStream;
+use syn::parse::Parser;
 
 /// Which of the two forms.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -16,8 +17,19 @@ pub(crate) enum Flavor {
     Named,
 }
 
+impl Flavor {
+    /// The macro's name, as messages show it.
+    pub(crate) fn macro_name(self) -> &'static str {
+        match self {
+            Flavor::Private => "define_remote_server!",
+            Flavor::Named => "define_named_remote_server!",
+        }
+    }
+}
+
 pub(crate) fn define(input: TokenStream, flavor: Flavor) -> TokenStream {
-    let server = match syn::parse2::<parse::Server>(input) {
+    let parser = |input: syn::parse::ParseStream<'_>| parse::Server::parse(input, flavor);
+    let server = match parser.parse2(input) {
         Ok(s) => s,
         Err(e) => return e.to_compile_error(),
     };

@@ -11,7 +11,10 @@
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Block, Expr, FnArg, Ident, Pat, ReturnType, Token, Type, Visibility};
 
+use super::Flavor;
+
 /// A whole server.
+#[derive(Clone)]
 pub(crate) struct Server {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) attrs: Vec<Attribute>,
@@ -24,6 +27,7 @@ pub(crate) struct Server {
 }
 
 /// `state NAME: TYPE = EXPR;`
+#[derive(Clone)]
 pub(crate) struct State {
     pub(crate) name: Ident,
     pub(crate) ty: Option<Type>,
@@ -31,6 +35,7 @@ pub(crate) struct State {
 }
 
 /// The two kinds of method.
+#[derive(Clone)]
 pub(crate) enum MethodKind {
     /// Answers with the body's value.
     Rpc { output: Box<Type> },
@@ -39,6 +44,7 @@ pub(crate) enum MethodKind {
 }
 
 /// `rpc fn` or `cast fn`.
+#[derive(Clone)]
 pub(crate) struct Method {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) kind: MethodKind,
@@ -48,18 +54,31 @@ pub(crate) struct Method {
 }
 
 /// One argument.
+#[derive(Clone)]
 pub(crate) struct Arg {
     pub(crate) name: Ident,
     pub(crate) ty: Type,
 }
 
-impl Parse for Server {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+impl Server {
+    /// Reads one server; messages name the macro of `flavor`.
+    pub(crate) fn parse(input: ParseStream<'_>, flavor: Flavor) -> syn::Result<Self> {
+        let mac = flavor.macro_name();
         let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
             input.parse::<Token![crate]>()?;
             input.parse::<Token![=]>()?;
-            let p = input.parse()?;
-            input.parse::<Token![;]>()?;
+            let p = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected the path of the `places` crate after `crate =`, such as `::places`",
+                )
+            })?;
+            input.parse::<Token![;]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `;` after `crate = path`: write `crate = path;` before the server",
+                )
+            })?;
             Some(p)
         } else {
             None
@@ -69,9 +88,14 @@ impl Parse for Server {
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
-                "expected the server's name: `define_remote_server! { bank { .. } }`",
+                format!("expected the server's name: `{mac} {{ bank {{ .. }} }}`"),
             )
         })?;
+        if !input.peek(syn::token::Brace) {
+            return Err(input.error(format!(
+                "expected the server's items in braces after its name: `{name} {{ state ..; rpc fn ..; cast fn .. }}`"
+            )));
+        }
         let content;
         syn::braced!(content in input);
         let mut server = Server {
@@ -87,10 +111,23 @@ impl Parse for Server {
             parse_item(&content, &mut server)?;
         }
         if !input.is_empty() {
-            return Err(input.error("expected one server per `define_remote_server!`"));
+            return Err(input.error(format!(
+                "expected one server per `{mac}`; write each server in a `{mac}` of its own"
+            )));
         }
         Ok(server)
     }
+}
+
+/// The name of a state item or method; a keyword there is named as such.
+fn item_name(input: ParseStream<'_>, what: &str, form: &str) -> syn::Result<Ident> {
+    input.parse::<Ident>().map_err(|e| {
+        let message = match input.fork().call(<Ident as syn::ext::IdentExt>::parse_any) {
+            Ok(k) => format!("`{k}` is a keyword and cannot name {what}; choose another name"),
+            Err(_) => format!("expected the name of {what}: `{form}`"),
+        };
+        syn::Error::new(e.span(), message)
+    })
 }
 
 fn parse_item(input: ParseStream<'_>, server: &mut Server) -> syn::Result<()> {
@@ -106,7 +143,13 @@ fn parse_item(input: ParseStream<'_>, server: &mut Server) -> syn::Result<()> {
     };
     match keyword.to_string().as_str() {
         "state" => {
-            let name: Ident = input.parse()?;
+            if let Ok(m) = input.parse::<Token![mut]>() {
+                return Err(syn::Error::new(
+                    m.span,
+                    "state items are always mutable; remove `mut`",
+                ));
+            }
+            let name = item_name(input, "a state item", "state NAME: TYPE = EXPR;")?;
             let ty = if input.peek(Token![:]) {
                 input.parse::<Token![:]>()?;
                 Some(input.parse()?)
@@ -134,25 +177,43 @@ fn parse_item(input: ParseStream<'_>, server: &mut Server) -> syn::Result<()> {
                     format!("expected `fn` after `{keyword}`: `{keyword} fn NAME(..)`"),
                 )
             })?;
-            let name: Ident = input.parse()?;
+            let name = item_name(input, "a method", &format!("{keyword} fn NAME(..)"))?;
+            let generics: syn::Generics = input.parse()?;
+            if !generics.params.is_empty() {
+                server.errors.push(syn::Error::new_spanned(
+                    &generics,
+                    "a server method cannot be generic: its arguments and reply travel in the request and response enums; use concrete types",
+                ));
+            }
+            if !input.peek(syn::token::Paren) {
+                return Err(input.error(format!(
+                    "expected the arguments in parentheses: `{keyword} fn {name}(ARG: TYPE, ..)`"
+                )));
+            }
             let content;
             let paren = syn::parenthesized!(content in input);
             let inputs = content.parse_terminated(FnArg::parse, Token![,])?;
             let output: ReturnType = input.parse()?;
+            if !input.peek(syn::token::Brace) {
+                return Err(input.error(format!(
+                    "expected the method's body: `{keyword} fn {name}(..) {{ .. }}`"
+                )));
+            }
             let body: Block = input.parse()?;
             let mut args = Vec::new();
             for arg in inputs {
                 match arg {
                     FnArg::Receiver(r) => server.errors.push(syn::Error::new_spanned(
                         r,
-                        "a server method takes no `self`: the server's state is in its `state` items",
+                        "a server method takes no `self`; remove it and use the `state` items by name",
                     )),
                     FnArg::Typed(pt) => match *pt.pat {
                         Pat::Ident(ref pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
                             if let Some(m) = &pi.mutability {
+                                let n = &pi.ident;
                                 server.errors.push(syn::Error::new_spanned(
                                     m,
-                                    "arguments of a server method are plain names; bind `let mut` inside the body",
+                                    format!("a server method's arguments cannot be `mut`; remove it and write `let mut {n} = {n};` in the body"),
                                 ));
                             }
                             args.push(Arg {

@@ -21,10 +21,10 @@ fn generates_messages_entry_stubs_and_client() {
     assert!(!out.contains("compile_error"), "{out}");
     for needle in [
         "pub enum BankRequest",
-        "NewAccount { who : String }",
+        "NewAccount { # [doc = \"The `who` argument.\"] who : String }",
         "pub enum BankResponse",
         "Log (:: places :: LogRecord)",
-        "pub fn make_bank (ch : :: places :: PlaceChannel < BankResponse , BankRequest >)",
+        "pub fn make_bank (__places_ch : :: places :: PlaceChannel < BankResponse , BankRequest >)",
         "pub struct BankClient",
         "pub fn bank_new_account",
         "pub fn bank_hello",
@@ -71,7 +71,7 @@ fn every_problem_is_reported_and_the_names_still_exist() {
         "state `a` needs an initial value",
         "state `b` needs a type",
         "defined twice",
-        "name of a generated item",
+        "is taken by the generated `BadClient::new`",
         "plain names",
         "sends no reply",
     ] {
@@ -87,4 +87,21 @@ fn every_problem_is_reported_and_the_names_still_exist() {
 fn unknown_items_are_named() {
     let out = expand(quote! { s { fn plain() {} } }, Flavor::Private);
     assert!(out.contains("unknown server item `fn`"), "{out}");
+}
+
+#[test]
+fn raw_identifiers_become_plain_names() {
+    let out = expand(
+        quote! { r#type { rpc fn r#move(x: u8) -> u8 { x } } },
+        Flavor::Private,
+    );
+    assert!(!out.contains("compile_error"), "{out}");
+    assert!(
+        out.contains("enum TypeRequest") && out.contains("Move {"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fn make_type") && out.contains("fn type_move"),
+        "{out}"
+    );
 }

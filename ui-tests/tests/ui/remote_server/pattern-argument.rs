@@ -1,0 +1,20 @@
+use places::{define_remote_server, Place};
+
+define_remote_server! {
+    bank {
+        state accounts: Vec<u64> = vec![0; 8];
+        rpc fn transfer((from, to): (usize, usize), amount: u64) -> bool {
+            if accounts[from] < amount {
+                return false;
+            }
+            accounts[from] -= amount;
+            accounts[to] += amount;
+            true
+        }
+    }
+}
+
+fn main() {
+    let server: Place<BankRequest, BankResponse> = Place::spawn(make_bank).unwrap();
+    drop(server);
+}

@@ -1,0 +1,15 @@
+use places::{define_remote_server, Place};
+
+define_remote_server! {
+    bank {
+        state balance: u64 = 0;
+        rpc fn balance(&self) -> u64 {
+            balance
+        }
+    }
+}
+
+fn main() {
+    let server: Place<BankRequest, BankResponse> = Place::spawn(make_bank).unwrap();
+    drop(server);
+}

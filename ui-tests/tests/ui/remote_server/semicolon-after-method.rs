@@ -1,0 +1,16 @@
+use places::define_remote_server;
+
+define_remote_server! {
+    bank {
+        state balance: u64 = 0;
+        rpc fn deposit(amount: u64) -> u64 {
+            balance += amount;
+            balance
+        };
+        rpc fn balance() -> u64 {
+            balance
+        }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use places::{define_remote_server, Place};
+
+define_remote_server! {
+    bank {
+        state balance: u64 = 0;
+        state deposits: u32 = 0;
+        state balance: i64 = 0;
+        rpc fn deposit(amount: u64) -> u64 {
+            deposits += 1;
+            balance += amount;
+            balance
+        }
+    }
+}
+
+fn main() {
+    let server: Place<BankRequest, BankResponse> = Place::spawn(make_bank).unwrap();
+    drop(server);
+}
