@@ -1,5 +1,6 @@
 //! The distributed places reference's first example, on this machine: start a node on
-//! `localhost`, start the `hello_world` place there, send it `Hello`, print its answer.
+//! `localhost` with the `hello_world` place on it, and run the message router: after 2 seconds
+//! it sends the place `Hello` and prints the answer, after 6 seconds it ends the program.
 //!
 //! ```text
 //! cargo run --example distributed_hello_world
@@ -14,12 +15,9 @@
 //! hello-world sent: Hello World
 //! message-router received: Hello World
 //! ```
-//!
-//! (The reference drives this from `message-router` with `after-seconds` timers; that form
-//! belongs to a later part of this project, so plain calls stand in for it here.)
 
 use places::prelude::*;
-use places::{create_place_node, NodeOptions, RemotePlace};
+use places::{message_router, spawn_node_supervise_place_at, NodeOptions, PlaceOptions, RemotePlace};
 
 /// The place: receive a greeting, answer it.
 #[place]
@@ -35,17 +33,29 @@ pub fn hello_world(ch: PlaceChannel<String>) {
 
 #[places::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // 1) Starts a node on localhost (any free port) and connects to it.
-    let node = create_place_node("localhost", NodeOptions::new())?;
-    // 2) Creates the place on that node, by module path and name.
-    let pl: RemotePlace<String> = node.dynamic_place(module_path!(), "hello_world")?;
-    // 3) Talks to it as to a local place.
-    pl.put("Hello".to_string())?;
-    println!("message-router received: {}", pl.get()?);
-    let code = pl.wait();
-    if code != 0 {
-        return Err(format!("hello_world ended with completion value {code}").into());
+    // 1) spawns a node on localhost (on any free port: two programs on one host never collide),
+    // 2) creates a place on it running `hello_world` from this module,
+    // 3) returns the node and the place.
+    let (node, pl): (_, RemotePlace<String>) = spawn_node_supervise_place_at(
+        "localhost",
+        module_path!(),
+        "hello_world",
+        NodeOptions::new(),
+        PlaceOptions::new(),
+    )?;
+    // The router handles the node and two timers: two seconds after its start a message goes
+    // to the place; after six seconds the program ends.
+    message_router! {
+        &node,
+        after_seconds(2) => {
+            match pl.put_get("Hello".to_string()) {
+                Ok(reply) => println!("message-router received: {reply}"),
+                Err(e) => eprintln!("message-router: {e}"),
+            }
+        },
+        after_seconds(6) => {
+            std::process::exit(0);
+        },
     }
-    node.send_exit();
     Ok(())
 }

@@ -41,9 +41,11 @@ pub use places_macros::{
     message, place,
 };
 pub use places_net::{
-    connect_to_named_place, create_place_node, spawn_node_at, spawn_node_supervise_place_at,
-    spawn_node_with_place_at, spawn_nodes_join, supervise_place_at, Cookie, NetError, NodeOptions,
-    PendingNode, PlaceOptions, RemoteNode, RemotePlace, DEFAULT_ROUTER_PORT,
+    after_seconds, connect_to_named_place, create_place_node, every_seconds, message_router,
+    on_channel, spawn_node_at, spawn_node_supervise_place_at, spawn_node_with_place_at,
+    spawn_nodes_join, supervise_place_at, AfterSeconds, Cookie, EventContainer, EverySeconds,
+    IntoEventContainer, MessageRouter, NetError, NodeOptions, OnChannel, PendingNode, PlaceOptions,
+    RemoteNode, RemotePlace, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that

@@ -10,6 +10,7 @@ mod error;
 pub mod handshake;
 mod node;
 mod remote;
+mod router;
 pub mod wire;
 
 pub use error::NetError;
@@ -20,4 +21,8 @@ pub use remote::{
     spawn_node_supervise_place_at, spawn_node_with_place_at, spawn_nodes_join, ssh_bin_path,
     supervise_place_at, NodeOptions, PendingNode, PlaceOptions, RemoteNode, RemotePlace,
     DEFAULT_ROUTER_PORT,
+};
+pub use router::{
+    after_seconds, every_seconds, on_channel, AfterSeconds, EventContainer, EverySeconds, IntoEventContainer,
+    MessageRouter, OnChannel, RouterThread, StopToken, Stopper,
 };

@@ -651,6 +651,11 @@ impl RemoteNode {
         &self.name
     }
 
+    /// Why the node counts as lost, if it does.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.conn.lost_reason()
+    }
+
     /// The address the node's router listens on.
     pub fn addr(&self) -> &str {
         &self.addr
