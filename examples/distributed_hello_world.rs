@@ -17,7 +17,9 @@
 //! ```
 
 use places::prelude::*;
-use places::{message_router, spawn_node_supervise_place_at, NodeOptions, PlaceOptions, RemotePlace};
+use places::{
+    message_router, spawn_node_supervise_place_at, NodeOptions, PlaceOptions, RemotePlace,
+};
 
 /// The place: receive a greeting, answer it.
 #[place]

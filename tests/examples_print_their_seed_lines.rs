@@ -224,3 +224,39 @@ fn tuple_server_prints_its_calls() {
         "{out}"
     );
 }
+
+#[test]
+fn supervised_shows_three_restarts_and_the_final_failure() {
+    let out = run("supervised");
+    let lines: Vec<&str> = out.lines().collect();
+    let ups = lines
+        .iter()
+        .filter(|l| **l == "crashy: up, and failing on purpose")
+        .count();
+    assert_eq!(ups, 4, "{out}");
+    let restarts: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("restarting crashy"))
+        .collect();
+    assert_eq!(
+        restarts,
+        [
+            "restarting crashy (attempt 1 of 3)",
+            "restarting crashy (attempt 2 of 3)",
+            "restarting crashy (attempt 3 of 3)"
+        ]
+        .iter()
+        .collect::<Vec<_>>()
+    );
+    // The main program's lines keep their order; the node's lines may come in between.
+    let third = lines
+        .iter()
+        .position(|l| *l == "restarting crashy (attempt 3 of 3)");
+    let gave_up = lines
+        .iter()
+        .position(|l| *l == "crashy failed after 3 restarts; giving up");
+    assert!(
+        matches!((third, gave_up), (Some(t), Some(g)) if t < g),
+        "{out}"
+    );
+}

@@ -587,103 +587,21 @@ impl Handler for Client {
 
 /// A node this program started and is connected to (Racket's `remote-node%`).
 pub struct RemoteNode {
-    name: String,
+    link: Arc<NodeLink>,
     addr: String,
-    conn: Arc<Connection>,
-    client: Arc<Client>,
     process: Mutex<Option<NodeProcess>>,
     /// The place `spawn_node_with_place_at` started, until it is taken.
     first: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
-/// The process of a node this program started.
-struct NodeProcess {
-    child: Child,
-    /// Holding the node's stdin keeps it alive; dropping it ends the node.
-    stdin: Option<ChildStdin>,
-    /// Copies the node's stdout to ours; ends when the node does.
-    forwarder: Option<JoinHandle<()>>,
+/// What talking to a node needs, shared with the threads that supervise its places.
+pub(crate) struct NodeLink {
+    name: String,
+    conn: Arc<Connection>,
+    client: Arc<Client>,
 }
 
-impl RemoteNode {
-    fn handshake(
-        host: &str,
-        addr: String,
-        mut stream: TcpStream,
-        cookie: &Cookie,
-        process: NodeProcess,
-        heartbeat: Duration,
-    ) -> Result<RemoteNode, NetError> {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        handshake::client(&mut stream, cookie)?;
-        let _ = stream.set_read_timeout(None);
-        let name = format!("{host} ({addr})");
-        let addr = addr.clone();
-        let writer = stream.try_clone().map_err(|e| NetError::Lost {
-            node: name.clone(),
-            reason: e.to_string(),
-        })?;
-        let conn = Connection::new(name.clone(), writer, 1);
-        let client = Arc::new(Client::default());
-        {
-            let (conn, client) = (conn.clone(), client.clone());
-            std::thread::Builder::new()
-                .name(format!("places reader {name}"))
-                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
-                .map_err(|e| NetError::Lost {
-                    node: name.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
-        start_heartbeat(&conn, heartbeat);
-        Ok(RemoteNode {
-            name,
-            addr,
-            conn,
-            client,
-            process: Mutex::new(Some(process)),
-            first: Mutex::new(None),
-        })
-    }
-
-    /// The node's name in errors and logs: host and address.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Why the node counts as lost, if it does.
-    pub fn lost_reason(&self) -> Option<String> {
-        self.conn.lost_reason()
-    }
-
-    /// The address the node's router listens on.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    /// The node's process id, for a node this program started.
-    pub fn pid(&self) -> Option<u32> {
-        self.process
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|p| p.child.id())
-    }
-
-    /// Starts the entry registered under `module::name` in a new place on the node.
-    ///
-    /// # Errors
-    ///
-    /// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types), or
-    /// [`NetError::Lost`] when the node is gone.
-    pub fn dynamic_place<S: Message, R: Message>(
-        &self,
-        module: &str,
-        name: &str,
-    ) -> Result<RemotePlace<S, R>, NetError> {
-        self.spawn_place(module, name, None)
-    }
-
+impl NodeLink {
     fn spawn_place<S: Message, R: Message>(
         &self,
         module: &str,
@@ -750,6 +668,100 @@ impl RemoteNode {
         }
     }
 
+    fn lost(&self, reason: String) -> NetError {
+        NetError::Lost {
+            node: self.name.clone(),
+            reason,
+        }
+    }
+}
+
+/// The process of a node this program started.
+struct NodeProcess {
+    child: Child,
+    /// Holding the node's stdin keeps it alive; dropping it ends the node.
+    stdin: Option<ChildStdin>,
+    /// Copies the node's stdout to ours; ends when the node does.
+    forwarder: Option<JoinHandle<()>>,
+}
+
+impl RemoteNode {
+    fn handshake(
+        host: &str,
+        addr: String,
+        mut stream: TcpStream,
+        cookie: &Cookie,
+        process: NodeProcess,
+        heartbeat: Duration,
+    ) -> Result<RemoteNode, NetError> {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        handshake::client(&mut stream, cookie)?;
+        let _ = stream.set_read_timeout(None);
+        let name = format!("{host} ({addr})");
+        let addr = addr.clone();
+        let writer = stream.try_clone().map_err(|e| NetError::Lost {
+            node: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::new(name.clone(), writer, 1);
+        let client = Arc::new(Client::default());
+        {
+            let (conn, client) = (conn.clone(), client.clone());
+            std::thread::Builder::new()
+                .name(format!("places reader {name}"))
+                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
+                .map_err(|e| NetError::Lost {
+                    node: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        start_heartbeat(&conn, heartbeat);
+        Ok(RemoteNode {
+            link: Arc::new(NodeLink { name, conn, client }),
+            addr,
+            process: Mutex::new(Some(process)),
+            first: Mutex::new(None),
+        })
+    }
+
+    /// The node's name in errors and logs: host and address.
+    pub fn name(&self) -> &str {
+        &self.link.name
+    }
+
+    /// Why the node counts as lost, if it does.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.link.conn.lost_reason()
+    }
+
+    /// The address the node's router listens on.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The node's process id, for a node this program started.
+    pub fn pid(&self) -> Option<u32> {
+        self.process
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|p| p.child.id())
+    }
+
+    /// Starts the entry registered under `module::name` in a new place on the node.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types), or
+    /// [`NetError::Lost`] when the node is gone.
+    pub fn dynamic_place<S: Message, R: Message>(
+        &self,
+        module: &str,
+        name: &str,
+    ) -> Result<RemotePlace<S, R>, NetError> {
+        self.link.spawn_place(module, name, None)
+    }
+
     /// Takes the place that [`spawn_node_with_place_at`] started (Racket's
     /// `node-get-first-place`). Returns `None` if there is none, it was taken already, or `S`
     /// and `R` are not its types.
@@ -767,20 +779,13 @@ impl RemoteNode {
 
     /// Tells the node to exit (Racket's `node-send-exit`).
     pub fn send_exit(&self) {
-        let _ = self.conn.send(Kind::Shutdown, 0, &[]);
-    }
-
-    fn lost(&self, reason: String) -> NetError {
-        NetError::Lost {
-            node: self.name.clone(),
-            reason,
-        }
+        let _ = self.link.conn.send(Kind::Shutdown, 0, &[]);
     }
 }
 
 impl Drop for RemoteNode {
     fn drop(&mut self) {
-        self.conn.fail("the node handle was dropped");
+        self.link.conn.fail("the node handle was dropped");
         let process = self
             .process
             .lock()
@@ -816,7 +821,7 @@ impl Drop for RemoteNode {
 impl std::fmt::Debug for RemoteNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteNode")
-            .field("name", &self.name)
+            .field("name", &self.link.name)
             .finish()
     }
 }
@@ -902,15 +907,126 @@ impl<S, R> std::fmt::Debug for RemotePlace<S, R> {
 }
 
 /// How [`supervise_place_at`] starts a place.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct PlaceOptions {
     named: Option<String>,
+    restart: RestartOnExit,
+}
+
+impl std::fmt::Debug for PlaceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaceOptions")
+            .field("named", &self.named)
+            .field("restart", &self.restart)
+            .finish()
+    }
+}
+
+/// What to do when a supervised place ends (Racket's `#:restart-on-exit`).
+#[derive(Default)]
+pub enum RestartOnExit {
+    /// Leave it ended (the default).
+    #[default]
+    Never,
+    /// Start it again at once, every time it ends (Racket's `#t`).
+    Always,
+    /// Racket's `restarter%`: see [`restart_every`].
+    Every(RestartEvery),
+    /// Ask a callback, with the completion value, whether to start it again.
+    Custom(Box<dyn FnMut(i32) -> bool + Send>),
+}
+
+impl std::fmt::Debug for RestartOnExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartOnExit::Never => f.write_str("Never"),
+            RestartOnExit::Always => f.write_str("Always"),
+            RestartOnExit::Every(e) => write!(f, "Every({}s, retries {:?})", e.secs, e.retries),
+            RestartOnExit::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl From<bool> for RestartOnExit {
+    fn from(restart: bool) -> Self {
+        if restart {
+            RestartOnExit::Always
+        } else {
+            RestartOnExit::Never
+        }
+    }
+}
+
+impl From<RestartEvery> for RestartOnExit {
+    fn from(e: RestartEvery) -> Self {
+        RestartOnExit::Every(e)
+    }
+}
+
+/// A restart policy (Racket's `restart-every`): start the place again `secs` seconds after it
+/// ends, at most `retry(n)` times in a row; a place that stayed up for twice `secs` before it
+/// ended starts a fresh count. When the tries run out, `on_final_fail` runs, once.
+pub struct RestartEvery {
+    secs: f64,
+    retries: Option<u32>,
+    on_final_fail: Option<Box<dyn FnOnce() + Send>>,
+    on_restart: Option<Box<dyn FnMut(u32) + Send>>,
+}
+
+/// A restart policy that retries every `secs` seconds, without limit until [`RestartEvery::retry`]
+/// sets one.
+///
+/// # Examples
+///
+/// ```
+/// use places::{restart_every, PlaceOptions};
+///
+/// let opts = PlaceOptions::new().restart_on_exit(
+///     restart_every(1.0).retry(3).on_final_fail(|| eprintln!("the place keeps failing")),
+/// );
+/// # let _ = opts;
+/// ```
+pub fn restart_every(secs: f64) -> RestartEvery {
+    RestartEvery {
+        secs: secs.max(0.0),
+        retries: None,
+        on_final_fail: None,
+        on_restart: None,
+    }
+}
+
+impl RestartEvery {
+    /// Gives up after `n` restarts in a row.
+    pub fn retry(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
+    /// Runs `f` once when the restarts run out.
+    pub fn on_final_fail(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_final_fail = Some(Box::new(f));
+        self
+    }
+
+    /// Runs `f` with the attempt number (from 1) each time the place is started again.
+    pub fn on_restart(mut self, f: impl FnMut(u32) + Send + 'static) -> Self {
+        self.on_restart = Some(Box::new(f));
+        self
+    }
 }
 
 impl PlaceOptions {
     /// Default options: an unnamed place.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What to do when the place ends: `true`, a [`restart_every`] policy, or a
+    /// [`RestartOnExit`]. A restarted named place is reachable again under its name; the handle
+    /// [`supervise_place_at`] returned keeps referring to the first instance.
+    pub fn restart_on_exit(mut self, policy: impl Into<RestartOnExit>) -> Self {
+        self.restart = policy.into();
+        self
     }
 
     /// Registers the place on its node under `name` (Racket's `#:named`), so that any program
@@ -935,7 +1051,92 @@ pub fn supervise_place_at<S: Message, R: Message>(
     name: &str,
     opts: PlaceOptions,
 ) -> Result<RemotePlace<S, R>, NetError> {
-    node.spawn_place(module, name, opts.named)
+    let first = node
+        .link
+        .spawn_place::<S, R>(module, name, opts.named.clone())?;
+    if !matches!(opts.restart, RestartOnExit::Never) {
+        let job = Supervision {
+            link: node.link.clone(),
+            module: module.to_owned(),
+            name: name.to_owned(),
+            named: opts.named,
+            policy: opts.restart,
+        };
+        let done = first.completion.clone();
+        std::thread::Builder::new()
+            .name(format!("places supervisor {module}::{name}"))
+            .spawn(move || job.run::<S, R>(done))
+            .map_err(|e| NetError::Lost {
+                node: node.name().to_owned(),
+                reason: format!("could not start a supervisor thread: {e}"),
+            })?;
+    }
+    Ok(first)
+}
+
+/// Restarts one supervised place according to its policy, for as long as its node is there.
+struct Supervision {
+    link: Arc<NodeLink>,
+    module: String,
+    name: String,
+    named: Option<String>,
+    policy: RestartOnExit,
+}
+
+impl Supervision {
+    fn run<S: Message, R: Message>(mut self, first: Arc<Completion>) {
+        let mut done = first;
+        let mut started = Instant::now();
+        let mut attempts = 0u32;
+        // The current instance's handle, kept so that its channel stays open.
+        let mut _current: Option<RemotePlace<S, R>> = None;
+        loop {
+            let _ = done.done_rx.recv();
+            if self.link.conn.lost_reason().is_some() {
+                return;
+            }
+            let code = done.code.get().copied().unwrap_or(1);
+            let restart = match &mut self.policy {
+                RestartOnExit::Never => false,
+                RestartOnExit::Always => true,
+                RestartOnExit::Custom(f) => f(code),
+                RestartOnExit::Every(e) => {
+                    let period = Duration::from_secs_f64(e.secs);
+                    if started.elapsed() >= period * 2 {
+                        attempts = 0;
+                    }
+                    if e.retries.is_none_or(|n| attempts < n) {
+                        std::thread::sleep(period);
+                        attempts += 1;
+                        if let Some(f) = e.on_restart.as_mut() {
+                            f(attempts);
+                        }
+                        true
+                    } else {
+                        if let Some(f) = e.on_final_fail.take() {
+                            f();
+                        }
+                        false
+                    }
+                }
+            };
+            if !restart {
+                return;
+            }
+            match self
+                .link
+                .spawn_place::<S, R>(&self.module, &self.name, self.named.clone())
+            {
+                Ok(p) => {
+                    done = p.completion.clone();
+                    _current = Some(p);
+                    started = Instant::now();
+                }
+                // The node is gone (or refuses): nothing left to supervise.
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// Opens a new connection to the place registered as `name` on `node` (Racket's
@@ -954,7 +1155,8 @@ pub fn connect_to_named_place<Req: Message, Resp: Message>(
         name: name.to_owned(),
         receives: std::any::type_name::<places_core::Routed<Req, Resp>>().to_owned(),
     };
-    node.request::<Req, Resp>(Kind::Connect, &req, name, None)
+    node.link
+        .request::<Req, Resp>(Kind::Connect, &req, name, None)
         .map(|(ch, _)| ch)
 }
 

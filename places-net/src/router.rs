@@ -28,7 +28,10 @@ pub struct StopToken {
 impl StopToken {
     /// Sleeps for `d`, or less if the router stops; returns `false` if it stopped.
     pub fn sleep(&self, d: Duration) -> bool {
-        !matches!(self.rx.recv_timeout(d), Err(RecvTimeoutError::Disconnected) | Ok(()))
+        !matches!(
+            self.rx.recv_timeout(d),
+            Err(RecvTimeoutError::Disconnected) | Ok(())
+        )
     }
 
     /// Sleeps until `at` (see [`sleep`](Self::sleep)).
@@ -38,7 +41,10 @@ impl StopToken {
 
     /// Whether the router is stopping.
     pub fn is_stopped(&self) -> bool {
-        matches!(self.rx.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected) | Ok(()))
+        matches!(
+            self.rx.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected) | Ok(())
+        )
     }
 }
 
@@ -51,7 +57,10 @@ pub struct Stopper {
 impl Stopper {
     /// Stops the router: every container's waits end, and `run` returns once they have.
     pub fn stop(&self) {
-        self.tx.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -300,14 +309,20 @@ mod tests {
         let fast = AtomicU32::new(0);
         let mut router = MessageRouter::new();
         let stop = router.stopper();
-        router.add(after_seconds(0.01, || std::thread::sleep(Duration::from_millis(400))));
+        router.add(after_seconds(0.01, || {
+            std::thread::sleep(Duration::from_millis(400))
+        }));
         router.add(every_seconds(0.02, || {
             fast.fetch_add(1, Ordering::Relaxed);
         }));
         router.add(after_seconds(0.3, move || stop.stop()));
         router.run();
         // While the slow callback blocked, the other timer kept firing.
-        assert!(fast.load(Ordering::Relaxed) >= 3, "{}", fast.load(Ordering::Relaxed));
+        assert!(
+            fast.load(Ordering::Relaxed) >= 3,
+            "{}",
+            fast.load(Ordering::Relaxed)
+        );
     }
 
     #[test]

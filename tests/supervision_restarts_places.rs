@@ -1,0 +1,162 @@
+//! Restart policies on real nodes: a crashing place is restarted by `restart_every(..).retry(n)`
+//! exactly n times and `on_final_fail` runs once; a place that stays up for twice the period
+//! starts a fresh count; a killed named place is reachable again under its name.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use places::prelude::*;
+use places::{
+    connect_to_named_place, create_place_node, define_named_remote_server, restart_every,
+    supervise_place_at, NodeOptions, PlaceOptions, RemoteNode, RemotePlace, Routed,
+};
+
+/// When the launcher starts this test binary as a node, this test serves as the node.
+#[test]
+fn places_node() {
+    places::init().unwrap();
+}
+
+fn node() -> RemoteNode {
+    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
+        .expect("start a local node")
+}
+
+/// Fails at once, every time.
+#[place]
+pub fn crashes(_ch: PlaceChannel<()>) -> i32 {
+    places::exit(1)
+}
+
+/// Fails after 300 ms up.
+#[place]
+pub fn crashes_later(_ch: PlaceChannel<()>) -> i32 {
+    std::thread::sleep(Duration::from_millis(300));
+    places::exit(1)
+}
+
+define_named_remote_server! {
+    pub counter {
+        state n: u64 = 0;
+        rpc fn bump() -> u64 {
+            n += 1;
+            n
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms for up to 20 s.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn the_retry_limit_holds_and_final_fail_runs_once() {
+    let n = node();
+    let restarts = Arc::new(AtomicU32::new(0));
+    let final_fails = Arc::new(AtomicU32::new(0));
+    let policy = restart_every(0.05)
+        .retry(3)
+        .on_restart({
+            let r = restarts.clone();
+            move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .on_final_fail({
+            let f = final_fails.clone();
+            move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let first: RemotePlace<()> = supervise_place_at(
+        &n,
+        module_path!(),
+        "crashes",
+        PlaceOptions::new().restart_on_exit(policy),
+    )
+    .unwrap();
+    assert_eq!(first.wait_timeout(Duration::from_secs(20)), Some(1));
+    assert!(
+        eventually(|| final_fails.load(Ordering::SeqCst) == 1),
+        "on_final_fail never ran"
+    );
+    // Give a runaway supervisor the chance to show itself: the counts must stay put.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(restarts.load(Ordering::SeqCst), 3);
+    assert_eq!(final_fails.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_healthy_period_resets_the_count() {
+    let n = node();
+    let restarts = Arc::new(AtomicU32::new(0));
+    let final_fails = Arc::new(AtomicU32::new(0));
+    // Up for 300 ms each time, more than twice the 100 ms period: every failure counts as the
+    // first, so one allowed retry never runs out.
+    let policy = restart_every(0.1)
+        .retry(1)
+        .on_restart({
+            let r = restarts.clone();
+            move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .on_final_fail({
+            let f = final_fails.clone();
+            move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let _first: RemotePlace<()> = supervise_place_at(
+        &n,
+        module_path!(),
+        "crashes_later",
+        PlaceOptions::new().restart_on_exit(policy),
+    )
+    .unwrap();
+    assert!(
+        eventually(|| restarts.load(Ordering::SeqCst) >= 3),
+        "restarts stopped early"
+    );
+    assert_eq!(final_fails.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_killed_named_place_comes_back_under_its_name() {
+    let n = node();
+    let first: RemotePlace<Routed<CounterRequest, CounterResponse>, CounterResponse> =
+        supervise_place_at(
+            &n,
+            module_path!(),
+            "make_counter",
+            PlaceOptions::new().named("counter").restart_on_exit(true),
+        )
+        .unwrap();
+    let c = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter").unwrap();
+    assert_eq!(counter_bump(&c).unwrap(), 1);
+    assert_eq!(counter_bump(&c).unwrap(), 2);
+    first.kill();
+    assert_eq!(first.wait_timeout(Duration::from_secs(20)), Some(1));
+    // A new instance (with fresh state) answers under the same name.
+    let mut answer = None;
+    assert!(
+        eventually(|| {
+            if let Ok(c2) = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter")
+            {
+                answer = counter_bump(&c2).ok();
+            }
+            answer.is_some()
+        }),
+        "the named place did not come back"
+    );
+    assert_eq!(answer, Some(1));
+}
