@@ -280,6 +280,66 @@ impl EventContainer for &crate::RemoteNode {
     }
 }
 
+/// A node handed to the router by value stays up while the router runs.
+impl EventContainer for crate::RemoteNode {
+    fn run(&mut self, stop: &StopToken) {
+        let mut node: &crate::RemoteNode = self;
+        node.run(stop);
+    }
+}
+
+/// Runs an event loop over the listed containers until they are all done (Racket's
+/// `message-router` with `after-seconds` and `every-seconds`).
+///
+/// ```text
+/// message_router! {
+///     container,                          // a node, `on_channel(&place, |m| ..)`, any EventContainer
+///     after_seconds(2) => { .. },         // once, 2 s after the start
+///     every_seconds(1) => { .. },         // every second
+/// }
+/// ```
+///
+/// Each container runs on its own thread, so a callback that blocks on a remote call delays
+/// nothing else. Callbacks may borrow local variables. The form returns when every container
+/// has finished; a callback ends the program with `std::process::exit`, as in Racket.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Mutex;
+///
+/// let log = Mutex::new(Vec::new());
+/// places::message_router! {
+///     after_seconds(0.02) => { log.lock().unwrap().push("first"); },
+///     after_seconds(0.05) => { log.lock().unwrap().push("second"); },
+/// }
+/// assert_eq!(*log.lock().unwrap(), ["first", "second"]);
+/// ```
+#[macro_export]
+macro_rules! message_router {
+    (@add $r:ident;) => {};
+    (@add $r:ident; after_seconds($s:expr) => $b:block $(, $($rest:tt)*)?) => {
+        $r.add($crate::after_seconds(($s) as f64, || $b));
+        $crate::message_router!(@add $r; $($($rest)*)?);
+    };
+    (@add $r:ident; every_seconds($s:expr) => $b:block $(, $($rest:tt)*)?) => {
+        $r.add($crate::every_seconds(($s) as f64, || $b));
+        $crate::message_router!(@add $r; $($($rest)*)?);
+    };
+    (@add $r:ident; $c:expr $(, $($rest:tt)*)?) => {
+        $r.add($c);
+        $crate::message_router!(@add $r; $($($rest)*)?);
+    };
+    () => {
+        ::core::compile_error!("`message_router!` needs at least one container or timer: `message_router! { node, after_seconds(2) => { .. } }`")
+    };
+    ($($arms:tt)+) => {{
+        let mut __places_router = $crate::MessageRouter::new();
+        $crate::message_router!(@add __places_router; $($arms)+);
+        __places_router.run()
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,64 +399,4 @@ mod tests {
         router.run();
         assert_eq!(*seen.lock().unwrap(), [0, 1, 2, 3, 4]);
     }
-}
-
-/// A node handed to the router by value stays up while the router runs.
-impl EventContainer for crate::RemoteNode {
-    fn run(&mut self, stop: &StopToken) {
-        let mut node: &crate::RemoteNode = self;
-        node.run(stop);
-    }
-}
-
-/// Runs an event loop over the listed containers until they are all done (Racket's
-/// `message-router` with `after-seconds` and `every-seconds`).
-///
-/// ```text
-/// message_router! {
-///     container,                          // a node, `on_channel(&place, |m| ..)`, any EventContainer
-///     after_seconds(2) => { .. },         // once, 2 s after the start
-///     every_seconds(1) => { .. },         // every second
-/// }
-/// ```
-///
-/// Each container runs on its own thread, so a callback that blocks on a remote call delays
-/// nothing else. Callbacks may borrow local variables. The form returns when every container
-/// has finished; a callback ends the program with `std::process::exit`, as in Racket.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Mutex;
-///
-/// let log = Mutex::new(Vec::new());
-/// places::message_router! {
-///     after_seconds(0.02) => { log.lock().unwrap().push("first"); },
-///     after_seconds(0.05) => { log.lock().unwrap().push("second"); },
-/// }
-/// assert_eq!(*log.lock().unwrap(), ["first", "second"]);
-/// ```
-#[macro_export]
-macro_rules! message_router {
-    (@add $r:ident;) => {};
-    (@add $r:ident; after_seconds($s:expr) => $b:block $(, $($rest:tt)*)?) => {
-        $r.add($crate::after_seconds(($s) as f64, || $b));
-        $crate::message_router!(@add $r; $($($rest)*)?);
-    };
-    (@add $r:ident; every_seconds($s:expr) => $b:block $(, $($rest:tt)*)?) => {
-        $r.add($crate::every_seconds(($s) as f64, || $b));
-        $crate::message_router!(@add $r; $($($rest)*)?);
-    };
-    (@add $r:ident; $c:expr $(, $($rest:tt)*)?) => {
-        $r.add($c);
-        $crate::message_router!(@add $r; $($($rest)*)?);
-    };
-    () => {
-        ::core::compile_error!("`message_router!` needs at least one container or timer: `message_router! { node, after_seconds(2) => { .. } }`")
-    };
-    ($($arms:tt)+) => {{
-        let mut __places_router = $crate::MessageRouter::new();
-        $crate::message_router!(@add __places_router; $($arms)+);
-        __places_router.run()
-    }};
 }
