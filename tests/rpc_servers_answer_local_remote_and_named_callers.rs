@@ -110,7 +110,9 @@ fn log_to_parent_reaches_the_caller_before_the_reply() {
         })
         .unwrap();
     match server.get().unwrap() {
-        CalcResponse::Log(LogRecord { severity, message }) => {
+        CalcResponse::Log(LogRecord {
+            severity, message, ..
+        }) => {
             assert_eq!(severity, Severity::Warning);
             assert_eq!(message, "noisy got hello");
         }

@@ -41,7 +41,7 @@ pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{dynamic_place, DeadEvt, Place, PlaceHandle};
 pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
-pub use rpc::{log_to_parent, LogRecord, RpcError, Severity};
+pub use rpc::{log_message, log_record, log_to_parent, LogRecord, RpcError, Severity};
 pub use select::{Select, SelectedEvent};
 pub use shared::{SharedBytes, SharedF64s, SharedI64s};
 
@@ -78,6 +78,7 @@ pub fn init() -> Result<(), SpawnError> {
 pub mod __private {
     pub use crate::message::Completion;
     pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel};
+    pub use crate::rpc::set_log_forwarder;
     pub use crate::rpc::support as rpc;
     pub use crate::rpc::Reply;
     pub use inventory;

@@ -61,19 +61,77 @@ impl fmt::Display for Severity {
     }
 }
 
-/// A message from a server to its parent (see [`log_to_parent`]).
+/// A log message on its way to the root node (see [`log_message`] and [`log_to_parent`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogRecord {
     /// How serious it is.
     pub severity: Severity,
     /// The text.
     pub message: String,
+    /// Where it comes from, as Racket prefixes it: `PLACE host:port` of the node whose place
+    /// logged it; `None` for this process.
+    pub origin: Option<String>,
 }
 
 impl LogRecord {
-    /// Shows the record where the parent's diagnostics go (its stderr).
+    /// A record from this process.
+    pub fn new(severity: Severity, message: impl Into<String>) -> Self {
+        Self {
+            severity,
+            message: message.into(),
+            origin: None,
+        }
+    }
+
+    /// Passes the record on toward the root node: see [`log_message`].
     pub fn emit(&self) {
-        eprintln!("log-to-parent [{}]: {}", self.severity, self.message);
+        log_record(self.clone());
+    }
+}
+
+/// Where records go in a process that is a node: to its parent. Set by the network layer.
+type Forwarder = Box<dyn Fn(LogRecord) + Send + Sync>;
+
+static FORWARDER: std::sync::OnceLock<Forwarder> = std::sync::OnceLock::new();
+
+/// Makes this process pass every log record on with `forward` (a node, to its parent) instead
+/// of emitting it here. Used by the network layer's node mode; the first call wins.
+#[doc(hidden)]
+pub fn set_log_forwarder(forward: impl Fn(LogRecord) + Send + Sync + 'static) {
+    let _ = FORWARDER.set(Box::new(forward));
+}
+
+/// Logs a message at the root node (Racket's `log-message`): in a program, it becomes a
+/// `tracing` event on its subscriber; in a node, it travels to the node's parent, and from
+/// there on to the root, marked with the node it came from (`PLACE host:port`).
+///
+/// # Examples
+///
+/// ```
+/// places::log_message(places::Severity::Info, "starting the workers");
+/// ```
+pub fn log_message(severity: Severity, message: impl Into<String>) {
+    log_record(LogRecord::new(severity, message));
+}
+
+/// Passes a record on: forwarded from a node, emitted as a `tracing` event in the root.
+pub fn log_record(record: LogRecord) {
+    match FORWARDER.get() {
+        Some(forward) => forward(record),
+        None => {
+            let text = match &record.origin {
+                Some(origin) => format!("{origin}: {}", record.message),
+                None => record.message,
+            };
+            match record.severity {
+                Severity::Debug => tracing::debug!(target: "places", "{text}"),
+                Severity::Info => tracing::info!(target: "places", "{text}"),
+                Severity::Warning => tracing::warn!(target: "places", "{text}"),
+                Severity::Error | Severity::Fatal => {
+                    tracing::error!(target: "places", fatal = record.severity == Severity::Fatal, "{text}")
+                }
+            }
+        }
     }
 }
 
@@ -85,7 +143,8 @@ thread_local! {
 }
 
 /// Sends a log message from inside a `define_remote_server!` body to the server's parent (the
-/// program that started it), where it is shown on stderr. Outside a server it is shown here.
+/// program that called it), which passes it on as [`log_message`] does. Outside a server it is
+/// [`log_message`].
 ///
 /// # Examples
 ///
@@ -93,10 +152,7 @@ thread_local! {
 /// places::log_to_parent("warming up", places::Severity::Info);
 /// ```
 pub fn log_to_parent(message: impl Into<String>, severity: Severity) {
-    let record = LogRecord {
-        severity,
-        message: message.into(),
-    };
+    let record = LogRecord::new(severity, message);
     let unsent = LOG_SINK.with(|s| match s.borrow().as_ref() {
         Some(sink) => {
             sink(record);

@@ -32,6 +32,12 @@ pub const FAILED_LINE: &str = "places-node failed ";
 /// How long a new connection has to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The connection of the program that started this node, where log records go.
+fn parent() -> &'static std::sync::OnceLock<std::sync::Weak<Connection>> {
+    static PARENT: std::sync::OnceLock<std::sync::Weak<Connection>> = std::sync::OnceLock::new();
+    &PARENT
+}
+
 /// What a `Spawn` frame asks for.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SpawnRequest {
@@ -117,6 +123,28 @@ fn serve() -> Result<(), NetError> {
         }
     });
 
+    // Log records of this node's places go to the node's parent: the first connection, made by
+    // the program that started the node.
+    let origin = format!("PLACE {local}");
+    places_core::__private::set_log_forwarder(move |mut record| {
+        if record.origin.is_none() {
+            record.origin = Some(origin.clone());
+        }
+        match parent().get().and_then(std::sync::Weak::upgrade) {
+            Some(conn) => match places_core::codec::encode(&record) {
+                Ok(bytes) => {
+                    let _ = conn.send(Kind::Log, 0, &bytes);
+                }
+                Err(e) => eprintln!("places-node: unsendable log record: {e}"),
+            },
+            None => eprintln!(
+                "{}: {}",
+                record.origin.as_deref().unwrap_or(""),
+                record.message
+            ),
+        }
+    });
+
     let cookie = Arc::new(cookie);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -141,6 +169,7 @@ fn serve_connection(mut stream: TcpStream, cookie: &Cookie) {
         return;
     };
     let conn = Connection::new(peer.clone(), writer, 2);
+    let _ = parent().set(Arc::downgrade(&conn));
     let router = Router {
         places: Mutex::new(HashMap::new()),
     };

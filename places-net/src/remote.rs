@@ -560,6 +560,12 @@ impl Handler for Client {
                 Ok(())
             }
             Kind::Pong => Ok(()),
+            Kind::Log => {
+                let record: places_core::LogRecord = places_core::codec::decode(&frame.payload)
+                    .map_err(|e| format!("undecodable log record: {e}"))?;
+                places_core::log_record(record);
+                Ok(())
+            }
             other => Err(format!("unexpected {other:?} frame from a node")),
         }
     }

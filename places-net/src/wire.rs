@@ -53,6 +53,8 @@ pub enum Kind {
     Refuse = 14,
     /// Open a new connection (on the frame's channel id) to a named place; the payload names it.
     Connect = 15,
+    /// A log record on its way to the root node.
+    Log = 16,
 }
 
 impl Kind {
@@ -74,6 +76,7 @@ impl Kind {
             13 => Welcome,
             14 => Refuse,
             15 => Connect,
+            16 => Log,
             _ => return None,
         })
     }
@@ -300,7 +303,7 @@ mod tests {
 
         #[test]
         fn frames_survive_a_byte_stream(frames in proptest::collection::vec(
-            (1u8..=15, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
+            (1u8..=16, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
         ) {
             let mut stream = Vec::new();
             for (k, id, p) in &frames {
