@@ -160,3 +160,24 @@ fn a_killed_named_place_comes_back_under_its_name() {
     );
     assert_eq!(answer, Some(1));
 }
+
+#[test]
+fn a_supervised_process_reports_its_exit() {
+    let p = places::supervise_process_at("localhost", &["sh", "-c", "exit 3"], &NodeOptions::new())
+        .unwrap();
+    assert!(p.pid() > 0);
+    assert_eq!(p.wait_timeout(Duration::from_secs(20)), Some(3));
+    assert_eq!(p.wait(), 3);
+    let err =
+        places::supervise_process_at("localhost", &["/nonexistent/program"], &NodeOptions::new())
+            .unwrap_err();
+    assert!(matches!(err, places::NetError::Launch { .. }), "{err:?}");
+    assert!(places::supervise_process_at("localhost", &[], &NodeOptions::new()).is_err());
+}
+
+#[test]
+fn supervise_thread_at_starts_a_place_on_the_node() {
+    let n = node();
+    let p: RemotePlace<()> = places::supervise_thread_at(&n, module_path!(), "crashes").unwrap();
+    assert_eq!(p.wait_timeout(Duration::from_secs(20)), Some(1));
+}

@@ -30,6 +30,7 @@ mod registry;
 mod rpc;
 mod select;
 mod shared;
+mod typed;
 
 pub use channel::{
     place_channel, remote_channel, Channel, FrameSink, Inbound, PlaceChannel, Recv, ReplyTo, Routed,
@@ -44,6 +45,7 @@ pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
 pub use rpc::{log_message, log_record, log_to_parent, LogRecord, RpcError, Severity};
 pub use select::{Select, SelectedEvent};
 pub use shared::{SharedBytes, SharedF64s, SharedI64s};
+pub use typed::{async_bi_channel, TypedChannel};
 
 /// The number of parallel computation units (cores or hardware threads) available to this
 /// process (Racket's `processor-count`); at least 1.
