@@ -181,3 +181,49 @@ fn supervise_thread_at_starts_a_place_on_the_node() {
     let p: RemotePlace<()> = places::supervise_thread_at(&n, module_path!(), "crashes").unwrap();
     assert_eq!(p.wait_timeout(Duration::from_secs(20)), Some(1));
 }
+
+#[test]
+fn a_killed_node_is_restarted_with_its_supervised_places() {
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_test_binary("places_node").restart_on_exit(restart_every(0.1).retry(3)),
+    )
+    .unwrap();
+    let _server: RemotePlace<Routed<CounterRequest, CounterResponse>, CounterResponse> =
+        supervise_place_at(
+            &n,
+            module_path!(),
+            "make_counter",
+            PlaceOptions::new().named("counter").restart_on_exit(true),
+        )
+        .unwrap();
+    let c = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter").unwrap();
+    assert_eq!(counter_bump(&c).unwrap(), 1);
+    let (old_pid, old_addr) = (n.pid().unwrap(), n.addr());
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &old_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The old connection fails; the node comes back as a new process on a new port.
+    assert!(counter_bump(&c).is_err());
+    assert!(
+        eventually(|| n.restarts() >= 1),
+        "the node was not restarted"
+    );
+    assert_ne!(n.pid(), Some(old_pid));
+    assert_ne!(n.addr(), old_addr);
+    // Its supervised named place is started again there.
+    let mut answer = None;
+    assert!(
+        eventually(|| {
+            if let Ok(c2) = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter")
+            {
+                answer = counter_bump(&c2).ok();
+            }
+            answer.is_some()
+        }),
+        "the named place did not come back on the restarted node"
+    );
+    assert_eq!(answer, Some(1));
+}

@@ -56,6 +56,7 @@ pub struct NodeOptions {
     ssh_options: Vec<String>,
     command_template: Option<String>,
     ship_executable: bool,
+    restart: Option<Arc<Mutex<RestartOnExit>>>,
 }
 
 impl Default for NodeOptions {
@@ -74,6 +75,7 @@ impl Default for NodeOptions {
             ssh_options: Vec::new(),
             command_template: None,
             ship_executable: false,
+            restart: None,
         }
     }
 }
@@ -133,6 +135,16 @@ impl NodeOptions {
     /// so each build is copied once) and starts that copy, for hosts that do not have it.
     pub fn ship_executable(mut self, ship: bool) -> Self {
         self.ship_executable = ship;
+        self
+    }
+
+    /// What to do when the node's process dies or its connection is lost: `true`, a
+    /// [`restart_every`] policy, or a [`RestartOnExit`]. A restarted node is a new process (on a
+    /// new port); the places started on it with [`supervise_place_at`] and a restart policy are
+    /// started again there, so a named place becomes reachable again under its name. Handles to
+    /// places of the old process stay closed.
+    pub fn restart_on_exit(mut self, policy: impl Into<RestartOnExit>) -> Self {
+        self.restart = Some(Arc::new(Mutex::new(policy.into())));
         self
     }
 
@@ -206,6 +218,43 @@ impl NodeOptions {
 /// A [`NetError`] that says what failed: the start, an early exit (with the node's or ssh's
 /// own error output), the readiness timeout, the connection, or the handshake.
 pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
+    let launched = launch(host, &opts)?;
+    let name = launched.link.name.clone();
+    let slot = Arc::new(NodeSlot {
+        state: Mutex::new(NodeState {
+            link: launched.link,
+            addr: launched.addr,
+            process: Some(launched.process),
+            generation: 0,
+            dropped: false,
+        }),
+        changed: std::sync::Condvar::new(),
+    });
+    if let Some(policy) = opts.restart.clone() {
+        let (slot, host, opts) = (slot.clone(), host.to_owned(), opts.clone());
+        std::thread::Builder::new()
+            .name(format!("places node supervisor {host}"))
+            .spawn(move || supervise_node(&slot, &host, &opts, &policy))
+            .map_err(|e| NetError::Lost {
+                node: name.clone(),
+                reason: format!("could not start the node's supervisor: {e}"),
+            })?;
+    }
+    Ok(RemoteNode {
+        slot,
+        name,
+        first: Mutex::new(None),
+    })
+}
+
+/// A node process, connected and shaken hands with.
+struct Launched {
+    link: Arc<NodeLink>,
+    addr: String,
+    process: NodeProcess,
+}
+
+fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetError> {
     let cookie = cluster_cookie()?;
     let (user_host, hostname) = match host.rsplit_once('@') {
         Some((_, h)) => (host.to_owned(), h.to_owned()),
@@ -231,7 +280,7 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
         c
     } else {
         if opts.ship_executable && opts.command_template.is_none() {
-            exe = ship(&user_host, &exe, &opts)?;
+            exe = ship(&user_host, &exe, opts)?;
         }
         let node_cmd = quote_all(
             [
@@ -254,7 +303,7 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
                 c
             }
             None => {
-                let mut c = ssh_command(&user_host, &opts);
+                let mut c = ssh_command(&user_host, opts);
                 c.arg(format!("{node_cmd} {args}"));
                 c
             }
@@ -285,13 +334,18 @@ pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, Ne
         let port = ready.rsplit_once(':').map_or("", |(_, p)| p);
         format!("{hostname}:{port}")
     };
-    let stream = connect(&addr, &opts)?;
+    let stream = connect(&addr, opts)?;
     let process = NodeProcess {
         child,
         stdin,
         forwarder,
     };
-    RemoteNode::handshake(host, addr, stream, &cookie, process, opts.heartbeat)
+    let link = NodeLink::handshake(host, &addr, stream, &cookie, opts.heartbeat)?;
+    Ok(Launched {
+        link,
+        addr,
+        process,
+    })
 }
 
 /// The ssh client this program uses: `PLACES_SSH` if set, else `ssh` from `PATH` (Racket's
@@ -593,9 +647,9 @@ impl Handler for Client {
 
 /// A node this program started and is connected to (Racket's `remote-node%`).
 pub struct RemoteNode {
-    link: Arc<NodeLink>,
-    addr: String,
-    process: Mutex<Option<NodeProcess>>,
+    slot: Arc<NodeSlot>,
+    /// The name of the first incarnation, for errors.
+    name: String,
     /// The place `spawn_node_with_place_at` started, until it is taken.
     first: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
@@ -608,6 +662,36 @@ pub(crate) struct NodeLink {
 }
 
 impl NodeLink {
+    fn handshake(
+        host: &str,
+        addr: &str,
+        mut stream: TcpStream,
+        cookie: &Cookie,
+        heartbeat: Duration,
+    ) -> Result<Arc<NodeLink>, NetError> {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        handshake::client(&mut stream, cookie)?;
+        let _ = stream.set_read_timeout(None);
+        let name = format!("{host} ({addr})");
+        let writer = stream.try_clone().map_err(|e| NetError::Lost {
+            node: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let conn = Connection::new(name.clone(), writer, 1);
+        let client = Arc::new(Client::default());
+        {
+            let (conn, client) = (conn.clone(), client.clone());
+            std::thread::Builder::new()
+                .name(format!("places reader {name}"))
+                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
+                .map_err(|e| NetError::Lost {
+                    node: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        start_heartbeat(&conn, heartbeat);
+        Ok(Arc::new(NodeLink { name, conn, client }))
+    }
     fn spawn_place<S: Message, R: Message>(
         &self,
         module: &str,
@@ -692,66 +776,33 @@ struct NodeProcess {
 }
 
 impl RemoteNode {
-    fn handshake(
-        host: &str,
-        addr: String,
-        mut stream: TcpStream,
-        cookie: &Cookie,
-        process: NodeProcess,
-        heartbeat: Duration,
-    ) -> Result<RemoteNode, NetError> {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        handshake::client(&mut stream, cookie)?;
-        let _ = stream.set_read_timeout(None);
-        let name = format!("{host} ({addr})");
-        let addr = addr.clone();
-        let writer = stream.try_clone().map_err(|e| NetError::Lost {
-            node: name.clone(),
-            reason: e.to_string(),
-        })?;
-        let conn = Connection::new(name.clone(), writer, 1);
-        let client = Arc::new(Client::default());
-        {
-            let (conn, client) = (conn.clone(), client.clone());
-            std::thread::Builder::new()
-                .name(format!("places reader {name}"))
-                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
-                .map_err(|e| NetError::Lost {
-                    node: name.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
-        start_heartbeat(&conn, heartbeat);
-        Ok(RemoteNode {
-            link: Arc::new(NodeLink { name, conn, client }),
-            addr,
-            process: Mutex::new(Some(process)),
-            first: Mutex::new(None),
-        })
-    }
-
-    /// The node's name in errors and logs: host and address.
+    /// The node's name in errors and logs: host and address (of its first process).
     pub fn name(&self) -> &str {
-        &self.link.name
+        &self.name
     }
 
-    /// Why the node counts as lost, if it does.
+    /// Why the node (its current process) counts as lost, if it does.
     pub fn lost_reason(&self) -> Option<String> {
-        self.link.conn.lost_reason()
+        self.link().conn.lost_reason()
     }
 
-    /// The address the node's router listens on.
-    pub fn addr(&self) -> &str {
-        &self.addr
+    /// The address the node's router listens on (a restarted node listens on a new one).
+    pub fn addr(&self) -> String {
+        self.slot.lock().addr.clone()
     }
 
     /// The node's process id, for a node this program started.
     pub fn pid(&self) -> Option<u32> {
-        self.process
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|p| p.child.id())
+        self.slot.lock().process.as_ref().map(|p| p.child.id())
+    }
+
+    /// How many times the node has been restarted.
+    pub fn restarts(&self) -> u64 {
+        self.slot.lock().generation
+    }
+
+    fn link(&self) -> Arc<NodeLink> {
+        self.slot.lock().link.clone()
     }
 
     /// Starts the entry registered under `module::name` in a new place on the node.
@@ -765,7 +816,7 @@ impl RemoteNode {
         module: &str,
         name: &str,
     ) -> Result<RemotePlace<S, R>, NetError> {
-        self.link.spawn_place(module, name, None)
+        self.link().spawn_place(module, name, None)
     }
 
     /// Takes the place that [`spawn_node_with_place_at`] started (Racket's
@@ -785,40 +836,145 @@ impl RemoteNode {
 
     /// Tells the node to exit (Racket's `node-send-exit`).
     pub fn send_exit(&self) {
-        let _ = self.link.conn.send(Kind::Shutdown, 0, &[]);
+        let _ = self.link().conn.send(Kind::Shutdown, 0, &[]);
     }
 }
 
 impl Drop for RemoteNode {
     fn drop(&mut self) {
-        self.link.conn.fail("the node handle was dropped");
-        let process = self
-            .process
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(NodeProcess {
+        let process = {
+            let mut st = self.slot.lock();
+            st.dropped = true;
+            st.link.conn.fail("the node handle was dropped");
+            st.process.take()
+        };
+        self.slot.changed.notify_all();
+        if let Some(p) = process {
+            p.shut_down();
+        }
+    }
+}
+
+impl NodeProcess {
+    /// Closes the node's stdin, which ends it, and waits (briefly) for it, so that everything its
+    /// places printed has been passed on before this program goes on or exits.
+    fn shut_down(self) {
+        let NodeProcess {
             mut child,
             stdin,
             forwarder,
-        }) = process
-        {
-            // Closing its stdin ends the node. Wait (briefly) for it, so that everything its
-            // places printed has been passed on before this program goes on or exits.
-            drop(stdin);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
+        } = self;
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(f) = forwarder {
+            let _ = f.join();
+        }
+    }
+}
+
+/// The current incarnation of a node, shared with the threads that supervise it and its places.
+pub(crate) struct NodeSlot {
+    state: Mutex<NodeState>,
+    /// Signalled when the node is restarted or its handle dropped.
+    changed: std::sync::Condvar,
+}
+
+struct NodeState {
+    link: Arc<NodeLink>,
+    addr: String,
+    process: Option<NodeProcess>,
+    /// How many times the node has been restarted.
+    generation: u64,
+    /// The `RemoteNode` is gone: supervision ends.
+    dropped: bool,
+}
+
+impl NodeSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the node has a generation after `seen` (restarted) or its handle is dropped;
+    /// returns the new link, or `None` when there will be none.
+    fn next_link(&self, seen: u64, limit: Duration) -> Option<(Arc<NodeLink>, u64)> {
+        let st = self.lock();
+        let (st, _) = self
+            .changed
+            .wait_timeout_while(st, limit, |st| st.generation == seen && !st.dropped)
+            .unwrap_or_else(PoisonError::into_inner);
+        if st.dropped || st.generation == seen {
+            None
+        } else {
+            Some((st.link.clone(), st.generation))
+        }
+    }
+}
+
+/// Restarts a node whose process died, by its policy, for as long as its handle lives.
+fn supervise_node(slot: &NodeSlot, host: &str, opts: &NodeOptions, policy: &Mutex<RestartOnExit>) {
+    let mut attempts = 0u32;
+    let mut started = Instant::now();
+    loop {
+        // Wait for the current process to be lost (or the handle dropped).
+        let generation = loop {
+            {
+                let st = slot.lock();
+                if st.dropped {
+                    return;
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                if st.link.conn.lost_reason().is_some() {
+                    break st.generation;
+                }
             }
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-                let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let restart = policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .decide(1, started.elapsed(), &mut attempts);
+        if !restart {
+            return;
+        }
+        match launch(host, opts) {
+            Ok(l) => {
+                let old = {
+                    let mut st = slot.lock();
+                    if st.dropped {
+                        drop(st);
+                        l.process.shut_down();
+                        return;
+                    }
+                    st.link = l.link;
+                    st.addr = l.addr;
+                    st.generation = generation + 1;
+                    st.process.replace(l.process)
+                };
+                slot.changed.notify_all();
+                started = Instant::now();
+                if let Some(p) = old {
+                    std::thread::spawn(move || p.shut_down());
+                }
             }
-            if let Some(f) = forwarder {
-                let _ = f.join();
+            // A failed start counts as a failed run; the policy decides about the next try.
+            Err(e) => {
+                places_core::log_message(
+                    places_core::Severity::Warning,
+                    format!("restarting node {host} failed: {e}"),
+                );
+                started = Instant::now();
+                let mut st = slot.lock();
+                st.generation = generation;
+                drop(st);
             }
         }
     }
@@ -827,7 +983,7 @@ impl Drop for RemoteNode {
 impl std::fmt::Debug for RemoteNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteNode")
-            .field("name", &self.link.name)
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -953,6 +1109,37 @@ impl std::fmt::Debug for RestartOnExit {
     }
 }
 
+impl RestartOnExit {
+    /// Whether to start again something that ended with `code` after running for `lived`;
+    /// sleeps the policy's period first. `attempts` counts restarts in a row.
+    fn decide(&mut self, code: i32, lived: Duration, attempts: &mut u32) -> bool {
+        match self {
+            RestartOnExit::Never => false,
+            RestartOnExit::Always => true,
+            RestartOnExit::Custom(f) => f(code),
+            RestartOnExit::Every(e) => {
+                let period = Duration::from_secs_f64(e.secs);
+                if lived >= period * 2 {
+                    *attempts = 0;
+                }
+                if e.retries.is_none_or(|n| *attempts < n) {
+                    std::thread::sleep(period);
+                    *attempts += 1;
+                    if let Some(f) = e.on_restart.as_mut() {
+                        f(*attempts);
+                    }
+                    true
+                } else {
+                    if let Some(f) = e.on_final_fail.take() {
+                        f();
+                    }
+                    false
+                }
+            }
+        }
+    }
+}
+
 impl From<bool> for RestartOnExit {
     fn from(restart: bool) -> Self {
         if restart {
@@ -1058,11 +1245,11 @@ pub fn supervise_place_at<S: Message, R: Message>(
     opts: PlaceOptions,
 ) -> Result<RemotePlace<S, R>, NetError> {
     let first = node
-        .link
+        .link()
         .spawn_place::<S, R>(module, name, opts.named.clone())?;
     if !matches!(opts.restart, RestartOnExit::Never) {
         let job = Supervision {
-            link: node.link.clone(),
+            slot: node.slot.clone(),
             module: module.to_owned(),
             name: name.to_owned(),
             named: opts.named,
@@ -1082,7 +1269,7 @@ pub fn supervise_place_at<S: Message, R: Message>(
 
 /// Restarts one supervised place according to its policy, for as long as its node is there.
 struct Supervision {
-    link: Arc<NodeLink>,
+    slot: Arc<NodeSlot>,
     module: String,
     name: String,
     named: Option<String>,
@@ -1094,52 +1281,45 @@ impl Supervision {
         let mut done = first;
         let mut started = Instant::now();
         let mut attempts = 0u32;
+        let (mut link, mut generation) = {
+            let st = self.slot.lock();
+            (st.link.clone(), st.generation)
+        };
         // The current instance's handle, kept so that its channel stays open.
         let mut _current: Option<RemotePlace<S, R>> = None;
         loop {
             let _ = done.done_rx.recv();
-            if self.link.conn.lost_reason().is_some() {
-                return;
+            if link.conn.lost_reason().is_some() {
+                // The node is gone: go on only on the node's next incarnation.
+                match self.slot.next_link(generation, Duration::from_secs(120)) {
+                    Some((l, g)) => {
+                        link = l;
+                        generation = g;
+                    }
+                    None => return,
+                }
             }
             let code = done.code.get().copied().unwrap_or(1);
-            let restart = match &mut self.policy {
-                RestartOnExit::Never => false,
-                RestartOnExit::Always => true,
-                RestartOnExit::Custom(f) => f(code),
-                RestartOnExit::Every(e) => {
-                    let period = Duration::from_secs_f64(e.secs);
-                    if started.elapsed() >= period * 2 {
-                        attempts = 0;
-                    }
-                    if e.retries.is_none_or(|n| attempts < n) {
-                        std::thread::sleep(period);
-                        attempts += 1;
-                        if let Some(f) = e.on_restart.as_mut() {
-                            f(attempts);
-                        }
-                        true
-                    } else {
-                        if let Some(f) = e.on_final_fail.take() {
-                            f();
-                        }
-                        false
-                    }
-                }
-            };
-            if !restart {
+            if !self.policy.decide(code, started.elapsed(), &mut attempts) {
                 return;
             }
-            match self
-                .link
-                .spawn_place::<S, R>(&self.module, &self.name, self.named.clone())
-            {
+            match link.spawn_place::<S, R>(&self.module, &self.name, self.named.clone()) {
                 Ok(p) => {
                     done = p.completion.clone();
                     _current = Some(p);
                     started = Instant::now();
                 }
-                // The node is gone (or refuses): nothing left to supervise.
-                Err(_) => return,
+                // The node is gone (or refuses): wait for its next incarnation, if it has one.
+                Err(_) => match self.slot.next_link(generation, Duration::from_secs(120)) {
+                    Some((l, g)) => {
+                        link = l;
+                        generation = g;
+                        // Counted as a failed run: the loop's wait returns at once.
+                        done = Completion::new();
+                        done.finish(1);
+                    }
+                    None => return,
+                },
             }
         }
     }
@@ -1161,7 +1341,7 @@ pub fn connect_to_named_place<Req: Message, Resp: Message>(
         name: name.to_owned(),
         receives: std::any::type_name::<places_core::Routed<Req, Resp>>().to_owned(),
     };
-    node.link
+    node.link()
         .request::<Req, Resp>(Kind::Connect, &req, name, None)
         .map(|(ch, _)| ch)
 }
