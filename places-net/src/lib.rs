@@ -24,6 +24,8 @@ pub use remote::{
     DEFAULT_ROUTER_PORT,
 };
 pub use router::{
-    after_seconds, every_seconds, on_channel, AfterSeconds, EventContainer, EverySeconds,
-    IntoEventContainer, MessageRouter, OnChannel, RouterThread, StopToken, Stopper,
+    after_seconds, every_seconds, mr_connect_to, mr_spawn_remote_node,
+    mr_supervise_named_dynamic_place_at, on_channel, start_message_router_thread, AfterSeconds,
+    EventContainer, EverySeconds, IntoEventContainer, MessageRouter, OnChannel, RouterThread,
+    StopToken, Stopper,
 };

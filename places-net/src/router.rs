@@ -340,6 +340,53 @@ macro_rules! message_router {
     }};
 }
 
+/// Racket's `start-message-router/thread`: runs `router` on a thread of its own.
+pub fn start_message_router_thread(router: MessageRouter<'static>) -> RouterThread {
+    router.spawn()
+}
+
+/// Racket's `mr-spawn-remote-node`: starts a node from wherever this is called, including a
+/// place on another node (every node runs the same executable, so no router is asked). Every
+/// node here is what Racket calls `#:solo`: connected to the program that started it only.
+///
+/// # Errors
+///
+/// As [`create_place_node`](crate::create_place_node).
+pub fn mr_spawn_remote_node(
+    host: &str,
+    opts: crate::NodeOptions,
+) -> Result<crate::RemoteNode, crate::NetError> {
+    crate::create_place_node(host, opts)
+}
+
+/// Racket's `mr-supervise-named-dynamic-place-at`: starts the entry `module::entry` on `node`
+/// under `name`.
+///
+/// # Errors
+///
+/// As [`supervise_place_at`](crate::supervise_place_at).
+pub fn mr_supervise_named_dynamic_place_at<S: places_core::Message, R: places_core::Message>(
+    node: &crate::RemoteNode,
+    name: &str,
+    module: &str,
+    entry: &str,
+) -> Result<crate::RemotePlace<S, R>, crate::NetError> {
+    crate::supervise_place_at(node, module, entry, crate::PlaceOptions::new().named(name))
+}
+
+/// Racket's `mr-connect-to` and `send-new-place-channel-to-named-dest`: a new channel to the
+/// place named `name` on `node` (see [`connect_to_named_place`](crate::connect_to_named_place)).
+///
+/// # Errors
+///
+/// As [`connect_to_named_place`](crate::connect_to_named_place).
+pub fn mr_connect_to<Req: places_core::Message, Resp: places_core::Message>(
+    node: &crate::RemoteNode,
+    name: &str,
+) -> Result<places_core::PlaceChannel<Req, Resp>, crate::NetError> {
+    crate::connect_to_named_place(node, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
