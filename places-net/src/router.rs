@@ -326,6 +326,12 @@ macro_rules! message_router {
         $r.add($crate::every_seconds(($s) as f64, || $b));
         $crate::message_router!(@add $r; $($($rest)*)?);
     };
+    (@add $r:ident; after_seconds $($rest:tt)*) => {
+        ::core::compile_error!("expected `after_seconds(SECONDS) => { .. }`: the body is a block")
+    };
+    (@add $r:ident; every_seconds $($rest:tt)*) => {
+        ::core::compile_error!("expected `every_seconds(SECONDS) => { .. }`: the body is a block")
+    };
     (@add $r:ident; $c:expr $(, $($rest:tt)*)?) => {
         $r.add($c);
         $crate::message_router!(@add $r; $($($rest)*)?);

@@ -1,0 +1,4 @@
+// A router needs something to run.
+fn main() {
+    places::message_router! {}
+}
