@@ -64,8 +64,13 @@ enum Tx<S> {
         sink: Arc<dyn FrameSink>,
         id: u64,
         encode: fn(&S) -> Result<Vec<u8>, CodecError>,
+        /// The value's bytes as they are, for numeric vectors (written without a copy).
+        raw: RawView<S>,
     },
 }
+
+/// See [`crate::codec::raw_view`].
+type RawView<S> = for<'a> fn(&'a S) -> Option<(u8, &'a [u8])>;
 
 impl<S> Tx<S> {
     fn duplicate(&self) -> Tx<S> {
@@ -74,10 +79,16 @@ impl<S> Tx<S> {
                 sender: sender.clone(),
                 peer_waker: peer_waker.clone(),
             },
-            Tx::Remote { sink, id, encode } => Tx::Remote {
+            Tx::Remote {
+                sink,
+                id,
+                encode,
+                raw,
+            } => Tx::Remote {
                 sink: sink.clone(),
                 id: *id,
                 encode: *encode,
+                raw: *raw,
             },
         }
     }
@@ -89,7 +100,15 @@ impl<S> Tx<S> {
                 peer_waker.wake();
                 Ok(())
             }
-            Tx::Remote { sink, id, encode } => {
+            Tx::Remote {
+                sink,
+                id,
+                encode,
+                raw,
+            } => {
+                if let Some((version, bytes)) = raw(&value) {
+                    return sink.send_data_parts(*id, version, bytes);
+                }
                 let bytes = with_transport(sink, || encode(&value))
                     .map_err(|e| ChannelError::Unsendable(e.to_string()))?;
                 sink.send_data(*id, bytes)
@@ -251,6 +270,7 @@ impl<'de, Req: serde::Deserialize<'de>, Resp: Message> serde::Deserialize<'de>
                     sink: route.0,
                     id: route.1,
                     encode: |v: &Resp| crate::codec::encode_message(v),
+                    raw: crate::codec::raw_view::<Resp>,
                 }),
             },
         })
@@ -542,6 +562,14 @@ pub trait FrameSink: Send + Sync {
     /// [`ChannelError::Lost`] (naming the node) when the connection is gone.
     fn send_data(&self, id: u64, bytes: Vec<u8>) -> Result<(), ChannelError>;
 
+    /// Writes one message for channel `id` whose encoding is the version byte `version`
+    /// followed by `body` as it is (numeric vectors), without copying `body` first.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_data`](Self::send_data).
+    fn send_data_parts(&self, id: u64, version: u8, body: &[u8]) -> Result<(), ChannelError>;
+
     /// Tells the other node that this end of channel `id` is gone.
     fn close(&self, id: u64);
 
@@ -622,6 +650,7 @@ pub fn remote_channel<S: Message, R: Message>(
             sink,
             id,
             encode: |v: &S| crate::codec::encode_message(v),
+            raw: crate::codec::raw_view::<S>,
         }),
         rx,
         own_waker: waker,

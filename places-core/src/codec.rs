@@ -122,6 +122,26 @@ pub fn encode_message<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, Code
     Ok(out)
 }
 
+/// The raw little-endian bytes of a `Vec<f64>`, `Vec<i64>` or `Vec<u8>` as they are in memory,
+/// with the version byte that marks them, so that the network layer can write them without
+/// copying; `None` for every other type (and for the numeric ones on big-endian machines, whose
+/// memory is not in wire order).
+pub fn raw_view<T: 'static>(value: &T) -> Option<(u8, &[u8])> {
+    let any = value as &dyn Any;
+    if let Some(v) = any.downcast_ref::<Vec<u8>>() {
+        return Some((RAW_BYTES, v.as_slice()));
+    }
+    if cfg!(target_endian = "little") {
+        if let Some(v) = any.downcast_ref::<Vec<f64>>() {
+            return Some((RAW_F64S, bytemuck::cast_slice(v.as_slice())));
+        }
+        if let Some(v) = any.downcast_ref::<Vec<i64>>() {
+            return Some((RAW_I64S, bytemuck::cast_slice(v.as_slice())));
+        }
+    }
+    None
+}
+
 fn put_words(out: &mut Vec<u8>, words: impl ExactSizeIterator<Item = [u8; 8]>) {
     let start = out.len();
     out.resize(start + words.len() * 8, 0);
@@ -245,6 +265,16 @@ mod tests {
             decode_message::<(u8, String)>(&bytes[FRAME_HEADROOM..]).unwrap(),
             s
         );
+    }
+
+    #[test]
+    fn raw_views_match_the_encoded_bytes() {
+        let f = vec![1.5f64, -2.0];
+        let (version, bytes) = raw_view(&f).unwrap();
+        let encoded = encode_message(&f).unwrap();
+        assert_eq!(encoded[FRAME_HEADROOM], version);
+        assert_eq!(&encoded[FRAME_HEADROOM + 1..], bytes);
+        assert!(raw_view(&"text".to_string()).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use places_core::{ChannelError, FrameSink, Inbound};
 
-use crate::wire::{encode_frame, fill_header, read_frame, Frame, Kind, WireError};
+use crate::wire::{encode_frame, fill_header, header, read_frame, Frame, Kind, WireError};
 
 /// What a connection does with the frames that are not channel data.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -111,6 +111,38 @@ impl Connection {
     /// Writes one frame.
     pub(crate) fn send(&self, kind: Kind, id: u64, payload: &[u8]) -> Result<(), String> {
         self.send_raw(&encode_frame(kind, id, payload))
+    }
+
+    /// Writes a frame given as a header and a body, in one vectored write where the system
+    /// takes it (no copy of the body).
+    fn send_parts(&self, head: &[u8], body: &[u8]) -> Result<(), String> {
+        if let Some(reason) = self.lost_reason() {
+            return Err(self.lost_message(&reason));
+        }
+        let mut writer = lock(&self.writer);
+        let mut bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let mut parts: &mut [std::io::IoSlice<'_>] = &mut bufs;
+        let mut result = Ok(());
+        while !parts.is_empty() {
+            match writer.write_vectored(parts) {
+                Ok(0) => {
+                    result = Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => std::io::IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(writer);
+        result.map_err(|e| {
+            let reason = format!("write failed: {e}");
+            self.fail(&reason);
+            self.lost_message(&reason)
+        })
     }
 
     /// Writes an encoded frame.
@@ -228,6 +260,24 @@ impl FrameSink for Connection {
         }
         fill_header(&mut bytes, Kind::Data, id);
         self.send_raw(&bytes).map_err(ChannelError::Lost)
+    }
+
+    fn send_data_parts(&self, id: u64, version: u8, body: &[u8]) -> Result<(), ChannelError> {
+        if body.len() + 1 > self.max_frame as usize - 10 {
+            return Err(ChannelError::Unsendable(format!(
+                "a message of {} bytes exceeds the {}-byte frame limit",
+                body.len() + 1,
+                self.max_frame
+            )));
+        }
+        let mut head = [0u8; places_core::codec::FRAME_HEADROOM + 1];
+        head[..places_core::codec::FRAME_HEADROOM].copy_from_slice(&header(
+            Kind::Data,
+            id,
+            1 + body.len(),
+        ));
+        head[places_core::codec::FRAME_HEADROOM] = version;
+        self.send_parts(&head, body).map_err(ChannelError::Lost)
     }
 
     fn close(&self, id: u64) {

@@ -146,11 +146,18 @@ pub fn encode_frame(kind: Kind, channel: u64, payload: &[u8]) -> Vec<u8> {
 /// If `buf` is shorter than the headroom (a caller bug).
 pub fn fill_header(buf: &mut [u8], kind: Kind, channel: u64) {
     const _: () = assert!(places_core::codec::FRAME_HEADROOM == 4 + FIXED as usize);
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_le_bytes());
-    buf[4] = PROTOCOL_VERSION;
-    buf[5] = kind as u8;
-    buf[6..14].copy_from_slice(&channel.to_le_bytes());
+    let payload = buf.len() - places_core::codec::FRAME_HEADROOM;
+    buf[..places_core::codec::FRAME_HEADROOM].copy_from_slice(&header(kind, channel, payload));
+}
+
+/// The 14 bytes in front of a frame whose payload is `payload_len` bytes long.
+pub fn header(kind: Kind, channel: u64, payload_len: usize) -> [u8; 14] {
+    let mut h = [0u8; 14];
+    h[..4].copy_from_slice(&((FIXED as usize + payload_len) as u32).to_le_bytes());
+    h[4] = PROTOCOL_VERSION;
+    h[5] = kind as u8;
+    h[6..14].copy_from_slice(&channel.to_le_bytes());
+    h
 }
 
 /// Writes one frame.
