@@ -110,6 +110,32 @@ fn places_on_two_nodes_talk_through_a_channel_made_here() {
     assert_eq!(s.get_timeout(LIMIT).unwrap(), "summer got 5050");
 }
 
+/// Gets a channel and asks its peer one question on it, reporting the answer.
+#[place]
+pub fn asks_once(ch: PlaceChannel<u64, PlaceChannel<u64>>) {
+    if let Ok(direct) = ch.get() {
+        let answer = direct.put_get(41).unwrap_or(0);
+        let _ = ch.put(answer);
+    }
+}
+
+#[test]
+fn a_channel_received_from_one_node_can_be_passed_on_to_another() {
+    let (m, n) = (node(), node());
+    // The end comes from a place on node M ...
+    let giver: RemotePlace<(), PlaceChannel<u64>> =
+        m.dynamic_place(module_path!(), "gives_a_channel").unwrap();
+    let end = giver.get_timeout(LIMIT).unwrap();
+    // ... and goes on to a place on node N, which talks through it to the place on M.
+    let asker: RemotePlace<PlaceChannel<u64>, u64> =
+        n.dynamic_place(module_path!(), "asks_once").unwrap();
+    asker.put(end).unwrap();
+    assert_eq!(asker.get_timeout(LIMIT).unwrap(), 42);
+    assert_eq!(asker.wait_timeout(LIMIT), Some(0));
+    // N's place is done and its end closed: the place on M sees that and ends.
+    assert_eq!(giver.wait_timeout(LIMIT), Some(0));
+}
+
 #[test]
 fn a_channel_cannot_be_encoded_outside_a_transport() {
     let (a, _b) = place_channel::<u64, u64>();

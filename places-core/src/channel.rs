@@ -49,6 +49,8 @@ pub struct PlaceChannel<S, R = S> {
     /// Set (for a channel fed from the network) to say why the channel closed, e.g. which node
     /// was lost.
     closed_reason: Option<Arc<OnceLock<String>>>,
+    /// Set when this end was passed on to another node: the proxy then owns closing it.
+    forwarded: std::sync::atomic::AtomicBool,
 }
 
 /// Where a channel end's `put` goes.
@@ -342,6 +344,7 @@ pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
             rx: a_rx,
             own_waker: a_waker.clone(),
             closed_reason: None,
+            forwarded: std::sync::atomic::AtomicBool::new(false),
         },
         PlaceChannel {
             tx: ManuallyDrop::new(Tx::Local {
@@ -351,6 +354,7 @@ pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
             rx: b_rx,
             own_waker: b_waker,
             closed_reason: None,
+            forwarded: std::sync::atomic::AtomicBool::new(false),
         },
     )
 }
@@ -655,6 +659,7 @@ pub fn remote_channel<S: Message, R: Message>(
         rx,
         own_waker: waker,
         closed_reason: Some(reason),
+        forwarded: std::sync::atomic::AtomicBool::new(false),
     };
     (channel, inbound)
 }
@@ -668,7 +673,11 @@ impl<S, R> Drop for PlaceChannel<S, R> {
                 // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
                 peer_waker.wake();
             }
-            Tx::Remote { sink, id, .. } => sink.close(id),
+            Tx::Remote { sink, id, .. } => {
+                if !self.forwarded.load(std::sync::atomic::Ordering::Relaxed) {
+                    sink.close(id);
+                }
+            }
         }
     }
 }
@@ -715,8 +724,10 @@ impl<R> Future for Recv<'_, R> {
 
 /// A place channel end can be sent to a place on another node inside any message. The end stays
 /// here, bridged: what its peer sends is forwarded to the node, and what the node puts reaches the
-/// peer, so the two ends talk as if they were local. On the wire the end is just a channel id
-/// on the connection. Outside a places transport (plain serde) encoding a channel is an error.
+/// peer, so the two ends talk as if they were local. That holds also for an end whose peer is on
+/// a third node (it was received from there): this process relays between the two. On the wire
+/// the end is just a channel id on the connection. Outside a places transport (plain serde)
+/// encoding a channel is an error.
 impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
     fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let Some(sink) = current_transport() else {
@@ -724,15 +735,16 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
                 "a place channel can only be encoded by a places transport (sending it to another node)",
             ));
         };
-        let Tx::Local { sender, peer_waker } = &*self.tx else {
-            return Err(serde::ser::Error::custom(
-                "a channel to a place on another node cannot be passed on to a third node yet; \
-                 send a channel made with `place_channel()` instead",
-            ));
-        };
+        // The node's messages go where this end's would: to a local peer, or on to the node
+        // where the peer is (a channel passed on to a third node).
+        if matches!(&*self.tx, Tx::Remote { .. }) {
+            // The proxy closes that channel when the node's end is gone; this end must not.
+            self.forwarded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let inbound: Arc<dyn Inbound> = Arc::new(ForwardIn {
-            feed: Feed::new(sender.clone(), peer_waker.clone()),
+            tx: Mutex::new(Some(self.tx.duplicate())),
             sink: sink.clone(),
             stop: Mutex::new(Some(stop_tx)),
         });
@@ -786,9 +798,10 @@ fn forward_out<R: Message>(
     }
 }
 
-/// The node's messages on a forwarded channel, into the local peer's queue.
+/// The node's messages on a forwarded channel, on to the end's peer (here or on a third node).
 struct ForwardIn<S> {
-    feed: Feed<S>,
+    /// Where the forwarded end's own `put`s go.
+    tx: Mutex<Option<Tx<S>>>,
     sink: Arc<dyn FrameSink>,
     /// Dropped to stop the outgoing proxy when the node's end is gone.
     stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
@@ -797,12 +810,33 @@ struct ForwardIn<S> {
 impl<S: Message> Inbound for ForwardIn<S> {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
         let value: S = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
-        self.feed.push(value);
+        if let Some(tx) = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            // A peer that is gone has no use for the message.
+            let _ = tx.put(value);
+        }
         Ok(())
     }
 
     fn close(&self, _reason: Option<String>) {
-        self.feed.close();
+        match self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(Tx::Local { sender, peer_waker }) => {
+                drop(sender);
+                peer_waker.wake();
+            }
+            // Passed on from another node: tell that node this end is gone.
+            Some(Tx::Remote { sink, id, .. }) => sink.close(id),
+            None => {}
+        }
         self.stop
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
