@@ -298,3 +298,27 @@ fn a_frozen_node_is_declared_lost_after_missed_heartbeats() {
         "declared lost well before the test's own limit ({waited:?})"
     );
 }
+
+/// A thunk entry (Racket's `#:thunk`): it starts the place itself, after its own set-up, and the
+/// caller talks to the place it returns.
+#[place]
+pub fn starts_an_echo() -> Place<u64> {
+    Place::spawn(echo).expect("spawn the echo place")
+}
+
+#[test]
+fn a_thunk_entry_starts_its_own_place_locally_and_on_a_node() {
+    let local: Place<u64> = dynamic_place(module_path!(), "starts_an_echo").unwrap();
+    assert_eq!(local.put_get(5).unwrap(), 5);
+    let n = node();
+    let remote: RemotePlace<u64> = n.dynamic_place(module_path!(), "starts_an_echo").unwrap();
+    for i in 0..20 {
+        assert_eq!(remote.put_get(i).unwrap(), i);
+    }
+    remote.kill();
+    assert_eq!(remote.wait_timeout(LIMIT), Some(1));
+    let err = n
+        .dynamic_place::<String, String>(module_path!(), "starts_an_echo")
+        .unwrap_err();
+    assert!(err.to_string().contains("receives `u64`"), "{err}");
+}

@@ -735,8 +735,23 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
                 "a place channel can only be encoded by a places transport (sending it to another node)",
             ));
         };
-        // The node's messages go where this end's would: to a local peer, or on to the node
-        // where the peer is (a channel passed on to a third node).
+        let (id, _) = self
+            .bridge(&sink, None)
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_u64(id)
+    }
+}
+
+impl<S: Message, R: Message> PlaceChannel<S, R> {
+    /// Bridges this end to a channel on the connection `sink` (a fresh id, or `id`): what the
+    /// peer sends goes out as frames, and the frames that come in go where this end's `put`s
+    /// would (to a local peer, or on to the node where the peer is). Returns the channel id and
+    /// the inbound registered for it.
+    pub(crate) fn bridge(
+        &self,
+        sink: &Arc<dyn FrameSink>,
+        id: Option<u64>,
+    ) -> Result<(u64, Arc<dyn Inbound>), String> {
         if matches!(&*self.tx, Tx::Remote { .. }) {
             // The proxy closes that channel when the node's end is gone; this end must not.
             self.forwarded
@@ -748,7 +763,13 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
             sink: sink.clone(),
             stop: Mutex::new(Some(stop_tx)),
         });
-        let id = sink.open_channel(inbound);
+        let id = match id {
+            Some(id) => {
+                sink.register_channel(id, inbound.clone());
+                id
+            }
+            None => sink.open_channel(inbound.clone()),
+        };
         let rx = self.rx.clone();
         let out = sink.clone();
         // Forwards what the peer sends to the node, until either side is gone.
@@ -757,11 +778,9 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
             .spawn(move || forward_out(&rx, &stop_rx, &out, id));
         if let Err(e) = spawned {
             sink.close(id);
-            return Err(serde::ser::Error::custom(format!(
-                "could not start a channel proxy: {e}"
-            )));
+            return Err(format!("could not start a channel proxy: {e}"));
         }
-        serializer.serialize_u64(id)
+        Ok((id, inbound))
     }
 }
 

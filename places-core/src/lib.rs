@@ -79,7 +79,7 @@ pub fn init() -> Result<(), SpawnError> {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::message::Completion;
-    pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel};
+    pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel, ThunkTypes};
     pub use crate::rpc::set_log_forwarder;
     pub use crate::rpc::support as rpc;
     pub use crate::rpc::Reply;

@@ -147,6 +147,13 @@ pub fn dynamic_place<S: Message, R: Message>(
     {
         return Err(mismatch());
     }
+    if let Some(place) = entry.call_thunk() {
+        // A thunk entry starts its own place; it is the one the caller gets.
+        return place
+            .downcast::<Place<S, R>>()
+            .map(|p| *p)
+            .map_err(|_| mismatch());
+    }
     let (mine, theirs) = raw_pair::<S, R>();
     let erased: ErasedChannel = Box::new(theirs);
     let thunk = entry.prepare(erased).map_err(|_| mismatch())?;
@@ -364,6 +371,13 @@ impl<S, R> Place<S, R> {
     /// [`Select`](crate::Select) and [`sync!`](crate::sync).
     pub fn dead_evt(&self) -> DeadEvt {
         DeadEvt {
+            control: self.control.clone(),
+        }
+    }
+
+    /// The place without its channel, to watch or kill it.
+    pub fn handle(&self) -> PlaceHandle {
+        PlaceHandle {
             control: self.control.clone(),
         }
     }

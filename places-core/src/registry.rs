@@ -103,8 +103,64 @@ pub struct Entry {
     line: u32,
     receives: TypeInfo,
     sends: TypeInfo,
-    make_remote: MakeRemoteFn,
-    prepare: PrepareFn,
+    kind: EntryKind,
+}
+
+/// How an entry starts its place.
+enum EntryKind {
+    /// `fn NAME(ch: PlaceChannel<S, R>)`: the runtime starts a place running it.
+    Function {
+        make_remote: MakeRemoteFn,
+        prepare: PrepareFn,
+    },
+    /// `fn NAME() -> Place<S, R>` (Racket's `#:thunk`): it starts the place itself.
+    Thunk { call: ThunkFn, bridge: BridgeFn },
+}
+
+/// Calls a thunk entry; the box holds its `Place<S, R>`.
+pub type ThunkFn = fn() -> Box<dyn Any + Send>;
+
+/// Connects the place a thunk returned to a channel on a connection.
+pub type BridgeFn = fn(
+    Box<dyn Any + Send>,
+    Arc<dyn FrameSink>,
+    u64,
+    Box<dyn FnOnce(i32) + Send>,
+) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError>;
+
+fn bridge_place<S: Message, R: Message>(
+    place: Box<dyn Any + Send>,
+    sink: Arc<dyn FrameSink>,
+    id: u64,
+    on_finish: Box<dyn FnOnce(i32) + Send>,
+) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError> {
+    let place =
+        place
+            .downcast::<crate::place::Place<S, R>>()
+            .map_err(|_| SpawnError::TypeMismatch {
+                key: format!("channel {id}"),
+                entry_receives: std::any::type_name::<S>(),
+                entry_sends: std::any::type_name::<R>(),
+                asked_receives: std::any::type_name::<S>(),
+                asked_sends: std::any::type_name::<R>(),
+            })?;
+    let (_, inbound) = place
+        .channel()
+        .bridge(&sink, Some(id))
+        .map_err(|e| SpawnError::Thread {
+            key: format!("channel {id}"),
+            source: std::io::Error::other(e),
+        })?;
+    let handle = place.handle();
+    let watch = place.handle();
+    std::thread::Builder::new()
+        .name(format!("places thunk watcher {id}"))
+        .spawn(move || on_finish(watch.wait()))
+        .map_err(|source| SpawnError::Thread {
+            key: format!("channel {id}"),
+            source,
+        })?;
+    Ok((handle, inbound))
 }
 
 /// Makes the place's end of a channel whose peer is on another node, for an entry's types.
@@ -134,8 +190,40 @@ impl Entry {
             line,
             receives: types.receives,
             sends: types.sends,
-            make_remote: types.make_remote,
-            prepare,
+            kind: EntryKind::Function {
+                make_remote: types.make_remote,
+                prepare,
+            },
+        }
+    }
+
+    /// Builds the record of a thunk entry (`fn NAME() -> Place<S, R>`). Used by `#[place]`.
+    #[doc(hidden)]
+    pub const fn new_thunk(
+        key: EntryKey,
+        file: &'static str,
+        line: u32,
+        types: ThunkTypes,
+        call: ThunkFn,
+    ) -> Self {
+        Self {
+            key,
+            file,
+            line,
+            receives: types.receives,
+            sends: types.sends,
+            kind: EntryKind::Thunk {
+                call,
+                bridge: types.bridge,
+            },
+        }
+    }
+
+    /// Calls a thunk entry, returning its place (boxed); `None` for a function entry.
+    pub(crate) fn call_thunk(&self) -> Option<Box<dyn Any + Send>> {
+        match self.kind {
+            EntryKind::Thunk { call, .. } => Some(call()),
+            EntryKind::Function { .. } => None,
         }
     }
 
@@ -160,7 +248,10 @@ impl Entry {
     }
 
     pub(crate) fn prepare(&self, ch: ErasedChannel) -> Result<EntryThunk, ErasedChannel> {
-        (self.prepare)(ch)
+        match self.kind {
+            EntryKind::Function { prepare, .. } => prepare(ch),
+            EntryKind::Thunk { .. } => Err(ch),
+        }
     }
 
     /// Starts the entry in a new place whose channel's peer is on another node: the place's
@@ -177,7 +268,12 @@ impl Entry {
         id: u64,
         on_finish: Box<dyn FnOnce(i32) + Send>,
     ) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError> {
-        let (erased, inbound) = (self.make_remote)(sink, id);
+        let make_remote = match self.kind {
+            EntryKind::Function { make_remote, .. } => make_remote,
+            // The thunk starts its place; the place's channel is bridged to the connection.
+            EntryKind::Thunk { call, bridge } => return bridge(call(), sink, id, on_finish),
+        };
+        let (erased, inbound) = make_remote(sink, id);
         let thunk = self.prepare(erased).map_err(|_| SpawnError::TypeMismatch {
             key: self.key.to_string(),
             entry_receives: self.receives.name(),
@@ -218,6 +314,27 @@ impl EntryTypes {
             receives: TypeInfo::of::<B>(),
             sends: TypeInfo::of::<A>(),
             make_remote: make_remote::<A, B>,
+        }
+    }
+}
+
+/// The message types of a thunk entry `fn() -> Place<S, R>`: its creator sends `S` and
+/// receives `R`.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct ThunkTypes {
+    receives: TypeInfo,
+    sends: TypeInfo,
+    bridge: BridgeFn,
+}
+
+impl ThunkTypes {
+    /// Reads the types off the thunk's signature.
+    pub const fn of<S: Message, R: Message>(_entry: fn() -> crate::place::Place<S, R>) -> Self {
+        Self {
+            receives: TypeInfo::of::<S>(),
+            sends: TypeInfo::of::<R>(),
+            bridge: bridge_place::<S, R>,
         }
     }
 }

@@ -34,6 +34,29 @@ use proc_macro::TokenStream;
 /// assert_eq!(p.put_get("hi".into()).unwrap(), "hi");
 /// ```
 ///
+/// A function without parameters that returns a `Place<S, R>` is a *thunk* entry (Racket's
+/// `#:thunk #t`): starting it calls the function, which starts the place itself (after any
+/// set-up of its own), and the caller talks to the place it returns:
+///
+/// ```
+/// use places::{dynamic_place, place, Place, PlaceChannel};
+///
+/// #[place]
+/// fn echo(ch: PlaceChannel<u8>) {
+///     while let Ok(b) = ch.get() {
+///         let _ = ch.put(b);
+///     }
+/// }
+///
+/// #[place]
+/// fn start_echo() -> Place<u8> {
+///     Place::spawn(echo).unwrap()
+/// }
+///
+/// let p: Place<u8> = dynamic_place(module_path!(), "start_echo").unwrap();
+/// assert_eq!(p.put_get(7).unwrap(), 7);
+/// ```
+///
 /// Equivalent code without the macro: the function is kept as written, and beside it an
 /// `inventory::submit!` of a `places::Entry` holding the key, the message types and a trampoline
 /// that turns the place's type-erased channel back into `PlaceChannel<S, R>`.

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::parse::EntryFn;
+use super::parse::{EntryFn, Shape};
 
 pub(crate) fn expand(entry: &EntryFn) -> TokenStream {
     let func = &entry.func;
@@ -21,6 +21,28 @@ pub(crate) fn expand(entry: &EntryFn) -> TokenStream {
     let prepare =
         quote_spanned!(ty_span=> #krate::__private::prepare_entry(__places_ch, #name_at_ty));
     let line = quote_spanned!(name.span()=> ::core::line!());
+    if entry.shape == Shape::Thunk {
+        let types = quote_spanned!(ty_span=> #krate::__private::ThunkTypes::of(#name_at_ty));
+        return quote! {
+            #func
+
+            #[doc(hidden)]
+            const _: () = {
+                fn __places_call() -> ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send> {
+                    ::std::boxed::Box::new(#name())
+                }
+                #krate::__private::inventory::submit! {
+                    #krate::__private::Entry::new_thunk(
+                        #krate::__private::EntryKey::new(::core::module_path!(), #name_str),
+                        ::core::file!(),
+                        #line,
+                        #types,
+                        __places_call,
+                    )
+                }
+            };
+        };
+    }
     quote! {
         #func
 

@@ -10,9 +10,20 @@ use crate::errors::Errors;
 /// A checked place entry.
 pub(crate) struct EntryFn {
     pub(crate) func: ItemFn,
-    /// The type of the channel parameter, for spans of generated bound checks.
+    /// The type of the channel parameter (or, for a thunk, the returned place), for spans of
+    /// generated bound checks.
     pub(crate) channel_ty: Type,
+    pub(crate) shape: Shape,
     pub(crate) krate: syn::Path,
+}
+
+/// The two kinds of entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `fn NAME(ch: PlaceChannel<S, R>)`: the runtime starts a place running it.
+    Function,
+    /// `fn NAME() -> Place<S, R>` (Racket's `#:thunk`): it starts the place itself.
+    Thunk,
 }
 
 const SHAPE: &str = "fn NAME(ch: PlaceChannel<S, R>)";
@@ -29,11 +40,27 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<EntryFn
             ))
         }
     };
+    // A function without parameters that returns a place is a thunk entry.
+    if func.sig.inputs.is_empty() {
+        if let ReturnType::Type(_, ty) = &func.sig.output {
+            if is_path_to(ty, "Place") {
+                check_qualifiers(&func, &mut errors);
+                errors.finish()?;
+                return Ok(EntryFn {
+                    channel_ty: (**ty).clone(),
+                    func,
+                    shape: Shape::Thunk,
+                    krate: crate::crate_path::runtime_path(overridden),
+                });
+            }
+        }
+    }
     let channel_ty = check_signature(&func, &mut errors);
     errors.finish()?;
     Ok(EntryFn {
         func,
         channel_ty: channel_ty.unwrap_or_else(|| syn::parse_quote!(())),
+        shape: Shape::Function,
         krate: crate::crate_path::runtime_path(overridden),
     })
 }
@@ -54,6 +81,14 @@ fn item_keyword_span(item: &Item) -> proc_macro2::Span {
 
 /// Checks everything about the signature; returns the channel type when it is one.
 fn check_signature(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
+    check_qualifiers(func, errors);
+    let channel_ty = check_parameter(func, errors);
+    check_return(&func.sig.output, errors);
+    channel_ty
+}
+
+/// What every entry must not be: async, const, unsafe, extern, generic, variadic.
+fn check_qualifiers(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
         errors.error_spanned_by(
@@ -90,9 +125,30 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
     if let Some(v) = &sig.variadic {
         errors.error_spanned_by(v, format!("a place entry is not variadic: write `{SHAPE}`"));
     }
-    let channel_ty = check_parameter(func, errors);
-    check_return(&sig.output, errors);
-    channel_ty
+}
+
+/// `NAME<..>` with 1 or 2 type arguments, possibly with a path in front.
+fn is_path_to(ty: &Type, name: &str) -> bool {
+    let Type::Path(tp) = ty else { return false };
+    if tp.qself.is_some() {
+        return false;
+    }
+    let Some(last) = tp.path.segments.last() else {
+        return false;
+    };
+    if last.ident != name {
+        return false;
+    }
+    match &last.arguments {
+        PathArguments::AngleBracketed(args) => {
+            (1..=2).contains(&args.args.len())
+                && args
+                    .args
+                    .iter()
+                    .all(|a| matches!(a, GenericArgument::Type(_)))
+        }
+        _ => false,
+    }
 }
 
 fn check_parameter(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
@@ -102,7 +158,10 @@ fn check_parameter(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
     let Some(first) = first else {
         errors.push(syn::Error::new(
             sig.paren_token.span.join(),
-            format!("a place entry takes one parameter, its place channel: `{SHAPE}`"),
+            format!(
+                "a place entry takes one parameter, its place channel: `{SHAPE}` \
+                 (or, to start the place itself, `fn NAME() -> Place<S, R>`)"
+            ),
         ));
         return None;
     };
@@ -165,26 +224,7 @@ fn may_be_alias(ty: &Type) -> bool {
 
 /// `PlaceChannel<S>` or `PlaceChannel<S, R>`, possibly with a path in front.
 fn is_place_channel(ty: &Type) -> bool {
-    let Type::Path(tp) = ty else { return false };
-    if tp.qself.is_some() {
-        return false;
-    }
-    let Some(last) = tp.path.segments.last() else {
-        return false;
-    };
-    if last.ident != "PlaceChannel" {
-        return false;
-    }
-    match &last.arguments {
-        PathArguments::AngleBracketed(args) => {
-            (1..=2).contains(&args.args.len())
-                && args
-                    .args
-                    .iter()
-                    .all(|a| matches!(a, GenericArgument::Type(_)))
-        }
-        _ => false,
-    }
+    is_path_to(ty, "PlaceChannel")
 }
 
 fn check_return(output: &ReturnType, errors: &mut Errors) {
