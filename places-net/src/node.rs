@@ -171,14 +171,15 @@ fn serve_connection(mut stream: TcpStream, cookie: &Cookie) {
     let conn = Connection::new(peer.clone(), writer, 2);
     let _ = parent().set(Arc::downgrade(&conn));
     let router = Router {
-        places: Mutex::new(HashMap::new()),
+        places: Arc::new(Mutex::new(HashMap::new())),
     };
     conn.read_loop(stream, DEFAULT_MAX_FRAME, &router);
 }
 
 /// The node side of one connection: the places it spawned for that peer.
 struct Router {
-    places: Mutex<HashMap<u64, PlaceHandle>>,
+    /// The running places this connection started; a place leaves when it ends.
+    places: Arc<Mutex<HashMap<u64, PlaceHandle>>>,
 }
 
 impl Router {
@@ -208,7 +209,14 @@ impl Router {
         }
         let exit_conn = conn.clone();
         let exit_name = req.named.clone();
+        let running = Arc::downgrade(&self.places);
         let on_finish = Box::new(move |code: i32| {
+            if let Some(places) = running.upgrade() {
+                places
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+            }
             if let Some(name) = exit_name {
                 let mut all = named().lock().unwrap_or_else(PoisonError::into_inner);
                 if all.get(&name).is_some_and(|n| n.serial == serial) {
@@ -236,10 +244,11 @@ impl Router {
                 );
         }
         conn.register(id, inbound);
-        self.places
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, handle);
+        let mut places = self.places.lock().unwrap_or_else(PoisonError::into_inner);
+        // A place that ended before it got here has already been left out by its `on_finish`.
+        if handle.completion().is_none() {
+            places.insert(id, handle);
+        }
         Ok(())
     }
 }
@@ -324,6 +333,8 @@ impl Handler for Router {
                         p.kill();
                         Ok(())
                     }
+                    // Ended already: nothing to kill.
+                    None if conn.known(frame.channel) => Ok(()),
                     None => Err(format!("kill for unknown place {}", frame.channel)),
                 }
             }

@@ -602,12 +602,12 @@ impl Handler for Client {
                 let code = <[u8; 4]>::try_from(&frame.payload[..])
                     .map(i32::from_le_bytes)
                     .map_err(|_| "malformed exit frame".to_owned())?;
+                // The place has ended for good: its entry goes (its handle keeps the value).
                 let c = self
                     .completions
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .get(&frame.channel)
-                    .cloned();
+                    .remove(&frame.channel);
                 if let Some(c) = c {
                     c.finish(code);
                 }
