@@ -95,3 +95,8 @@ pub mod prelude {
         SharedF64s, SharedI64s, SpawnError,
     };
 }
+
+/// The README's code, compiled and run as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
