@@ -96,6 +96,30 @@ pub mod prelude {
     };
 }
 
+/// Lets an integration-test binary serve as a node: defines the test `places_node`, which runs
+/// the node when the launcher starts the binary as one and does nothing in a normal test run.
+/// Start such nodes with [`NodeOptions::for_this_test_binary`].
+///
+/// ```text
+/// places::node_test_entry!();
+///
+/// #[test]
+/// fn a_remote_place_answers() {
+///     let node = places::create_place_node("localhost", places::NodeOptions::for_this_test_binary()).unwrap();
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! node_test_entry {
+    () => {
+        /// Serves as a node when the launcher starts this test binary as one.
+        #[test]
+        fn places_node() {
+            $crate::init().expect("the places registry is consistent");
+        }
+    };
+}
+
 /// The README's code, compiled and run as a doc test so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -7,15 +7,10 @@ use places::{create_place_node, NodeOptions, RemoteNode, RemotePlace};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 fn node() -> RemoteNode {
-    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
-        .expect("start a local node")
+    create_place_node("localhost", NodeOptions::for_this_test_binary()).expect("start a local node")
 }
 
 /// Gets a channel, then doubles every number that comes on it.

@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use places::prelude::*;
 use places::{create_place_node, define_remote_server, NodeOptions, RemotePlace, Severity};
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 /// Logs a warning and ends.
 #[place]
@@ -24,7 +20,7 @@ pub fn logs(_ch: PlaceChannel<()>) {
 /// address.
 #[place]
 pub fn starts_a_grandchild(ch: PlaceChannel<String, ()>) {
-    let outcome = create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
+    let outcome = create_place_node("localhost", NodeOptions::for_this_test_binary())
         .map_err(|e| e.to_string())
         .and_then(|node| {
             let p: RemotePlace<()> = node
@@ -97,8 +93,7 @@ fn captured() -> Captured {
 #[test]
 fn a_log_message_two_nodes_away_reaches_the_root() {
     let log = captured();
-    let child =
-        create_place_node("localhost", NodeOptions::for_test_binary("places_node")).unwrap();
+    let child = create_place_node("localhost", NodeOptions::for_this_test_binary()).unwrap();
     let p: RemotePlace<(), String> = child
         .dynamic_place(module_path!(), "starts_a_grandchild")
         .unwrap();
@@ -116,7 +111,7 @@ fn a_log_message_two_nodes_away_reaches_the_root() {
 #[test]
 fn log_to_parent_in_a_server_reaches_the_root() {
     let log = captured();
-    let node = create_place_node("localhost", NodeOptions::for_test_binary("places_node")).unwrap();
+    let node = create_place_node("localhost", NodeOptions::for_this_test_binary()).unwrap();
     let server: RemotePlace<ChattyRequest, ChattyResponse> =
         node.dynamic_place(module_path!(), "make_chatty").unwrap();
     assert_eq!(chatty_work(&server).unwrap(), 7);

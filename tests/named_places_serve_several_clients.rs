@@ -18,15 +18,10 @@ type Tally = (String, u64);
 /// The creator's handle on the accumulator.
 type Server = RemotePlace<Routed<Tally, Tally>, String>;
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 fn node() -> RemoteNode {
-    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
-        .expect("start a local node")
+    create_place_node("localhost", NodeOptions::for_this_test_binary()).expect("start a local node")
 }
 
 /// A counter keyed by client: adds what each client sends and answers with that client's total.

@@ -11,15 +11,10 @@ use places::{
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 fn node() -> RemoteNode {
-    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
-        .expect("start a local node")
+    create_place_node("localhost", NodeOptions::for_this_test_binary()).expect("start a local node")
 }
 
 /// Echoes numbers until its creator leaves.
@@ -195,7 +190,7 @@ fn a_node_that_cannot_start_says_why() {
     let port = taken.local_addr().unwrap().port();
     let err = create_place_node(
         "localhost",
-        NodeOptions::for_test_binary("places_node").listen_port(port),
+        NodeOptions::for_this_test_binary().listen_port(port),
     )
     .unwrap_err();
     let text = err.to_string();
@@ -229,7 +224,7 @@ fn one_channel_trait_serves_local_and_remote_places() {
 
 #[test]
 fn nodes_can_be_started_with_a_place_or_in_the_background() {
-    let opts = || NodeOptions::for_test_binary("places_node");
+    let opts = || NodeOptions::for_this_test_binary();
     let n =
         spawn_node_with_place_at::<u64, u64>("localhost", module_path!(), "echo", opts()).unwrap();
     assert!(
@@ -269,7 +264,7 @@ fn nodes_can_be_started_with_a_place_or_in_the_background() {
 fn a_frozen_node_is_declared_lost_after_missed_heartbeats() {
     let n = create_place_node(
         "localhost",
-        NodeOptions::for_test_binary("places_node").heartbeat(Duration::from_millis(100)),
+        NodeOptions::for_this_test_binary().heartbeat(Duration::from_millis(100)),
     )
     .unwrap();
     let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "summer").unwrap();

@@ -10,11 +10,7 @@ use places::{
     RemotePlace, Routed,
 };
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 define_named_remote_server! {
     pub greeter {
@@ -28,7 +24,7 @@ define_named_remote_server! {
 #[place]
 pub fn orchestrates(ch: PlaceChannel<String, ()>) {
     let outcome = (|| -> Result<String, String> {
-        let node = mr_spawn_remote_node("localhost", NodeOptions::for_test_binary("places_node"))
+        let node = mr_spawn_remote_node("localhost", NodeOptions::for_this_test_binary())
             .map_err(|e| e.to_string())?;
         let _server: RemotePlace<Routed<GreeterRequest, GreeterResponse>, GreeterResponse> =
             mr_supervise_named_dynamic_place_at(&node, "greeter", module_path!(), "make_greeter")
@@ -42,7 +38,7 @@ pub fn orchestrates(ch: PlaceChannel<String, ()>) {
 
 #[test]
 fn a_place_on_a_node_orchestrates_another_node() {
-    let node = create_place_node("localhost", NodeOptions::for_test_binary("places_node")).unwrap();
+    let node = create_place_node("localhost", NodeOptions::for_this_test_binary()).unwrap();
     let p: RemotePlace<(), String> = node.dynamic_place(module_path!(), "orchestrates").unwrap();
     assert_eq!(
         p.get_timeout(Duration::from_secs(30)).unwrap(),

@@ -11,15 +11,10 @@ use places::{
     RpcError, Severity,
 };
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 fn node() -> RemoteNode {
-    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
-        .expect("start a local node")
+    create_place_node("localhost", NodeOptions::for_this_test_binary()).expect("start a local node")
 }
 
 define_remote_server! {

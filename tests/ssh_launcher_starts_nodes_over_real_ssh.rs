@@ -11,11 +11,7 @@ use places::{create_place_node, NetError, NodeOptions, RemotePlace};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 /// Echoes numbers until its creator leaves.
 #[place]
@@ -38,7 +34,7 @@ fn ssh(test: &str) -> Option<(String, NodeOptions)> {
         );
         return None;
     };
-    let mut opts = NodeOptions::for_test_binary("places_node").ssh_options([
+    let mut opts = NodeOptions::for_this_test_binary().ssh_options([
         "-o",
         "StrictHostKeyChecking=no",
         "-o",
@@ -126,7 +122,7 @@ fn a_missing_executable_on_the_host_is_reported() {
 #[test]
 fn a_command_template_starts_the_node_through_a_shell() {
     // Needs no ssh server: the template runs on this host.
-    let opts = NodeOptions::for_test_binary("places_node")
+    let opts = NodeOptions::for_this_test_binary()
         .command_template("env PLACES_VIA_TEMPLATE=1 {exe} {args}");
     let node = create_place_node("127.0.0.1", opts).unwrap();
     let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();

@@ -12,15 +12,10 @@ use places::{
     supervise_place_at, NodeOptions, PlaceOptions, RemoteNode, RemotePlace, Routed,
 };
 
-/// When the launcher starts this test binary as a node, this test serves as the node.
-#[test]
-fn places_node() {
-    places::init().unwrap();
-}
+places::node_test_entry!();
 
 fn node() -> RemoteNode {
-    create_place_node("localhost", NodeOptions::for_test_binary("places_node"))
-        .expect("start a local node")
+    create_place_node("localhost", NodeOptions::for_this_test_binary()).expect("start a local node")
 }
 
 /// Fails at once, every time.
@@ -186,7 +181,7 @@ fn supervise_thread_at_starts_a_place_on_the_node() {
 fn a_killed_node_is_restarted_with_its_supervised_places() {
     let n = create_place_node(
         "localhost",
-        NodeOptions::for_test_binary("places_node").restart_on_exit(restart_every(0.1).retry(3)),
+        NodeOptions::for_this_test_binary().restart_on_exit(restart_every(0.1).retry(3)),
     )
     .unwrap();
     let _server: RemotePlace<Routed<CounterRequest, CounterResponse>, CounterResponse> =

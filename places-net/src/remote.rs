@@ -194,6 +194,12 @@ impl NodeOptions {
         Self::default().exe_args([test_name, "--exact", "--nocapture", "--test-threads=1"])
     }
 
+    /// Options for a node that is this integration-test binary, serving through the test that
+    /// `places::node_test_entry!()` defines.
+    pub fn for_this_test_binary() -> Self {
+        Self::for_test_binary("places_node")
+    }
+
     /// How often to check the node is alive; after three silent intervals it counts as lost.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval;
