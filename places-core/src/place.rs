@@ -22,7 +22,7 @@ use crate::registry::{self, EntryThunk, ErasedChannel};
 /// Racket place descriptor is also a place channel.
 ///
 /// Dropping a `Place` neither waits for nor kills the place; the place notices that its creator is
-/// gone when a `get` on its channel fails with [`ChannelError::Closed`].
+/// gone when a `get` on its channel fails with [`ChannelError::Closed`](crate::ChannelError::Closed).
 ///
 /// # Examples
 ///
@@ -362,7 +362,7 @@ impl<S, R> Place<S, R> {
     }
 
     /// Sends the place a break (Racket's `place-break`): a `get` it is blocked in (or its next
-    /// one, or its next [`check_break`](crate::check_break)) returns [`ChannelError::Break`].
+    /// one, or its next [`check_break`](crate::check_break)) returns [`ChannelError::Break`](crate::ChannelError::Break).
     pub fn break_place(&self) {
         self.control.break_place();
     }
