@@ -317,3 +317,46 @@ fn a_thunk_entry_starts_its_own_place_locally_and_on_a_node() {
         .unwrap_err();
     assert!(err.to_string().contains("receives `u64`"), "{err}");
 }
+
+/// Never reads: what it is sent piles up.
+#[place]
+pub fn deaf(_ch: PlaceChannel<Vec<f64>>) {
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_put_stuck_on_a_frozen_node_is_released_by_the_heartbeat() {
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_this_test_binary().heartbeat(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let p: RemotePlace<Vec<f64>> = n.dynamic_place(module_path!(), "deaf").unwrap();
+    let pid = n.pid().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // Far more than the socket buffers hold: a put blocks in its write until the heartbeat
+    // declares the node lost and shuts the connection.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut outcome = Ok(());
+        for _ in 0..64 {
+            outcome = p.put(vec![0.5; 1 << 20]);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let _ = tx.send(outcome);
+    });
+    let outcome = rx.recv_timeout(LIMIT);
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    match outcome {
+        Ok(Err(ChannelError::Lost(reason))) => assert!(reason.contains("heartbeat"), "{reason}"),
+        other => panic!("expected the stuck put to fail with a lost node, got {other:?}"),
+    }
+}

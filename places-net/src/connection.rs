@@ -40,6 +40,11 @@ pub(crate) struct Connection {
     /// The largest frame either side sends or accepts.
     max_frame: u32,
     writer: Mutex<TcpStream>,
+    /// The same socket, to shut it down without waiting for a writer that is stuck (a peer
+    /// that stopped reading).
+    closer: Option<TcpStream>,
+    /// Set once the connection is lost: the senders' fast check.
+    is_lost: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     next_id: AtomicU64,
     started: Instant,
@@ -58,6 +63,8 @@ impl Connection {
         Arc::new(Connection {
             peer,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
+            closer: writer.try_clone().ok(),
+            is_lost: std::sync::atomic::AtomicBool::new(false),
             writer: Mutex::new(writer),
             state: Mutex::new(State {
                 channels: HashMap::new(),
@@ -116,7 +123,8 @@ impl Connection {
     /// Writes a frame given as a header and a body, in one vectored write where the system
     /// takes it (no copy of the body).
     fn send_parts(&self, head: &[u8], body: &[u8]) -> Result<(), String> {
-        if let Some(reason) = self.lost_reason() {
+        if self.is_lost.load(Ordering::Relaxed) {
+            let reason = self.lost_reason().unwrap_or_default();
             return Err(self.lost_message(&reason));
         }
         let mut writer = lock(&self.writer);
@@ -139,23 +147,27 @@ impl Connection {
         }
         drop(writer);
         result.map_err(|e| {
-            let reason = format!("write failed: {e}");
-            self.fail(&reason);
-            self.lost_message(&reason)
+            self.fail(&format!("write failed: {e}"));
+            // The first reason recorded (a missed heartbeat that shut the socket, say) says
+            // more than the broken pipe it caused.
+            self.lost_message(&self.lost_reason().unwrap_or_default())
         })
+    }
+
+    /// Sends a ping unless a frame is being written right now (then the peer hears from us
+    /// anyway, and waiting for a writer that is stuck would stop the heartbeat).
+    pub(crate) fn ping_if_idle(&self) {
+        if let Ok(mut w) = self.writer.try_lock() {
+            if w.write_all(&encode_frame(Kind::Ping, 0, &[])).is_err() {
+                drop(w);
+                self.fail("write failed while pinging");
+            }
+        }
     }
 
     /// Writes an encoded frame.
     fn send_raw(&self, buf: &[u8]) -> Result<(), String> {
-        if let Some(reason) = self.lost_reason() {
-            return Err(self.lost_message(&reason));
-        }
-        let result = lock(&self.writer).write_all(buf);
-        result.map_err(|e| {
-            let reason = format!("write failed: {e}");
-            self.fail(&reason);
-            self.lost_message(&reason)
-        })
+        self.send_parts(buf, &[])
     }
 
     /// Ends the connection: the reader sees the end and closes every channel with `reason`.
@@ -166,7 +178,15 @@ impl Connection {
                 st.lost = Some(reason.to_owned());
             }
         }
-        let _ = lock(&self.writer).shutdown(Shutdown::Both);
+        self.is_lost.store(true, Ordering::Relaxed);
+        match &self.closer {
+            Some(c) => {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+            None => {
+                let _ = lock(&self.writer).shutdown(Shutdown::Both);
+            }
+        }
     }
 
     /// Closes every channel, naming the peer and `reason`.
@@ -178,6 +198,7 @@ impl Connection {
             }
             st.channels.drain().map(|(_, s)| s).collect()
         };
+        self.is_lost.store(true, Ordering::Relaxed);
         let message = self.lost_message(&lock(&self.state).lost.clone().unwrap_or_default());
         for slot in slots {
             if let Slot::Open(inbound) = slot {

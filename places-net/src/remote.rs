@@ -1012,7 +1012,8 @@ fn start_heartbeat(conn: &Arc<Connection>, interval: Duration) {
                 ));
                 return;
             }
-            let _ = conn.send(Kind::Ping, 0, &[]);
+            // Never wait behind a stuck writer: a busy connection needs no ping.
+            conn.ping_if_idle();
         });
 }
 
