@@ -142,3 +142,35 @@ fn async_code_awaits_replies_from_a_place() {
         Err(ChannelError::Closed)
     );
 }
+
+/// Puts numbers on the bounded channel it gets until that fails, then reports how many it put.
+#[place]
+fn floods(ch: PlaceChannel<u64, PlaceChannel<u64, ()>>) {
+    let Ok(out) = ch.get() else { return };
+    let mut n = 0;
+    while out.put(n).is_ok() {
+        n += 1;
+        if n == 1_000_000 {
+            break;
+        }
+    }
+    let _ = ch.put(n);
+}
+
+#[test]
+fn a_bounded_channel_holds_a_fast_producer_back() {
+    let p: Place<PlaceChannel<u64, ()>, u64> = Place::spawn(floods).unwrap();
+    let (to_me, mine) = places::bounded_place_channel::<u64, ()>(4);
+    p.put(to_me).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // The producer waits with four queued instead of racing ahead.
+    assert_eq!(mine.len(), 4);
+    for i in 0..100 {
+        assert_eq!(mine.get_timeout(LIMIT).unwrap(), i);
+    }
+    assert!(mine.len() <= 4);
+    // A place waiting in a full `put` is still ended at once by a kill.
+    p.kill();
+    assert_eq!(p.wait(), 1);
+    assert_eq!(p.get_timeout(LIMIT), Err(ChannelError::Closed));
+}

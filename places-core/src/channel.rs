@@ -98,7 +98,7 @@ impl<S> Tx<S> {
     fn put(&self, value: S) -> Result<(), ChannelError> {
         match self {
             Tx::Local { sender, peer_waker } => {
-                sender.send(value).map_err(|_| ChannelError::Closed)?;
+                send_local(sender, value)?;
                 peer_waker.wake();
                 Ok(())
             }
@@ -116,6 +116,30 @@ impl<S> Tx<S> {
                 sink.send_data(*id, bytes)
             }
         }
+    }
+}
+
+/// Sends on a local queue; a bounded one that is full makes the caller wait, and a place that
+/// waits there is still ended at once by a kill.
+fn send_local<S>(sender: &Sender<S>, value: S) -> Result<(), ChannelError> {
+    let value = match sender.try_send(value) {
+        Ok(()) => return Ok(()),
+        Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(ChannelError::Closed),
+        Err(crossbeam_channel::TrySendError::Full(v)) => v,
+    };
+    let Some(ctx) = context::current() else {
+        return sender.send(value).map_err(|_| ChannelError::Closed);
+    };
+    let mut sel = crossbeam_channel::Select::new();
+    let send = sel.send(sender);
+    let kill = sel.recv(&ctx.kill);
+    let op = sel.select();
+    if op.index() == send {
+        op.send(sender, value).map_err(|_| ChannelError::Closed)
+    } else {
+        debug_assert_eq!(op.index(), kill);
+        let _ = op.recv(&ctx.kill);
+        context::unwind_killed()
     }
 }
 
@@ -331,8 +355,45 @@ pub fn place_channel<A: Message, B: Message>() -> (PlaceChannel<A, B>, PlaceChan
 
 /// The pair without the `Message` bound, for the runtime's own use.
 pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
-    let (a_tx, b_rx) = crossbeam_channel::unbounded::<A>();
-    let (b_tx, a_rx) = crossbeam_channel::unbounded::<B>();
+    pair_with(
+        crossbeam_channel::unbounded::<A>(),
+        crossbeam_channel::unbounded::<B>(),
+    )
+}
+
+/// Makes a cross-linked pair whose directions each hold at most `capacity` messages: a `put`
+/// on a full direction waits until the other end takes one, so a fast producer cannot run a
+/// slow consumer out of memory (flow control). A `put` that waits inside a place still ends at
+/// once if the place is killed.
+///
+/// # Examples
+///
+/// ```
+/// let (producer, consumer) = places::bounded_place_channel::<u32, ()>(2);
+/// let t = std::thread::spawn(move || {
+///     for i in 0..10 {
+///         producer.put(i).unwrap(); // waits while two are queued
+///     }
+/// });
+/// std::thread::sleep(std::time::Duration::from_millis(50));
+/// assert_eq!(consumer.len(), 2);
+/// let all: Vec<u32> = (0..10).map(|_| consumer.get().unwrap()).collect();
+/// assert_eq!(all, (0..10).collect::<Vec<_>>());
+/// t.join().unwrap();
+/// ```
+pub fn bounded_place_channel<A: Message, B: Message>(
+    capacity: usize,
+) -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
+    pair_with(
+        crossbeam_channel::bounded::<A>(capacity),
+        crossbeam_channel::bounded::<B>(capacity),
+    )
+}
+
+fn pair_with<A, B>(
+    (a_tx, b_rx): (Sender<A>, Receiver<A>),
+    (b_tx, a_rx): (Sender<B>, Receiver<B>),
+) -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
     let a_waker = Arc::new(AtomicWaker::new());
     let b_waker = Arc::new(AtomicWaker::new());
     (

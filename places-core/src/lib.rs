@@ -33,7 +33,8 @@ mod shared;
 mod typed;
 
 pub use channel::{
-    place_channel, remote_channel, Channel, FrameSink, Inbound, PlaceChannel, Recv, ReplyTo, Routed,
+    bounded_place_channel, place_channel, remote_channel, Channel, FrameSink, Inbound,
+    PlaceChannel, Recv, ReplyTo, Routed,
 };
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
