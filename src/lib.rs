@@ -31,6 +31,16 @@
 //! | `make-shared-bytes/fxvector/flvector` | [`SharedBytes`], [`SharedI64s`], [`SharedF64s`] |
 //! | `processor-count` | [`processor_count`] |
 //! | `(exit v)` in a place | [`exit`] |
+//! | `fork-join`, `CGfor`, `CGpipeline`, `CGBarrier` | [`fork_join!`], [`cg_for!`], [`cg_pipeline!`], [`Comm::barrier`] |
+//! | `create-place-node`, `spawn-node-with-place-at`, ... | [`create_place_node`], [`spawn_node_with_place_at`], [`spawn_node_supervise_place_at`], [`spawn_node_at`], [`spawn_nodes_join`] |
+//! | `supervise-place-at` (`#:named`, `#:restart-on-exit`), `restart-every` | [`supervise_place_at`], [`PlaceOptions`], [`restart_every`] |
+//! | `connect-to-named-place`, `*channel-put/get` | [`connect_to_named_place`], [`Channel`] |
+//! | `message-router`, `after-seconds`, `every-seconds` | [`message_router!`], [`after_seconds`], [`every_seconds`], [`on_channel`] |
+//! | `define-remote-server`, `define-named-remote-server` | [`define_remote_server!`], [`define_named_remote_server!`] |
+//! | `log-message`, `log-to-parent` | [`log_message`], [`log_to_parent`] |
+//!
+//! A node is this same executable started in node mode: `#[places::main]` (or [`init`]) runs it
+//! when the process was started as one, so `create_place_node("localhost", ..)` needs no setup.
 
 // Lets the macros' `::places::...` paths resolve inside this crate too.
 extern crate self as places;
