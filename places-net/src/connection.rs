@@ -1,9 +1,8 @@
 //! One authenticated connection between two nodes: frames out under a lock (the calling thread
-//! writes its own frame, no hand-off), frames in on one reader thread that delivers each message
-//! straight into its channel's queue.
+//! writes its own frame, no hand-off), frames in on a task of the process's event loop that
+//! delivers each message straight into its channel's queue.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,7 +10,7 @@ use std::time::Instant;
 
 use places_core::{ChannelError, FrameSink, Inbound};
 
-use crate::wire::{encode_frame, fill_header, header, read_frame, Frame, Kind, WireError};
+use crate::wire::{encode_frame, fill_header, header, Frame, Kind, WireError};
 
 /// What a connection does with the frames that are not channel data.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -34,15 +33,23 @@ struct State {
     lost: Option<String>,
 }
 
+/// A connection's socket: the process's tokio event loop reads it; writers (any thread) write
+/// under the lock with non-blocking writes, waiting for writability when the socket is full.
+struct Socket {
+    stream: Arc<tokio::net::TcpStream>,
+    lock: Mutex<()>,
+    runtime: tokio::runtime::Handle,
+}
+
 /// A connection to a peer node (either direction).
 pub(crate) struct Connection {
     peer: String,
     /// The largest frame either side sends or accepts.
     max_frame: u32,
-    writer: Mutex<TcpStream>,
+    socket: Socket,
     /// The same socket, to shut it down without waiting for a writer that is stuck (a peer
     /// that stopped reading).
-    closer: Option<TcpStream>,
+    closer: TcpStream,
     /// Set once the connection is lost: the senders' fast check.
     is_lost: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
@@ -57,15 +64,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Connection {
-    /// A connection; the side that connected allocates odd channel ids and the node even ones,
-    /// so both can open channels without asking.
-    pub(crate) fn new(peer: String, writer: TcpStream, first_id: u64) -> Arc<Connection> {
+    /// A connection whose socket the event loop reads (see `read_loop_evented`); `closer` is a
+    /// second handle of the same socket. The side that connected allocates odd channel ids and
+    /// the node even ones, so both can open channels without asking.
+    pub(crate) fn new_evented(
+        peer: String,
+        stream: Arc<tokio::net::TcpStream>,
+        closer: TcpStream,
+        runtime: tokio::runtime::Handle,
+        first_id: u64,
+    ) -> Arc<Connection> {
         Arc::new(Connection {
             peer,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
-            closer: writer.try_clone().ok(),
+            closer,
             is_lost: std::sync::atomic::AtomicBool::new(false),
-            writer: Mutex::new(writer),
+            socket: Socket {
+                stream,
+                lock: Mutex::new(()),
+                runtime,
+            },
             state: Mutex::new(State {
                 channels: HashMap::new(),
                 lost: None,
@@ -127,25 +145,10 @@ impl Connection {
             let reason = self.lost_reason().unwrap_or_default();
             return Err(self.lost_message(&reason));
         }
-        let mut writer = lock(&self.writer);
-        let mut bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
-        let mut parts: &mut [std::io::IoSlice<'_>] = &mut bufs;
-        let mut result = Ok(());
-        while !parts.is_empty() {
-            match writer.write_vectored(parts) {
-                Ok(0) => {
-                    result = Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
-                    break;
-                }
-                Ok(n) => std::io::IoSlice::advance_slices(&mut parts, n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(writer);
+        let result = {
+            let _guard = lock(&self.socket.lock);
+            write_all_evented(&self.socket.stream, &self.socket.runtime, head, body)
+        };
         result.map_err(|e| {
             self.fail(&format!("write failed: {e}"));
             // The first reason recorded (a missed heartbeat that shut the socket, say) says
@@ -157,11 +160,13 @@ impl Connection {
     /// Sends a ping unless a frame is being written right now (then the peer hears from us
     /// anyway, and waiting for a writer that is stuck would stop the heartbeat).
     pub(crate) fn ping_if_idle(&self) {
-        if let Ok(mut w) = self.writer.try_lock() {
-            if w.write_all(&encode_frame(Kind::Ping, 0, &[])).is_err() {
-                drop(w);
-                self.fail("write failed while pinging");
-            }
+        let ping = encode_frame(Kind::Ping, 0, &[]);
+        let result = match self.socket.lock.try_lock() {
+            Ok(_guard) => write_all_evented(&self.socket.stream, &self.socket.runtime, &ping, &[]),
+            Err(_) => return,
+        };
+        if result.is_err() {
+            self.fail("write failed while pinging");
         }
     }
 
@@ -179,14 +184,7 @@ impl Connection {
             }
         }
         self.is_lost.store(true, Ordering::Relaxed);
-        match &self.closer {
-            Some(c) => {
-                let _ = c.shutdown(Shutdown::Both);
-            }
-            None => {
-                let _ = lock(&self.writer).shutdown(Shutdown::Both);
-            }
-        }
+        let _ = self.closer.shutdown(Shutdown::Both);
     }
 
     /// Closes every channel, naming the peer and `reason`.
@@ -233,27 +231,17 @@ impl Connection {
         }
     }
 
-    /// Reads frames until the connection ends; runs on the connection's reader thread.
-    pub(crate) fn read_loop(
-        self: &Arc<Self>,
-        mut reader: TcpStream,
+    /// Reads frames until the connection ends, as a task of the event loop.
+    pub(crate) async fn read_loop_evented(
+        self: Arc<Self>,
+        stream: Arc<tokio::net::TcpStream>,
         max_frame: u32,
-        handler: &dyn Handler,
+        handler: Arc<dyn Handler>,
     ) {
         let reason = loop {
-            match read_frame(&mut reader, max_frame) {
+            match read_frame_evented(&stream, max_frame).await {
                 Ok(frame) => {
-                    let now = self.started.elapsed().as_millis() as u64;
-                    self.last_seen.store(now, Ordering::Relaxed);
-                    let outcome = match frame.kind {
-                        Kind::Data => self.deliver(frame.channel, &frame.payload),
-                        Kind::Close => {
-                            self.remote_close(frame.channel);
-                            Ok(())
-                        }
-                        _ => handler.frame(self, frame),
-                    };
-                    if let Err(reason) = outcome {
+                    if let Err(reason) = self.dispatch(frame, &*handler) {
                         break reason;
                     }
                 }
@@ -261,9 +249,28 @@ impl Connection {
                 Err(e) => break e.to_string(),
             }
         };
+        self.end(&reason, &*handler);
+    }
+
+    /// Handles one incoming frame: channel traffic here, the rest by the handler.
+    fn dispatch(self: &Arc<Self>, frame: Frame, handler: &dyn Handler) -> Result<(), String> {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_seen.store(now, Ordering::Relaxed);
+        match frame.kind {
+            Kind::Data => self.deliver(frame.channel, &frame.payload),
+            Kind::Close => {
+                self.remote_close(frame.channel);
+                Ok(())
+            }
+            _ => handler.frame(self, frame),
+        }
+    }
+
+    /// The connection ended: close everything on it and tell the handler.
+    fn end(self: &Arc<Self>, reason: &str, handler: &dyn Handler) {
         // A reason recorded by `fail` (missed heartbeats, a failed write) says more than the
         // end of stream it caused.
-        let reason = self.lost_reason().unwrap_or(reason);
+        let reason = self.lost_reason().unwrap_or_else(|| reason.to_owned());
         self.fail(&reason);
         self.close_all(&reason);
         handler.lost(self, &reason);
@@ -315,4 +322,98 @@ impl FrameSink for Connection {
     fn register_channel(&self, id: u64, inbound: Arc<dyn Inbound>) {
         self.register(id, inbound);
     }
+}
+
+/// Writes a header and a body on a socket of the event loop, from any thread: non-blocking
+/// writes, and a wait for writability when the socket is full.
+fn write_all_evented(
+    stream: &tokio::net::TcpStream,
+    runtime: &tokio::runtime::Handle,
+    head: &[u8],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+    let mut parts: &mut [std::io::IoSlice<'_>] = &mut bufs;
+    while !parts.is_empty() {
+        match stream.try_write_vectored(parts) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_writable(stream, runtime)?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `stream` can take more bytes, from whatever thread this is.
+fn wait_writable(
+    stream: &tokio::net::TcpStream,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<()> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        // A plain thread (a place): block on the event loop's readiness.
+        Err(_) => runtime.block_on(stream.writable()),
+        // A worker of a multi-threaded runtime (the event loop itself): step out of it first.
+        Ok(RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| runtime.block_on(stream.writable()))
+        }
+        // Inside someone's single-threaded runtime, where blocking on another is not allowed:
+        // retry shortly.
+        Ok(_) => {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            Ok(())
+        }
+    }
+}
+
+/// `read_frame` for a socket of the event loop.
+async fn read_frame_evented(stream: &tokio::net::TcpStream, max: u32) -> Result<Frame, WireError> {
+    let mut len = [0u8; 4];
+    match read_exact_evented(stream, &mut len).await? {
+        0 => return Err(WireError::Closed),
+        4 => {}
+        _ => return Err(WireError::Truncated),
+    }
+    let want = crate::wire::check_length(u32::from_le_bytes(len), max)?;
+    let mut head = [0u8; 10];
+    if read_exact_evented(stream, &mut head).await? != head.len() {
+        return Err(WireError::Truncated);
+    }
+    let (kind, channel) = crate::wire::parse_head(&head)?;
+    // Read into spare capacity: nothing is zeroed, and the capacity is the checked length.
+    let mut payload: Vec<u8> = Vec::with_capacity(want);
+    while payload.len() < want {
+        stream.readable().await?;
+        match stream.try_read_buf(&mut payload) {
+            Ok(0) => return Err(WireError::Truncated),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(WireError::Io(e)),
+        }
+    }
+    Ok(Frame {
+        kind,
+        channel,
+        payload,
+    })
+}
+
+/// Fills `buf` or reaches the end of the stream; returns how many bytes were read.
+async fn read_exact_evented(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let mut done = 0;
+    while done < buf.len() {
+        stream.readable().await?;
+        match stream.try_read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(WireError::Io(e)),
+        }
+    }
+    Ok(done)
 }

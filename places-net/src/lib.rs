@@ -7,6 +7,7 @@
 
 mod connection;
 mod error;
+mod event_loop;
 pub mod handshake;
 mod node;
 mod remote;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -145,35 +145,86 @@ fn serve() -> Result<(), NetError> {
         }
     });
 
+    // The router: a tokio event loop accepts connections and reads every connection's frames;
+    // places run on threads of their own and write their frames themselves.
+    let runtime = crate::event_loop::runtime().map_err(|source| NetError::Listen {
+        addr: local.to_string(),
+        source,
+    })?;
     let cookie = Arc::new(cookie);
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let cookie = cookie.clone();
-        std::thread::spawn(move || serve_connection(stream, &cookie));
-    }
-    Ok(())
+    let handle = runtime.handle().clone();
+    runtime.block_on(async move {
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| NetError::Listen {
+                addr: local.to_string(),
+                source,
+            })?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| NetError::Listen {
+                addr: local.to_string(),
+                source,
+            })?;
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(serve_connection(
+                stream,
+                peer,
+                cookie.clone(),
+                handle.clone(),
+            ));
+        }
+    })
 }
 
-fn serve_connection(mut stream: TcpStream, cookie: &Cookie) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "unknown peer".to_owned(), |a: SocketAddr| a.to_string());
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    if let Err(e) = handshake::node(&mut stream, cookie) {
-        eprintln!("places-node: refused connection from {peer}: {e}");
+/// One connection: the handshake (blocking, on a blocking-pool thread, with a time limit),
+/// then the connection's frames on the event loop.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    cookie: Arc<Cookie>,
+    runtime: tokio::runtime::Handle,
+) {
+    let peer = peer.to_string();
+    let Ok(std_stream) = stream.into_std() else {
+        return;
+    };
+    let shaken = tokio::task::spawn_blocking(move || {
+        let mut s = std_stream;
+        s.set_nonblocking(false)?;
+        let _ = s.set_nodelay(true);
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let outcome = handshake::node(&mut s, &cookie);
+        s.set_read_timeout(None)?;
+        Ok::<_, std::io::Error>((outcome, s))
+    })
+    .await;
+    let std_stream = match shaken {
+        Ok(Ok((Ok(()), s))) => s,
+        Ok(Ok((Err(e), _))) => {
+            return eprintln!("places-node: refused connection from {peer}: {e}")
+        }
+        _ => return,
+    };
+    let Ok(closer) = std_stream.try_clone() else {
+        return;
+    };
+    if std_stream.set_nonblocking(true).is_err() {
         return;
     }
-    let _ = stream.set_read_timeout(None);
-    let Ok(writer) = stream.try_clone() else {
+    let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
         return;
     };
-    let conn = Connection::new(peer.clone(), writer, 2);
+    let stream = Arc::new(stream);
+    let conn = Connection::new_evented(peer, stream.clone(), closer, runtime, 2);
     let _ = parent().set(Arc::downgrade(&conn));
-    let router = Router {
+    let router: Arc<dyn Handler> = Arc::new(Router {
         places: Arc::new(Mutex::new(HashMap::new())),
-    };
-    conn.read_loop(stream, DEFAULT_MAX_FRAME, &router);
+    });
+    conn.read_loop_evented(stream, DEFAULT_MAX_FRAME, router)
+        .await;
 }
 
 /// The node side of one connection: the places it spawned for that peer.

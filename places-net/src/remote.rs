@@ -679,22 +679,32 @@ impl NodeLink {
         handshake::client(&mut stream, cookie)?;
         let _ = stream.set_read_timeout(None);
         let name = format!("{host} ({addr})");
-        let writer = stream.try_clone().map_err(|e| NetError::Lost {
+        let lost = |e: std::io::Error| NetError::Lost {
             node: name.clone(),
             reason: e.to_string(),
-        })?;
-        let conn = Connection::new(name.clone(), writer, 1);
+        };
+        // From here on the connection belongs to this process's event loop: a task reads its
+        // frames; senders write their own.
+        let closer = stream.try_clone().map_err(lost)?;
+        stream.set_nonblocking(true).map_err(lost)?;
+        let runtime = crate::event_loop::runtime().map_err(lost)?;
+        let stream = {
+            let _inside = runtime.enter();
+            Arc::new(tokio::net::TcpStream::from_std(stream).map_err(lost)?)
+        };
+        let conn = Connection::new_evented(
+            name.clone(),
+            stream.clone(),
+            closer,
+            runtime.handle().clone(),
+            1,
+        );
         let client = Arc::new(Client::default());
-        {
-            let (conn, client) = (conn.clone(), client.clone());
-            std::thread::Builder::new()
-                .name(format!("places reader {name}"))
-                .spawn(move || conn.read_loop(stream, DEFAULT_MAX_FRAME, &*client))
-                .map_err(|e| NetError::Lost {
-                    node: name.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
+        let handler: Arc<dyn Handler> = client.clone();
+        runtime.spawn(
+            conn.clone()
+                .read_loop_evented(stream, DEFAULT_MAX_FRAME, handler),
+        );
         start_heartbeat(&conn, heartbeat);
         Ok(Arc::new(NodeLink { name, conn, client }))
     }

@@ -188,26 +188,14 @@ pub fn read_frame(r: &mut impl Read, max: u32) -> Result<Frame, WireError> {
         4 => {}
         _ => return Err(WireError::Truncated),
     }
-    let len = u32::from_le_bytes(len);
-    if len < FIXED {
-        return Err(WireError::TooShort(len));
-    }
-    if len > max {
-        return Err(WireError::Oversized { len, max });
-    }
+    let want = check_length(u32::from_le_bytes(len), max)?;
     let mut head = [0u8; FIXED as usize];
     if read_full(r, &mut head)? != head.len() {
         return Err(WireError::Truncated);
     }
-    if head[0] != PROTOCOL_VERSION {
-        return Err(WireError::Version(head[0]));
-    }
-    let kind = Kind::from_u8(head[1]).ok_or(WireError::UnknownKind(head[1]))?;
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&head[2..10]);
+    let (kind, channel) = parse_head(&head)?;
     // `take` + `read_to_end` fills the buffer without zeroing it first; the capacity is the
     // frame's length, already checked against the limit.
-    let want = (len - FIXED) as usize;
     let mut payload = Vec::with_capacity(want);
     r.take(want as u64).read_to_end(&mut payload)?;
     if payload.len() != want {
@@ -215,9 +203,40 @@ pub fn read_frame(r: &mut impl Read, max: u32) -> Result<Frame, WireError> {
     }
     Ok(Frame {
         kind,
-        channel: u64::from_le_bytes(id),
+        channel,
         payload,
     })
+}
+
+/// Checks a frame's length prefix against the limit (before anything is allocated) and returns
+/// the payload's length.
+///
+/// # Errors
+///
+/// [`WireError::TooShort`] or [`WireError::Oversized`].
+pub fn check_length(len: u32, max: u32) -> Result<usize, WireError> {
+    if len < FIXED {
+        return Err(WireError::TooShort(len));
+    }
+    if len > max {
+        return Err(WireError::Oversized { len, max });
+    }
+    Ok((len - FIXED) as usize)
+}
+
+/// Reads the version, kind and channel id that follow the length prefix.
+///
+/// # Errors
+///
+/// [`WireError::Version`] or [`WireError::UnknownKind`].
+pub fn parse_head(head: &[u8; 10]) -> Result<(Kind, u64), WireError> {
+    if head[0] != PROTOCOL_VERSION {
+        return Err(WireError::Version(head[0]));
+    }
+    let kind = Kind::from_u8(head[1]).ok_or(WireError::UnknownKind(head[1]))?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&head[2..10]);
+    Ok((kind, u64::from_le_bytes(id)))
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
