@@ -360,3 +360,30 @@ fn a_put_stuck_on_a_frozen_node_is_released_by_the_heartbeat() {
         other => panic!("expected the stuck put to fail with a lost node, got {other:?}"),
     }
 }
+
+#[test]
+fn a_node_that_never_reports_readiness_times_out() {
+    // `sleep` starts fine but never prints the readiness line.
+    let err = places::spawn_remote_node(
+        "localhost",
+        NodeOptions::new()
+            .exe("sleep")
+            .exe_args(["30"])
+            .ready_timeout(Duration::from_millis(300)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, NetError::NotReady { .. }), "{err:?}");
+    assert!(err.to_string().contains("not ready within"), "{err}");
+}
+
+#[test]
+fn send_exit_ends_the_node() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(1).unwrap(), 1);
+    n.send_exit();
+    // The node process exits: its places' channels fail, naming it.
+    assert!(matches!(p.get_timeout(LIMIT), Err(ChannelError::Lost(_))));
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+    assert!(n.lost_reason().is_some());
+}

@@ -19,9 +19,9 @@ pub use handshake::Cookie;
 pub use node::{run_if_requested, LISTEN_ENV, NODE_ENV, READY_LINE};
 pub use remote::{
     cluster_cookie, connect_to_named_place, create_place_node, restart_every, spawn_node_at,
-    spawn_node_supervise_place_at, spawn_node_with_place_at, spawn_nodes_join, ssh_bin_path,
-    supervise_place_at, supervise_process_at, supervise_thread_at, NodeOptions, PendingNode,
-    PlaceOptions, RemoteNode, RemotePlace, RemoteProcess, RestartEvery, RestartOnExit,
+    spawn_node_supervise_place_at, spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node,
+    ssh_bin_path, supervise_place_at, supervise_process_at, supervise_thread_at, NodeOptions,
+    PendingNode, PlaceOptions, RemoteNode, RemotePlace, RemoteProcess, RestartEvery, RestartOnExit,
     DEFAULT_ROUTER_PORT,
 };
 pub use router::{

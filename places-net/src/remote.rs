@@ -354,6 +354,16 @@ fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetError> {
     })
 }
 
+/// Racket's `spawn-remote-racket-node`: the same as [`create_place_node`] here (a node is this
+/// executable, whatever the host).
+///
+/// # Errors
+///
+/// As [`create_place_node`].
+pub fn spawn_remote_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
+    create_place_node(host, opts)
+}
+
 /// The ssh client this program uses: `PLACES_SSH` if set, else `ssh` from `PATH` (Racket's
 /// `ssh-bin-path`).
 pub fn ssh_bin_path() -> PathBuf {
