@@ -97,22 +97,36 @@ fn main() {
 
     let reference = sequential(n);
     let (mut seq, mut fj1, mut fjn, mut ray) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..samples {
-        let (t, img) = time(|| sequential(n));
-        assert!(img == reference);
-        seq.push(t);
-        let (t, img) = time(|| places_fork_join(1, n));
-        assert!(img.to_vec() == reference, "fork_join on 1 place differs");
-        fj1.push(t);
-        let (t, img) = time(|| places_fork_join(np, n));
-        assert!(
-            img.to_vec() == reference,
-            "fork_join on {np} places differs"
-        );
-        fjn.push(t);
-        let (t, img) = time(|| rayon_rows(n));
-        assert!(img == reference);
-        ray.push(t);
+    for sample in 0..samples {
+        // A different contender goes first in each sample, so that none always runs on a
+        // machine just warmed up (or slowed down) by the same neighbour.
+        for k in 0..4 {
+            match (sample + k) % 4 {
+                0 => {
+                    let (t, img) = time(|| sequential(n));
+                    assert!(img == reference);
+                    seq.push(t);
+                }
+                1 => {
+                    let (t, img) = time(|| places_fork_join(1, n));
+                    assert!(img.to_vec() == reference, "fork_join on 1 place differs");
+                    fj1.push(t);
+                }
+                2 => {
+                    let (t, img) = time(|| places_fork_join(np, n));
+                    assert!(
+                        img.to_vec() == reference,
+                        "fork_join on {np} places differs"
+                    );
+                    fjn.push(t);
+                }
+                _ => {
+                    let (t, img) = time(|| rayon_rows(n));
+                    assert!(img == reference);
+                    ray.push(t);
+                }
+            }
+        }
     }
     let (seq, fj1, fjn, ray) = (median(seq), median(fj1), median(fjn), median(ray));
 
