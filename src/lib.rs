@@ -23,7 +23,7 @@
 //!
 //! | Racket | places |
 //! | --- | --- |
-//! | `dynamic-place`, `place` | [`dynamic_place`], [`Place::spawn`] with a [`#[place]`](place) fn |
+//! | `dynamic-place`, `place` | [`dynamic_place`], [`Place::spawn`] with a [`#[place]`](place) fn, [`spawn!`] |
 //! | `place-channel-put/get/put-get` | [`PlaceChannel::put`], [`get`](PlaceChannel::get), [`put_get`](PlaceChannel::put_get) |
 //! | `place-channel` | [`place_channel`] |
 //! | `sync`, `handle-evt`, `place-dead-evt` | [`sync!`], [`Select`], [`Place::dead_evt`] |
@@ -48,7 +48,7 @@ extern crate self as places;
 pub use places_core::*;
 pub use places_macros::{
     cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,
-    message, place,
+    message, place, spawn,
 };
 pub use places_net::{
     after_seconds, connect_to_named_place, create_place_node, every_seconds, message_router,

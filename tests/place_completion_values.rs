@@ -175,3 +175,22 @@ fn kill_reaches_a_computing_place_at_check_break() {
 fn outside_a_place_check_break_is_always_ok() {
     assert_eq!(places::check_break(), Ok(()));
 }
+
+#[test]
+fn spawn_forms_lift_their_bodies_into_places() {
+    // Two forms in one function: each gets an entry of its own.
+    let a: Place<u64> = places::spawn!(ch: PlaceChannel<u64> => {
+        let n = ch.get().unwrap();
+        let _ = ch.put(n + 1);
+    })
+    .unwrap();
+    let b: Place<u64> = places::spawn!(ch: PlaceChannel<u64> => {
+        let n = ch.get().unwrap();
+        let _ = ch.put(n * 2);
+    })
+    .unwrap();
+    assert_eq!(a.put_get(1).unwrap(), 2);
+    assert_eq!(b.put_get(21).unwrap(), 42);
+    assert_eq!(a.wait(), 0);
+    assert_eq!(b.wait(), 0);
+}

@@ -8,6 +8,7 @@ mod message;
 mod parallel;
 mod place;
 mod remote_server;
+mod spawn_form;
 
 use proc_macro::TokenStream;
 
@@ -284,4 +285,33 @@ pub fn define_remote_server(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn define_named_remote_server(input: TokenStream) -> TokenStream {
     remote_server::define(input.into(), remote_server::Flavor::Named).into()
+}
+
+/// Starts a place running a block (Racket's `place` form): `spawn!(ch: PlaceChannel<S, R> => { .. })`
+/// evaluates to `Result<Place<R, S>, SpawnError>`.
+///
+/// The block is lifted into a registered entry of its own (`#[place]`), so, as in Racket, it can
+/// use its channel `ch`, items and other functions, but not the enclosing function's local
+/// variables (a compile error); values it needs come as messages.
+///
+/// # Examples
+///
+/// ```
+/// use places::{spawn, Place, PlaceChannel};
+///
+/// fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// let p: Place<u64> = spawn!(ch: PlaceChannel<u64> => {
+///     let n = ch.get().unwrap();
+///     ch.put(fib(n)).unwrap();
+/// })
+/// .unwrap();
+/// assert_eq!(p.put_get(20).unwrap(), 6765);
+/// ```
+#[proc_macro]
+pub fn spawn(input: TokenStream) -> TokenStream {
+    let here = proc_macro::Span::call_site();
+    spawn_form::spawn(input.into(), here.line(), here.column()).into()
 }

@@ -1,0 +1,3 @@
+fn main() {
+    let _ = places::spawn!(ch: places::PlaceChannel<u64> => ch.get());
+}

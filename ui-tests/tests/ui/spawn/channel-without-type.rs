@@ -1,0 +1,5 @@
+fn main() {
+    let _ = places::spawn!(ch => {
+        let _ = ch;
+    });
+}
