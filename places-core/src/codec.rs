@@ -178,7 +178,7 @@ pub fn decode_message<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, 
 }
 
 fn words(body: &[u8]) -> Result<impl Iterator<Item = [u8; 8]> + '_, CodecError> {
-    if body.len() % 8 != 0 {
+    if !body.len().is_multiple_of(8) {
         return Err(raw_error("raw numbers whose length is not a multiple of 8"));
     }
     Ok(body.chunks_exact(8).map(|c| {
