@@ -162,8 +162,12 @@ fn a_bounded_channel_holds_a_fast_producer_back() {
     let p: Place<PlaceChannel<u64, ()>, u64> = Place::spawn(floods).unwrap();
     let (to_me, mine) = places::bounded_place_channel::<u64, ()>(4);
     p.put(to_me).unwrap();
+    // The producer fills the channel, then waits with four queued instead of racing ahead.
+    let end = std::time::Instant::now() + LIMIT;
+    while mine.len() < 4 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::thread::sleep(Duration::from_millis(50));
-    // The producer waits with four queued instead of racing ahead.
     assert_eq!(mine.len(), 4);
     for i in 0..100 {
         assert_eq!(mine.get_timeout(LIMIT).unwrap(), i);

@@ -375,8 +375,11 @@ pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
 ///         producer.put(i).unwrap(); // waits while two are queued
 ///     }
 /// });
+/// while consumer.len() < 2 {
+///     std::thread::sleep(std::time::Duration::from_millis(5));
+/// }
 /// std::thread::sleep(std::time::Duration::from_millis(50));
-/// assert_eq!(consumer.len(), 2);
+/// assert_eq!(consumer.len(), 2); // and no more: the producer waits
 /// let all: Vec<u32> = (0..10).map(|_| consumer.get().unwrap()).collect();
 /// assert_eq!(all, (0..10).collect::<Vec<_>>());
 /// t.join().unwrap();
