@@ -137,3 +137,26 @@ fn a_channel_cannot_be_encoded_outside_a_transport() {
     let err = places::codec::encode(&a).unwrap_err();
     assert!(err.to_string().contains("places transport"), "{err}");
 }
+
+/// Reads five numbers from the channel it gets and reports their sum.
+#[place]
+pub fn sums_five(ch: PlaceChannel<u64, PlaceChannel<(), u64>>) {
+    if let Ok(direct) = ch.get() {
+        let sum = (0..5).map(|_| direct.get().unwrap_or(0)).sum();
+        let _ = ch.put(sum);
+    }
+}
+
+#[test]
+fn messages_queued_before_a_channel_is_sent_arrive_after_it() {
+    let n = node();
+    let p: RemotePlace<PlaceChannel<(), u64>, u64> =
+        n.dynamic_place(module_path!(), "sums_five").unwrap();
+    let (here, there) = place_channel::<u64, ()>();
+    // Already waiting in the end that is about to travel.
+    for i in 1..=5 {
+        here.put(i).unwrap();
+    }
+    p.put(there).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), 15);
+}

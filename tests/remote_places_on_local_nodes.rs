@@ -387,3 +387,35 @@ fn send_exit_ends_the_node() {
     assert_eq!(p.wait_timeout(LIMIT), Some(1));
     assert!(n.lost_reason().is_some());
 }
+
+/// Sums the lengths of the vectors it gets; answers when it gets an empty one.
+#[place]
+pub fn swallows(ch: PlaceChannel<u64, Vec<f64>>) {
+    let mut total = 0u64;
+    while let Ok(v) = ch.get() {
+        if v.is_empty() {
+            let _ = ch.put(total);
+        }
+        total += v.len() as u64;
+    }
+}
+
+#[test]
+fn a_long_one_way_stream_is_not_taken_for_a_lost_node() {
+    // Heartbeats every 30 ms: the stream below lasts many intervals, and the node sends nothing
+    // back while it lasts but its pongs.
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_this_test_binary().heartbeat(Duration::from_millis(30)),
+    )
+    .unwrap();
+    let p: RemotePlace<Vec<f64>, u64> = n.dynamic_place(module_path!(), "swallows").unwrap();
+    let start = std::time::Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_millis(600) {
+        p.put(vec![1.0; 1 << 17]).unwrap();
+        sent += 1 << 17;
+    }
+    assert_eq!(p.put_get(Vec::new()).unwrap(), sent);
+    assert!(n.lost_reason().is_none());
+}

@@ -111,12 +111,35 @@ impl<S> Tx<S> {
                 if let Some((version, bytes)) = raw(&value) {
                     return sink.send_data_parts(*id, version, bytes);
                 }
-                let bytes = with_transport(sink, || encode(&value))
-                    .map_err(|e| ChannelError::Unsendable(e.to_string()))?;
-                sink.send_data(*id, bytes)
+                encode_and_send(sink, *id, || encode(&value))
             }
         }
     }
+}
+
+thread_local! {
+    /// The start signals of the channel proxies made while encoding the current message.
+    static PENDING_GATES: std::cell::RefCell<Vec<Sender<bool>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes a message for `sink` and sends it on channel `id`. Channel ends inside it get proxies
+/// that start forwarding only once this message is out (so the peer learns of a channel before
+/// any of its traffic), or close their channel if it never goes out.
+fn encode_and_send(
+    sink: &Arc<dyn FrameSink>,
+    id: u64,
+    encode: impl FnOnce() -> Result<Vec<u8>, CodecError>,
+) -> Result<(), ChannelError> {
+    let outer = PENDING_GATES.with(|g| std::mem::take(&mut *g.borrow_mut()));
+    let encoded = with_transport(sink, encode);
+    let gates = PENDING_GATES.with(|g| std::mem::replace(&mut *g.borrow_mut(), outer));
+    let sent = encoded
+        .map_err(|e| ChannelError::Unsendable(e.to_string()))
+        .and_then(|bytes| sink.send_data(id, bytes));
+    for gate in gates {
+        let _ = gate.send(sent.is_ok());
+    }
+    sent
 }
 
 /// Sends on a local queue; a bounded one that is full makes the caller wait, and a place that
@@ -532,7 +555,7 @@ impl<S, R> PlaceChannel<S, R> {
         Recv {
             rx: &self.rx,
             waker: &self.own_waker,
-            closed: self.closed(),
+            closed_reason: self.closed_reason.as_deref(),
         }
     }
 
@@ -761,7 +784,9 @@ impl<S, R> fmt::Debug for PlaceChannel<S, R> {
 pub struct Recv<'a, R> {
     rx: &'a Receiver<R>,
     waker: &'a AtomicWaker,
-    closed: ChannelError,
+    /// Read when the channel turns out closed, not before: a node lost while the future waits
+    /// must be reported as lost.
+    closed_reason: Option<&'a OnceLock<String>>,
 }
 
 impl<R> Future for Recv<'_, R> {
@@ -770,7 +795,12 @@ impl<R> Future for Recv<'_, R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let try_once = |rx: &Receiver<R>| match rx.try_recv() {
             Ok(v) => Some(Ok(v)),
-            Err(TryRecvError::Disconnected) => Some(Err(self.closed.clone())),
+            Err(TryRecvError::Disconnected) => {
+                Some(Err(match self.closed_reason.and_then(OnceLock::get) {
+                    Some(reason) => ChannelError::Lost(reason.clone()),
+                    None => ChannelError::Closed,
+                }))
+            }
             Err(TryRecvError::Empty) => None,
         };
         if let Some(done) = try_once(self.rx) {
@@ -822,11 +852,18 @@ impl<S: Message, R: Message> PlaceChannel<S, R> {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
         let inbound: Arc<dyn Inbound> = Arc::new(ForwardIn {
-            tx: Mutex::new(Some(self.tx.duplicate())),
-            sink: sink.clone(),
-            stop: Mutex::new(Some(stop_tx)),
+            queue: Mutex::new(Some(queue_tx)),
         });
+        {
+            let (tx, sink) = (self.tx.duplicate(), sink.clone());
+            std::thread::Builder::new()
+                .name("places channel relay".into())
+                .spawn(move || relay_in::<S>(&queue_rx, tx, &sink, stop_tx))
+                .map_err(|e| format!("could not start a channel relay: {e}"))?;
+        }
+        let fresh = id.is_none();
         let id = match id {
             Some(id) => {
                 sink.register_channel(id, inbound.clone());
@@ -836,10 +873,26 @@ impl<S: Message, R: Message> PlaceChannel<S, R> {
         };
         let rx = self.rx.clone();
         let out = sink.clone();
+        // A channel sent inside a message waits for that message to go out first.
+        let gate = if fresh {
+            let (tx, rx) = crossbeam_channel::bounded::<bool>(1);
+            PENDING_GATES.with(|g| g.borrow_mut().push(tx));
+            Some(rx)
+        } else {
+            None
+        };
         // Forwards what the peer sends to the node, until either side is gone.
         let spawned = std::thread::Builder::new()
             .name(format!("places channel proxy {id}"))
-            .spawn(move || forward_out(&rx, &stop_rx, &out, id));
+            .spawn(move || {
+                if let Some(gate) = gate {
+                    if gate.recv() != Ok(true) {
+                        out.close(id);
+                        return;
+                    }
+                }
+                forward_out(&rx, &stop_rx, &out, id);
+            });
         if let Err(e) = spawned {
             sink.close(id);
             return Err(format!("could not start a channel proxy: {e}"));
@@ -866,10 +919,10 @@ fn forward_out<R: Message>(
         debug_assert_eq!(op.index(), msg);
         match op.recv(rx) {
             Ok(v) => {
-                let sent = with_transport(sink, || crate::codec::encode_message(&v))
-                    .map_err(|e| ChannelError::Unsendable(e.to_string()))
-                    .and_then(|bytes| sink.send_data(id, bytes));
+                let sent = encode_and_send(sink, id, || crate::codec::encode_message(&v));
                 if sent.is_err() {
+                    // The node's end must not wait for messages that will never come.
+                    sink.close(id);
                     return;
                 }
             }
@@ -882,45 +935,29 @@ fn forward_out<R: Message>(
 }
 
 /// The node's messages on a forwarded channel, on to the end's peer (here or on a third node).
-struct ForwardIn<S> {
-    /// Where the forwarded end's own `put`s go.
-    tx: Mutex<Option<Tx<S>>>,
-    sink: Arc<dyn FrameSink>,
-    /// Dropped to stop the outgoing proxy when the node's end is gone.
-    stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
+struct ForwardIn {
+    /// The node's messages, in order, to this channel's relay thread (see [`relay_in`]); taken
+    /// when the node's end closes.
+    queue: Mutex<Option<Sender<Vec<u8>>>>,
 }
 
-impl<S: Message> Inbound for ForwardIn<S> {
+impl Inbound for ForwardIn {
     fn deliver(&self, bytes: &[u8]) -> Result<(), CodecError> {
-        let value: S = with_transport(&self.sink, || crate::codec::decode_message(bytes))?;
-        if let Some(tx) = self
-            .tx
+        // Handed on rather than put here: putting may wait (a full bounded queue, a slow third
+        // node), and this runs on the event loop, which must never wait.
+        if let Some(q) = self
+            .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
         {
-            // A peer that is gone has no use for the message.
-            let _ = tx.put(value);
+            let _ = q.send(bytes.to_vec());
         }
         Ok(())
     }
 
     fn close(&self, _reason: Option<String>) {
-        match self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            Some(Tx::Local { sender, peer_waker }) => {
-                drop(sender);
-                peer_waker.wake();
-            }
-            // Passed on from another node: tell that node this end is gone.
-            Some(Tx::Remote { sink, id, .. }) => sink.close(id),
-            None => {}
-        }
-        self.stop
+        self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
@@ -929,6 +966,36 @@ impl<S: Message> Inbound for ForwardIn<S> {
     fn connect(&self, _sink: Arc<dyn FrameSink>, _id: u64) -> Option<Arc<dyn Inbound>> {
         None
     }
+}
+
+/// Puts the node's messages on a forwarded channel where the forwarded end's own `put`s go, in
+/// order; when the node's end closes, closes that side too and stops the outgoing proxy.
+fn relay_in<S: Message>(
+    queue: &Receiver<Vec<u8>>,
+    tx: Tx<S>,
+    sink: &Arc<dyn FrameSink>,
+    stop: crossbeam_channel::Sender<()>,
+) {
+    while let Ok(bytes) = queue.recv() {
+        match with_transport(sink, || crate::codec::decode_message::<S>(&bytes)) {
+            // A peer that is gone has no use for the message.
+            Ok(value) => {
+                let _ = tx.put(value);
+            }
+            Err(e) => {
+                eprintln!("places: dropped an undecodable message on a forwarded channel: {e}")
+            }
+        }
+    }
+    match tx {
+        Tx::Local { sender, peer_waker } => {
+            drop(sender);
+            peer_waker.wake();
+        }
+        // Passed on from another node: tell that node this end is gone.
+        Tx::Remote { sink, id, .. } => sink.close(id),
+    }
+    drop(stop);
 }
 
 /// The receiving side of [`Serialize`](serde::Serialize): a channel end whose peer stayed on the

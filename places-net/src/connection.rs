@@ -57,6 +57,9 @@ pub(crate) struct Connection {
     started: Instant,
     /// Milliseconds since `started` when the last frame arrived.
     last_seen: AtomicU64,
+    /// A ping the heartbeat could not write (a frame was being written): the writer sends it
+    /// after its frame, so a peer busy reading a long one-way stream still answers pings.
+    ping_pending: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,6 +94,7 @@ impl Connection {
             next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
+            ping_pending: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -118,8 +122,12 @@ impl Connection {
     /// Registers the receiving half of channel `id`.
     pub(crate) fn register(&self, id: u64, inbound: Arc<dyn Inbound>) {
         let mut st = lock(&self.state);
-        if let Some(reason) = &st.lost {
-            inbound.close(Some(self.lost_message(reason)));
+        if let Some(reason) = st.lost.clone() {
+            // Nothing will ever arrive: close it at once (outside the lock, since closing may
+            // come back to this connection) and keep no reference to it.
+            drop(st);
+            inbound.close(Some(self.lost_message(&reason)));
+            return;
         }
         st.channels.insert(id, Slot::Open(inbound));
     }
@@ -147,7 +155,19 @@ impl Connection {
         }
         let result = {
             let _guard = lock(&self.socket.lock);
-            write_all_evented(&self.socket.stream, &self.socket.runtime, head, body)
+            let sock = &self.socket;
+            write_all_evented(&sock.stream, &sock.runtime, head, body).and_then(|()| {
+                if self.ping_pending.swap(false, Ordering::Relaxed) {
+                    write_all_evented(
+                        &sock.stream,
+                        &sock.runtime,
+                        &encode_frame(Kind::Ping, 0, &[]),
+                        &[],
+                    )
+                } else {
+                    Ok(())
+                }
+            })
         };
         result.map_err(|e| {
             self.fail(&format!("write failed: {e}"));
@@ -160,13 +180,31 @@ impl Connection {
     /// Sends a ping unless a frame is being written right now (then the peer hears from us
     /// anyway, and waiting for a writer that is stuck would stop the heartbeat).
     pub(crate) fn ping_if_idle(&self) {
-        let ping = encode_frame(Kind::Ping, 0, &[]);
-        let result = match self.socket.lock.try_lock() {
-            Ok(_guard) => write_all_evented(&self.socket.stream, &self.socket.runtime, &ping, &[]),
-            Err(_) => return,
+        let Ok(_guard) = self.socket.lock.try_lock() else {
+            // The writer sends it after its frame.
+            self.ping_pending.store(true, Ordering::Relaxed);
+            return;
         };
-        if result.is_err() {
-            self.fail("write failed while pinging");
+        let ping = encode_frame(Kind::Ping, 0, &[]);
+        // Never block here (the heartbeat must stay free to declare the peer lost): a full
+        // socket skips the ping; a ping begun is finished within a second or the peer is lost.
+        let mut done = 0;
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        while done < ping.len() {
+            match self.socket.stream.try_write(&ping[done..]) {
+                Ok(n) if n > 0 => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && done == 0 => return,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                _ => {
+                    drop(_guard);
+                    self.fail("could not write a heartbeat");
+                    return;
+                }
+            }
         }
     }
 
@@ -207,7 +245,17 @@ impl Connection {
 
     /// The peer closed its end of channel `id`.
     fn remote_close(&self, id: u64) {
-        let slot = lock(&self.state).channels.insert(id, Slot::Closed);
+        let slot = {
+            let mut st = lock(&self.state);
+            match st.channels.get(&id) {
+                // Open here: keep a tombstone until this side closes too.
+                Some(Slot::Open(_)) => st.channels.insert(id, Slot::Closed),
+                // Closed on both sides now: nothing more can arrive for it.
+                Some(Slot::Closed) => st.channels.remove(&id),
+                // Never opened: nothing to close (and nothing to remember).
+                None => None,
+            }
+        };
         if let Some(Slot::Open(inbound)) = slot {
             inbound.close(None);
         }
@@ -241,7 +289,13 @@ impl Connection {
         let reason = loop {
             match read_frame_evented(&stream, max_frame).await {
                 Ok(frame) => {
-                    if let Err(reason) = self.dispatch(frame, &*handler) {
+                    // A panic in user code run here (a `Deserialize` impl, a thunk) must end
+                    // the connection cleanly, closing its channels, not leave them hanging.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.dispatch(frame, &*handler)
+                    }))
+                    .unwrap_or_else(|_| Err("a panic while handling a frame".to_owned()));
+                    if let Err(reason) = outcome {
                         break reason;
                     }
                 }
@@ -309,7 +363,19 @@ impl FrameSink for Connection {
     }
 
     fn close(&self, id: u64) {
-        lock(&self.state).channels.insert(id, Slot::Closed);
+        {
+            let mut st = lock(&self.state);
+            match st.channels.get(&id) {
+                // The peer closed first: both sides are done with it.
+                Some(Slot::Closed) => {
+                    st.channels.remove(&id);
+                }
+                // Data the peer sent before it learns of this close is dropped quietly.
+                _ => {
+                    st.channels.insert(id, Slot::Closed);
+                }
+            }
+        }
         let _ = self.send(Kind::Close, id, &[]);
     }
 

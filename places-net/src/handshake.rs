@@ -23,8 +23,11 @@ use crate::wire::{read_frame, write_frame, Kind, WireError, PROTOCOL_VERSION};
 /// The first bytes a places client sends.
 pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
 
-/// The largest handshake frame either side accepts.
+/// The largest handshake frame a client accepts (the node's challenge carries its registry).
 const MAX_HANDSHAKE_FRAME: u32 = 1 << 20;
+
+/// The largest frame a node reads from a peer that has not proven the cookie yet.
+const MAX_PROOF_FRAME: u32 = 4 << 10;
 
 /// The shared secret of a cluster. Nodes started by this program get it on their stdin.
 #[derive(Clone, PartialEq, Eq)]
@@ -284,7 +287,7 @@ pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetE
         .map_err(|e| NetError::Handshake(format!("sending the challenge: {e}")))?;
     let proof: Proof = decode(
         &expect(
-            read_frame(stream, MAX_HANDSHAKE_FRAME),
+            read_frame(stream, MAX_PROOF_FRAME),
             Kind::Proof,
             "reading the proof",
         )?,

@@ -249,12 +249,15 @@ impl Router {
         }
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(name) = &req.named {
-            if named()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains_key(name)
-            {
+        // Held from the check to the registration, so two spawns cannot both take a name, and
+        // a place that ends at once unregisters (in `on_finish`, on its own thread) only after
+        // it was registered.
+        let mut names = req
+            .named
+            .as_ref()
+            .map(|_| named().lock().unwrap_or_else(PoisonError::into_inner));
+        if let (Some(name), Some(all)) = (&req.named, &names) {
+            if all.contains_key(name) {
                 return Err(format!("a place named `{name}` already runs on this node"));
             }
         }
@@ -280,20 +283,18 @@ impl Router {
         let (handle, inbound) = entry
             .spawn_remote(sink, id, on_finish)
             .map_err(|e| e.to_string())?;
-        if let Some(name) = req.named {
-            named()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    name,
-                    Named {
-                        inbound: inbound.clone(),
-                        receives: entry.receives().name(),
-                        key: entry.key().to_string(),
-                        serial,
-                    },
-                );
+        if let (Some(name), Some(all)) = (req.named, names.as_mut()) {
+            all.insert(
+                name,
+                Named {
+                    inbound: inbound.clone(),
+                    receives: entry.receives().name(),
+                    key: entry.key().to_string(),
+                    serial,
+                },
+            );
         }
+        drop(names);
         conn.register(id, inbound);
         let mut places = self.places.lock().unwrap_or_else(PoisonError::into_inner);
         // A place that ended before it got here has already been left out by its `on_finish`.
@@ -384,9 +385,8 @@ impl Handler for Router {
                         p.kill();
                         Ok(())
                     }
-                    // Ended already: nothing to kill.
-                    None if conn.known(frame.channel) => Ok(()),
-                    None => Err(format!("kill for unknown place {}", frame.channel)),
+                    // Ended already (or never ran here): nothing to kill.
+                    None => Ok(()),
                 }
             }
             Kind::Ping => conn.send(Kind::Pong, 0, &[]),

@@ -772,14 +772,22 @@ impl NodeLink {
         self.conn.send(kind, id, &bytes).map_err(|r| self.lost(r))?;
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Ok(())) => Ok((channel, id)),
-            Ok(Err(reason)) => match self.conn.lost_reason() {
-                Some(r) => Err(self.lost(r)),
-                None => Err(NetError::Spawn {
-                    node: self.name.clone(),
-                    key: what.to_owned(),
-                    reason,
-                }),
-            },
+            Ok(Err(reason)) => {
+                // The spawn failed: no completion will ever be reported for it.
+                self.client
+                    .completions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                match self.conn.lost_reason() {
+                    Some(r) => Err(self.lost(r)),
+                    None => Err(NetError::Spawn {
+                        node: self.name.clone(),
+                        key: what.to_owned(),
+                        reason,
+                    }),
+                }
+            }
             Err(_) => Err(self.lost("no reply to a request within 60 s".to_owned())),
         }
     }
