@@ -196,7 +196,20 @@ async fn serve_connection(
         s.set_nonblocking(false)?;
         let _ = s.set_nodelay(true);
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        // The limit is for the whole handshake, not each read: a peer that trickles bytes is cut
+        // off too.
+        let (done, finished) = crossbeam_channel::bounded::<()>(0);
+        if let Ok(closer) = s.try_clone() {
+            std::thread::spawn(move || {
+                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(HANDSHAKE_TIMEOUT)
+                {
+                    let _ = closer.shutdown(std::net::Shutdown::Both);
+                }
+            });
+        }
         let outcome = handshake::node(&mut s, &cookie);
+        drop(done);
         s.set_read_timeout(None)?;
         Ok::<_, std::io::Error>((outcome, s))
     })
