@@ -41,6 +41,21 @@ define_named_remote_server! {
     }
 }
 
+/// `policy`, counting its restarts and its final failures.
+fn counted(policy: places::RestartEvery) -> (places::RestartEvery, Arc<AtomicU32>, Arc<AtomicU32>) {
+    let restarts = Arc::new(AtomicU32::new(0));
+    let final_fails = Arc::new(AtomicU32::new(0));
+    let (r, f) = (restarts.clone(), final_fails.clone());
+    let policy = policy
+        .on_restart(move |_| {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_final_fail(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        });
+    (policy, restarts, final_fails)
+}
+
 /// Polls `cond` every 20 ms for up to 20 s.
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(20);
@@ -56,22 +71,7 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn the_retry_limit_holds_and_final_fail_runs_once() {
     let n = node();
-    let restarts = Arc::new(AtomicU32::new(0));
-    let final_fails = Arc::new(AtomicU32::new(0));
-    let policy = restart_every(0.05)
-        .retry(3)
-        .on_restart({
-            let r = restarts.clone();
-            move |_| {
-                r.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .on_final_fail({
-            let f = final_fails.clone();
-            move || {
-                f.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+    let (policy, restarts, final_fails) = counted(restart_every(0.05).retry(3));
     let first: RemotePlace<()> = supervise_place_at(
         &n,
         module_path!(),
@@ -93,24 +93,9 @@ fn the_retry_limit_holds_and_final_fail_runs_once() {
 #[test]
 fn a_healthy_period_resets_the_count() {
     let n = node();
-    let restarts = Arc::new(AtomicU32::new(0));
-    let final_fails = Arc::new(AtomicU32::new(0));
     // Up for 300 ms each time, more than twice the 100 ms period: every failure counts as the
     // first, so one allowed retry never runs out.
-    let policy = restart_every(0.1)
-        .retry(1)
-        .on_restart({
-            let r = restarts.clone();
-            move |_| {
-                r.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .on_final_fail({
-            let f = final_fails.clone();
-            move || {
-                f.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+    let (policy, restarts, final_fails) = counted(restart_every(0.1).retry(1));
     let _first: RemotePlace<()> = supervise_place_at(
         &n,
         module_path!(),
