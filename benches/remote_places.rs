@@ -11,8 +11,6 @@
 //! This bench binary is its own node executable (`places::init()` first thing in `main`).
 //! `PLACES_BENCH_QUICK=1` runs fewer iterations.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use places::prelude::*;
@@ -38,40 +36,8 @@ pub fn echo_floats(ch: PlaceChannel<Vec<f64>>) {
     }
 }
 
-/// A raw TCP echo server on loopback that echoes `chunk`-byte messages; returns its address.
-fn raw_echo_server(chunk: usize) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
-            let _ = s.set_nodelay(true);
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; chunk];
-                while s.read_exact(&mut buf).is_ok() {
-                    if s.write_all(&buf).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-fn raw_round_trips(addr: std::net::SocketAddr, chunk: usize, n: u32) -> Duration {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let mut buf = vec![7u8; chunk];
-    s.write_all(&buf).expect("warm up");
-    s.read_exact(&mut buf).expect("warm up");
-    let start = Instant::now();
-    for _ in 0..n {
-        s.write_all(&buf).expect("write");
-        s.read_exact(&mut buf).expect("read");
-    }
-    start.elapsed() / n
-}
+#[path = "common/raw_tcp.rs"]
+mod raw_tcp;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -95,9 +61,9 @@ fn main() {
     let floats: RemotePlace<Vec<f64>> = node
         .dynamic_place(module_path!(), "echo_floats")
         .expect("spawn");
-    let raw8 = raw_echo_server(8);
+    let raw8 = raw_tcp::echo_server(8);
     let big_len = 1 << 20; // 1 Mi f64 = 8 MB
-    let raw_big = raw_echo_server(big_len * 8);
+    let raw_big = raw_tcp::echo_server(big_len * 8);
     let payload: Vec<f64> = (0..big_len).map(|i| i as f64 * 0.5).collect();
 
     let (mut p8, mut r8, mut pbig, mut rbig) = (vec![], vec![], vec![], vec![]);
@@ -109,7 +75,7 @@ fn main() {
             assert_eq!(back, i as u64);
         }
         p8.push(start.elapsed() / rounds);
-        r8.push(raw_round_trips(raw8, 8, rounds));
+        r8.push(raw_tcp::round_trips(raw8, 8, rounds));
 
         // The vector that comes back is the one sent next, as the raw echo reuses its buffer.
         let mut v = payload.clone();
@@ -119,7 +85,7 @@ fn main() {
         }
         assert_eq!(v, payload);
         pbig.push(start.elapsed() / big_rounds);
-        rbig.push(raw_round_trips(raw_big, big_len * 8, big_rounds));
+        rbig.push(raw_tcp::round_trips(raw_big, big_len * 8, big_rounds));
     }
     let (p8, r8, pbig, rbig) = (median(p8), median(r8), median(pbig), median(rbig));
 

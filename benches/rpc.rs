@@ -12,8 +12,6 @@
 //! This bench binary is its own node executable. `PLACES_BENCH_QUICK=1` runs fewer calls.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use futures::{future, StreamExt};
@@ -60,29 +58,11 @@ impl Tuple for TupleServer {
     }
 }
 
+#[path = "common/raw_tcp.rs"]
+mod raw_tcp;
+
 fn raw_round_trip(n: u32) -> Duration {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = listener.accept() {
-            let _ = s.set_nodelay(true);
-            let mut buf = [0u8; 16];
-            while s.read_exact(&mut buf).is_ok() {
-                if s.write_all(&buf).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_nodelay(true).expect("nodelay");
-    let mut buf = [1u8; 16];
-    let start = Instant::now();
-    for _ in 0..n {
-        s.write_all(&buf).expect("write");
-        s.read_exact(&mut buf).expect("read");
-    }
-    start.elapsed() / n
+    raw_tcp::round_trips(raw_tcp::echo_server(16), 16, n)
 }
 
 fn tarpc_round_trip(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
