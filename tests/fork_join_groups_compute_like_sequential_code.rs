@@ -218,3 +218,23 @@ fn the_function_form_takes_a_plain_fn() {
     let counts = places::fork_join(4, (10usize,), count_mine).unwrap();
     assert_eq!(counts, [3, 3, 2, 2]);
 }
+
+#[test]
+fn a_member_that_exits_is_reported_as_such() {
+    let result = within_a_minute(|| {
+        fork_join!(2, cg, [] -> u8, {
+            if cg.id() == 1 {
+                places::exit(3);
+            }
+            0
+        })
+    });
+    match result {
+        Err(ForkJoinError::Panicked {
+            rank: 1, message, ..
+        }) => {
+            assert!(message.contains("places::exit(3)"), "{message}");
+        }
+        other => panic!("expected member 1's exit, got {other:?}"),
+    }
+}

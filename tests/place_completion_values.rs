@@ -194,3 +194,31 @@ fn spawn_forms_lift_their_bodies_into_places() {
     assert_eq!(a.wait(), 0);
     assert_eq!(b.wait(), 0);
 }
+
+/// Blocks in `get`; its guard uses a channel while the place unwinds.
+#[place]
+fn uses_a_channel_while_unwinding(ch: PlaceChannel<(), ()>) {
+    struct Guard(PlaceChannel<u8, u8>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // Runs while a kill unwinds this place: must not unwind a second time (that would
+            // abort the whole process).
+            let _ = self.0.get_timeout(Duration::from_millis(10));
+            let _ = self.0.put(1);
+            let _ = places::check_break();
+        }
+    }
+    let (mine, _theirs) = place_channel::<u8, u8>();
+    let _guard = Guard(mine);
+    let _ = ch.get();
+}
+
+#[test]
+fn a_killed_place_may_use_channels_in_its_destructors() {
+    let p: Place<(), ()> = Place::spawn(uses_a_channel_while_unwinding).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    p.kill();
+    assert_eq!(p.wait(), 1);
+    // The process is still here, and the place's channel closed as it ended.
+    assert_eq!(p.get_timeout(LIMIT), Err(ChannelError::Closed));
+}

@@ -419,3 +419,22 @@ fn a_long_one_way_stream_is_not_taken_for_a_lost_node() {
     assert_eq!(p.put_get(Vec::new()).unwrap(), sent);
     assert!(n.lost_reason().is_none());
 }
+
+/// Computes for a while without touching a channel, then returns normally.
+#[place]
+pub fn busy_then_done(_ch: PlaceChannel<()>) {
+    let end = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_remote_place_killed_while_computing_completes_with_one() {
+    let n = node();
+    let p: RemotePlace<()> = n.dynamic_place(module_path!(), "busy_then_done").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    p.kill();
+    // It returns normally afterwards, but it was killed first: its value is 1.
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+}

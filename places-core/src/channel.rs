@@ -162,7 +162,7 @@ fn send_local<S>(sender: &Sender<S>, value: S) -> Result<(), ChannelError> {
     } else {
         debug_assert_eq!(op.index(), kill);
         let _ = op.recv(&ctx.kill);
-        context::unwind_killed()
+        context::killed()
     }
 }
 
@@ -198,7 +198,21 @@ pub struct Routed<Req, Resp> {
 
 /// The sending side of one connection to a named place; cheap to clone and keep.
 pub struct ReplyTo<T> {
-    tx: Arc<Tx<T>>,
+    tx: Arc<SendHalf<T>>,
+}
+
+/// A sender kept apart from its channel end; dropping the last one wakes an async receiver,
+/// which must see the channel close.
+struct SendHalf<T>(ManuallyDrop<Tx<T>>);
+
+impl<T> Drop for SendHalf<T> {
+    fn drop(&mut self) {
+        // SAFETY: `0` is never used again: this is its destructor.
+        if let Tx::Local { sender, peer_waker } = unsafe { ManuallyDrop::take(&mut self.0) } {
+            drop(sender);
+            peer_waker.wake();
+        }
+    }
 }
 
 impl<T> Clone for ReplyTo<T> {
@@ -217,7 +231,7 @@ impl<T> ReplyTo<T> {
     /// [`ChannelError::Closed`] or [`ChannelError::Lost`] when that client is gone.
     pub fn put(&self, value: T) -> Result<(), ChannelError> {
         context::check_killed();
-        self.tx.put(value)
+        self.tx.0.put(value)
     }
 }
 
@@ -241,6 +255,17 @@ impl<Req: fmt::Debug, Resp> fmt::Debug for Routed<Req, Resp> {
 struct Feed<T> {
     tx: Mutex<Option<Sender<T>>>,
     waker: Arc<AtomicWaker>,
+}
+
+impl<T> Drop for Feed<T> {
+    fn drop(&mut self) {
+        // A feed that was never closed still ends its queue: wake an async receiver to see it.
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.waker.wake();
+    }
 }
 
 impl<T> Feed<T> {
@@ -315,12 +340,12 @@ impl<'de, Req: serde::Deserialize<'de>, Resp: Message> serde::Deserialize<'de>
         Ok(Routed {
             msg,
             reply: ReplyTo {
-                tx: Arc::new(Tx::Remote {
+                tx: Arc::new(SendHalf(ManuallyDrop::new(Tx::Remote {
                     sink: route.0,
                     id: route.1,
                     encode: |v: &Resp| crate::codec::encode_message(v),
                     raw: crate::codec::raw_view::<Resp>,
-                }),
+                }))),
             },
         })
     }
@@ -384,7 +409,8 @@ pub(crate) fn raw_pair<A, B>() -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
     )
 }
 
-/// Makes a cross-linked pair whose directions each hold at most `capacity` messages: a `put`
+/// Makes a cross-linked pair whose directions each hold at most `capacity` messages (at least
+/// one): a `put`
 /// on a full direction waits until the other end takes one, so a fast producer cannot run a
 /// slow consumer out of memory (flow control). A `put` that waits inside a place still ends at
 /// once if the place is killed.
@@ -534,7 +560,8 @@ impl<S, R> PlaceChannel<S, R> {
 
     /// Waits for the next message without blocking the thread, for async code.
     ///
-    /// The future is cancel-safe: dropping it before it completes loses no message.
+    /// The future is cancel-safe: dropping it before it completes loses no message. One task at a
+    /// time should await `recv` on an end (the end keeps one waker).
     ///
     /// # Errors
     ///
@@ -563,7 +590,7 @@ impl<S, R> PlaceChannel<S, R> {
     /// logging callback). While one is alive, a local peer does not see the channel as closed.
     pub fn sender(&self) -> ReplyTo<S> {
         ReplyTo {
-            tx: Arc::new(self.tx.duplicate()),
+            tx: Arc::new(SendHalf(ManuallyDrop::new(self.tx.duplicate()))),
         }
     }
 
@@ -598,7 +625,7 @@ impl<S, R> PlaceChannel<S, R> {
         timeout: Option<Duration>,
     ) -> Result<R, ChannelError> {
         if ctx.killed.load(std::sync::atomic::Ordering::Relaxed) {
-            context::unwind_killed();
+            return context::killed();
         }
         // The same brief spin crossbeam does before parking: a reply that is microseconds away
         // should not cost a thread wake-up.
@@ -614,7 +641,8 @@ impl<S, R> PlaceChannel<S, R> {
         if let Some(ready) = self.spin_remote() {
             return ready;
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now is no deadline at all.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut sel = crossbeam_channel::Select::new();
         let msg = sel.recv(&self.rx);
         let kill = sel.recv(&ctx.kill);
@@ -630,11 +658,11 @@ impl<S, R> PlaceChannel<S, R> {
             i if i == msg => op.recv(&self.rx).map_err(|_| self.closed()),
             i if i == kill => {
                 let _ = op.recv(&ctx.kill);
-                context::unwind_killed()
+                context::killed()
             }
             i if i == brk => match op.recv(&ctx.breaks) {
                 Ok(()) => Err(ChannelError::Break),
-                Err(_) => context::unwind_killed(),
+                Err(_) => context::killed(),
             },
             _ => unreachable!("select returned an operation that was not registered"),
         }
@@ -873,6 +901,7 @@ impl<S: Message, R: Message> PlaceChannel<S, R> {
         };
         let rx = self.rx.clone();
         let out = sink.clone();
+        let gate_inbound = inbound.clone();
         // A channel sent inside a message waits for that message to go out first.
         let gate = if fresh {
             let (tx, rx) = crossbeam_channel::bounded::<bool>(1);
@@ -887,6 +916,9 @@ impl<S: Message, R: Message> PlaceChannel<S, R> {
             .spawn(move || {
                 if let Some(gate) = gate {
                     if gate.recv() != Ok(true) {
+                        // The message never went out: end the relay too (which closes the
+                        // far side of an end that came from a third node) and the channel.
+                        gate_inbound.close(None);
                         out.close(id);
                         return;
                     }

@@ -25,9 +25,9 @@ pub const RAW_BYTES: u8 = 4;
 /// its frame header into without copying the message.
 pub const FRAME_HEADROOM: usize = 14;
 
-/// The largest message the codec will decode: a length inside the bytes that claims more is an
-/// error, not an allocation.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// The largest message the codec will decode (the network's largest frame): a length inside the
+/// bytes that claims more is an error, not an allocation.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 type Config = bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -283,6 +283,17 @@ mod tests {
         assert!(decode_message::<Vec<i64>>(&bytes[FRAME_HEADROOM..]).is_err());
         assert!(decode_message::<String>(&bytes[FRAME_HEADROOM..]).is_err());
         assert!(decode_message::<Vec<f64>>(&[RAW_F64S, 1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn a_string_claiming_a_gigabyte_is_refused_before_allocating() {
+        // A String whose varint length claims 1 GiB, followed by nothing.
+        let mut bytes = vec![CODEC_VERSION, 252];
+        bytes.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        assert!(matches!(
+            decode::<String>(&bytes),
+            Err(CodecError::Decode(_))
+        ));
     }
 
     #[test]

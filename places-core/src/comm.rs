@@ -472,6 +472,10 @@ macro_rules! cg_index {
         impl CgRange for std::ops::RangeInclusive<$t> {
             type Item = $t;
             fn bounds(&self) -> (i128, i128) {
+                // An exhausted inclusive range keeps its ends; it is empty all the same.
+                if self.is_empty() {
+                    return (0, 0);
+                }
                 (self.start().to_i128(), self.end().to_i128() + 1)
             }
         }

@@ -59,13 +59,24 @@ pub(crate) fn check_killed() {
                 .is_some_and(|ctx| ctx.killed.load(Ordering::Relaxed))
         })
         .unwrap_or(false);
-    if killed {
+    // Unwinding again from a destructor that runs during an unwind would abort the process.
+    if killed && !std::thread::panicking() {
         unwind_killed();
     }
 }
 
 pub(crate) fn unwind_killed() -> ! {
     std::panic::resume_unwind(Box::new(Killed))
+}
+
+/// What a blocking operation of a killed place does: unwind, or, in a destructor that runs while
+/// the place is already unwinding (where a second unwind would abort), report the channel as
+/// closed.
+pub(crate) fn killed<T>() -> Result<T, ChannelError> {
+    if std::thread::panicking() {
+        return Err(ChannelError::Closed);
+    }
+    unwind_killed()
 }
 
 /// Ends the current place with completion value `code`; outside a place, exits the process.
@@ -112,11 +123,11 @@ pub fn check_break() -> Result<(), ChannelError> {
         return Ok(());
     };
     if ctx.killed.load(Ordering::Relaxed) {
-        unwind_killed();
+        return killed();
     }
     match ctx.breaks.try_recv() {
         Ok(()) => Err(ChannelError::Break),
         Err(TryRecvError::Empty) => Ok(()),
-        Err(TryRecvError::Disconnected) => unwind_killed(),
+        Err(TryRecvError::Disconnected) => killed(),
     }
 }

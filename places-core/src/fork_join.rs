@@ -146,7 +146,9 @@ where
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    if let Some(crate::context::Exit(code)) = payload.downcast_ref::<crate::context::Exit>() {
+        format!("the member called `places::exit({code})`")
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()

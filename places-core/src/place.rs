@@ -202,7 +202,8 @@ pub(crate) fn start_handle(
         .spawn(move || {
             let code = run(thunk, ctx, &thread_control);
             if let Some(f) = on_finish {
-                f(code);
+                // A kill recorded 1 first; that is the place's completion value.
+                f(thread_control.completion().unwrap_or(code));
             }
         })
         .map_err(|source| SpawnError::Thread {

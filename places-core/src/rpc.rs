@@ -15,7 +15,9 @@ pub enum RpcError {
     /// The server's channel failed: the server ended, was killed, or its node is gone.
     #[error("rpc failed: {0}")]
     Channel(#[from] ChannelError),
-    /// No reply came before the call's deadline.
+    /// No reply came before the call's deadline. The server may still answer later, and the
+    /// next call on the same channel would then be handed that late reply (or fail with
+    /// [`RpcError::WrongReply`]): after a deadline, talk to the server on a fresh channel.
     #[error("rpc `{call}` got no reply within {deadline:?}")]
     Deadline {
         /// The call.
@@ -201,7 +203,8 @@ pub mod support {
         C: Channel<Req, Resp> + ?Sized,
     {
         dest.put(request)?;
-        let until = deadline.map(|d| (Instant::now() + d, d));
+        // A deadline too long to add to now is no deadline at all.
+        let until = deadline.and_then(|d| Instant::now().checked_add(d).map(|at| (at, d)));
         loop {
             let resp = match until {
                 None => dest.get()?,

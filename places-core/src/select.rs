@@ -112,7 +112,10 @@ impl<'a> Select<'a> {
     }
 
     fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
-        if let Some(ctx) = &self.ctx {
+        // In a destructor running while the place unwinds, a second unwind would abort: there
+        // the kill signal is not watched.
+        let watch_kill = !std::thread::panicking();
+        if let Some(ctx) = self.ctx.as_ref().filter(|_| watch_kill) {
             if ctx.killed.load(std::sync::atomic::Ordering::Relaxed) {
                 context::unwind_killed();
             }
@@ -121,8 +124,11 @@ impl<'a> Select<'a> {
         for h in &self.handles {
             h.register(&mut sel);
         }
-        let kill: Option<(usize, &Receiver<Never>)> =
-            self.ctx.as_deref().map(|c| (sel.recv(&c.kill), &c.kill));
+        let kill: Option<(usize, &Receiver<Never>)> = self
+            .ctx
+            .as_deref()
+            .filter(|_| watch_kill)
+            .map(|c| (sel.recv(&c.kill), &c.kill));
         let op = match deadline {
             None => sel.select(),
             Some(d) => sel.select_deadline(d).ok()?,
