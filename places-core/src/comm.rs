@@ -298,6 +298,11 @@ impl Comm {
     /// # Errors
     ///
     /// [`CommError::MemberGone`] naming a member that is gone.
+    ///
+    /// The barrier gathers at member 0 and then releases the others. When it fails at member 0,
+    /// the members that already reached it are not released: they wait until member 0's `Comm`
+    /// is dropped (then they see [`CommError::MemberGone`] for member 0). A member 0 that goes on
+    /// after a failed barrier should therefore end its part of the group promptly.
     pub fn try_barrier(&self) -> Result<(), CommError> {
         // Gather at member 0, then release: 2 (cnt - 1) messages.
         if self.id == 0 {
@@ -613,6 +618,33 @@ mod tests {
             g[0].try_barrier(),
             Err(CommError::MemberGone { rank: 1 })
         ));
+    }
+
+    #[test]
+    fn a_failed_barrier_at_member_0_releases_the_others_when_its_comm_drops() {
+        let mut g = Comm::local_group(3);
+        let waiter = g.pop().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || tx.send(waiter.try_barrier()).unwrap());
+        drop(g.pop()); // member 1 is gone before the barrier
+        let zero = g.pop().unwrap();
+        assert!(matches!(
+            zero.try_barrier(),
+            Err(CommError::MemberGone { rank: 1 })
+        ));
+        // Member 2 is still held: member 0 did not release it.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_err());
+        drop(zero);
+        let released = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("member 2 was released when member 0's Comm dropped");
+        assert!(
+            matches!(released, Err(CommError::MemberGone { rank: 0 })),
+            "{released:?}"
+        );
+        h.join().unwrap();
     }
 
     #[test]
