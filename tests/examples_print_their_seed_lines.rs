@@ -260,3 +260,36 @@ fn supervised_shows_three_restarts_and_the_final_failure() {
         "{out}"
     );
 }
+
+#[test]
+fn the_readme_tour_shows_every_step() {
+    let out = run("tour");
+    for line in [
+        "  main received: Hello World",
+        "  fib(30) = 832040, fib(31) = 1346269",
+        "  doubled over the direct channel: [2, 4, 6, 8, 10]",
+        "  after the place ran: [0, 0, 0, 0, 0, 0, 0, 0]",
+        "  wait() = 1, get() = Err(Closed)",
+        "  sum of i % 3 below 1000000: 999999 (sequential: 999999)",
+        "  last stage saw [106, 206, 306] (each row + 0 + 1 + 2 + 3)",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "missing {line:?} in:\n{out}"
+        );
+    }
+    // Step 4 serves places in the order they finish: all three complete, each once.
+    for n in ["20", "40", "60"] {
+        let done = format!("ended with completion value {n}");
+        assert_eq!(out.matches(&done).count(), 1, "{done:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("fib(25) = 75025 from node 127.0.0.1:"),
+        "the node step did not answer:\n{out}"
+    );
+    assert!(
+        out.contains("no place entry `tour::helo_world` is registered")
+            && out.contains("`tour::hello_world`"),
+        "the misspelt-entry step did not name the entry:\n{out}"
+    );
+}
