@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use places::prelude::*;
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
+
 /// Answers every number with itself, until the direct channel closes.
 #[place]
 pub fn echo_peer(ch: PlaceChannel<(), PlaceChannel<u64>>) {
@@ -143,9 +147,7 @@ fn thread_spawn_join(n: u64) -> Duration {
 
 /// Median time per operation over `samples` runs of `iters` operations.
 fn median_per_op(samples: usize, iters: u64, mut f: impl FnMut(u64) -> Duration) -> Duration {
-    let mut per_op: Vec<Duration> = (0..samples).map(|_| f(iters) / iters as u32).collect();
-    per_op.sort();
-    per_op[per_op.len() / 2]
+    median((0..samples).map(|_| f(iters) / iters as u32).collect())
 }
 
 fn show(d: Duration) -> String {

@@ -21,6 +21,10 @@ use rayon::prelude::*;
 #[path = "../examples/common/mandelbrot.rs"]
 mod kernel;
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{median, ms};
+
 fn sequential(n: usize) -> Vec<u8> {
     let mut img = vec![0u8; n * n];
     for (y, row) in img.chunks_mut(n).enumerate() {
@@ -77,15 +81,6 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
     let out = f();
     (start.elapsed(), out)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 fn main() {

@@ -39,14 +39,9 @@ pub fn echo_floats(ch: PlaceChannel<Vec<f64>>) {
 #[path = "common/raw_tcp.rs"]
 mod raw_tcp;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} us", d.as_secs_f64() * 1e6)
-}
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{median, us};
 
 fn main() {
     places::init().expect("registry");

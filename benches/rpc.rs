@@ -61,6 +61,10 @@ impl Tuple for TupleServer {
 #[path = "common/raw_tcp.rs"]
 mod raw_tcp;
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{median, us};
+
 fn raw_round_trip(n: u32) -> Duration {
     raw_tcp::round_trips(raw_tcp::echo_server(16), 16, n)
 }
@@ -101,15 +105,6 @@ fn tarpc_round_trip(rt: &tokio::runtime::Runtime, n: u32) -> Duration {
         }
         start.elapsed() / n
     })
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} us", d.as_secs_f64() * 1e6)
 }
 
 fn main() {

@@ -68,6 +68,19 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Connects to the named `counter` place on `n` until a connection answers (the place may be
+/// restarting), and returns that first bump's count; `None` if it never came back.
+fn first_bump_once_back(n: &RemoteNode) -> Option<u64> {
+    let mut answer = None;
+    eventually(|| {
+        if let Ok(c) = connect_to_named_place::<CounterRequest, CounterResponse>(n, "counter") {
+            answer = counter_bump(&c).ok();
+        }
+        answer.is_some()
+    });
+    answer
+}
+
 #[test]
 fn the_retry_limit_holds_and_final_fail_runs_once() {
     let n = node();
@@ -127,18 +140,11 @@ fn a_killed_named_place_comes_back_under_its_name() {
     first.kill();
     assert_eq!(first.wait_timeout(Duration::from_secs(20)), Some(1));
     // A new instance (with fresh state) answers under the same name.
-    let mut answer = None;
-    assert!(
-        eventually(|| {
-            if let Ok(c2) = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter")
-            {
-                answer = counter_bump(&c2).ok();
-            }
-            answer.is_some()
-        }),
+    assert_eq!(
+        first_bump_once_back(&n),
+        Some(1),
         "the named place did not come back"
     );
-    assert_eq!(answer, Some(1));
 }
 
 #[test]
@@ -194,16 +200,9 @@ fn a_killed_node_is_restarted_with_its_supervised_places() {
     assert_ne!(n.pid(), Some(old_pid));
     assert_ne!(n.addr(), old_addr);
     // Its supervised named place is started again there.
-    let mut answer = None;
-    assert!(
-        eventually(|| {
-            if let Ok(c2) = connect_to_named_place::<CounterRequest, CounterResponse>(&n, "counter")
-            {
-                answer = counter_bump(&c2).ok();
-            }
-            answer.is_some()
-        }),
+    assert_eq!(
+        first_bump_once_back(&n),
+        Some(1),
         "the named place did not come back on the restarted node"
     );
-    assert_eq!(answer, Some(1));
 }
