@@ -52,3 +52,33 @@ pub(crate) fn parse_crate_arg(
     }
     krate
 }
+
+/// Parses `crate = path` followed by `sep` (`,` or `;`) at the front of a function-like macro's
+/// input, if it is there. `sep_text` and `before` complete the error for a missing separator:
+/// "write `crate = path{sep_text}` before {before}".
+pub(crate) fn parse_crate_override<Sep: syn::parse::Parse>(
+    input: syn::parse::ParseStream<'_>,
+    sep_text: &str,
+    before: &str,
+) -> syn::Result<Option<syn::Path>> {
+    if !(input.peek(syn::Token![crate]) && input.peek2(syn::Token![=])) {
+        return Ok(None);
+    }
+    input.parse::<syn::Token![crate]>()?;
+    input.parse::<syn::Token![=]>()?;
+    let path = input.parse::<syn::Path>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected the path of the `places` crate after `crate =`, such as `::places`",
+        )
+    })?;
+    input.parse::<Sep>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!(
+                "expected `{sep_text}` after `crate = path`: write `crate = path{sep_text}` before {before}"
+            ),
+        )
+    })?;
+    Ok(Some(path))
+}

@@ -12,24 +12,7 @@ use crate::errors::Errors;
 
 /// `crate = path,` at the front of any of the three forms.
 fn parse_crate_override(input: ParseStream<'_>) -> syn::Result<Option<syn::Path>> {
-    if input.peek(Token![crate]) && input.peek2(Token![=]) {
-        input.parse::<Token![crate]>()?;
-        input.parse::<Token![=]>()?;
-        let path = input.parse::<syn::Path>().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected the path of the `places` crate after `crate =`, such as `::places`",
-            )
-        })?;
-        input.parse::<Token![,]>().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected `,` after `crate = path`: write `crate = path,` before the other arguments",
-            )
-        })?;
-        return Ok(Some(path));
-    }
-    Ok(None)
+    crate::crate_path::parse_crate_override::<Token![,]>(input, ",", "the other arguments")
 }
 
 /// Fails when the part about to be parsed is missing (the input is at a `,` or at its end), where

@@ -19,15 +19,11 @@ struct SpawnForm {
 
 impl Parse for SpawnForm {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
-            input.parse::<Token![crate]>()?;
-            input.parse::<Token![=]>()?;
-            let p = input.parse()?;
-            input.parse::<Token![,]>()?;
-            Some(p)
-        } else {
-            None
-        };
+        let krate = crate::crate_path::parse_crate_override::<Token![,]>(
+            input,
+            ",",
+            "the other arguments",
+        )?;
         let ch: Ident = input.parse().map_err(|e| {
             syn::Error::new(e.span(), format!("expected the channel's name: `{FORM}`"))
         })?;

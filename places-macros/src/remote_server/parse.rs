@@ -64,25 +64,7 @@ impl Server {
     /// Reads one server; messages name the macro of `flavor`.
     pub(crate) fn parse(input: ParseStream<'_>, flavor: Flavor) -> syn::Result<Self> {
         let mac = flavor.macro_name();
-        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
-            input.parse::<Token![crate]>()?;
-            input.parse::<Token![=]>()?;
-            let p = input.parse().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "expected the path of the `places` crate after `crate =`, such as `::places`",
-                )
-            })?;
-            input.parse::<Token![;]>().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "expected `;` after `crate = path`: write `crate = path;` before the server",
-                )
-            })?;
-            Some(p)
-        } else {
-            None
-        };
+        let krate = crate::crate_path::parse_crate_override::<Token![;]>(input, ";", "the server")?;
         let attrs = input.call(Attribute::parse_outer)?;
         let vis = input.parse()?;
         let name: Ident = input.parse().map_err(|e| {
