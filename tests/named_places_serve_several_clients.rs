@@ -41,16 +41,21 @@ pub fn accumulator(ch: PlaceChannel<String, Routed<Tally, Tally>>) {
     let _ = ch.put("accumulator done".to_string());
 }
 
-#[test]
-fn each_connection_gets_its_own_replies() {
-    let n = node();
-    let _server: Server = supervise_place_at(
-        &n,
+/// Starts the accumulator on `n` under the name `acc`.
+fn serve_accumulator(n: &RemoteNode) -> Server {
+    supervise_place_at(
+        n,
         module_path!(),
         "accumulator",
         PlaceOptions::new().named("acc"),
     )
-    .unwrap();
+    .expect("start the named accumulator")
+}
+
+#[test]
+fn each_connection_gets_its_own_replies() {
+    let n = node();
+    let _server = serve_accumulator(&n);
     let a = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
     let b = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
     // Interleave the two clients; every reply must come back on its own connection.
@@ -74,13 +79,7 @@ fn each_connection_gets_its_own_replies() {
 #[test]
 fn clients_on_several_threads_and_a_closing_connection() {
     let n = std::sync::Arc::new(node());
-    let _server: Server = supervise_place_at(
-        &n,
-        module_path!(),
-        "accumulator",
-        PlaceOptions::new().named("acc"),
-    )
-    .unwrap();
+    let _server = serve_accumulator(&n);
     // One client connects, talks, and leaves.
     let early = connect_to_named_place::<Tally, Tally>(&n, "acc").unwrap();
     assert_eq!(
@@ -114,13 +113,7 @@ fn connecting_to_a_missing_or_mistyped_name_is_an_error() {
     let err = connect_to_named_place::<u64, u64>(&n, "nobody").unwrap_err();
     assert!(matches!(err, NetError::Spawn { .. }), "{err:?}");
     assert!(err.to_string().contains("no place named `nobody`"), "{err}");
-    let _server: Server = supervise_place_at(
-        &n,
-        module_path!(),
-        "accumulator",
-        PlaceOptions::new().named("acc"),
-    )
-    .unwrap();
+    let _server = serve_accumulator(&n);
     let err = connect_to_named_place::<u64, u64>(&n, "acc").unwrap_err();
     assert!(err.to_string().contains("receives"), "{err}");
     let err = supervise_place_at::<Routed<Tally, Tally>, String>(
