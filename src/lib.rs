@@ -45,7 +45,17 @@
 // Lets the macros' `::places::...` paths resolve inside this crate too.
 extern crate self as places;
 
-pub use places_core::*;
+// An explicit list: the transport contract between `places-core` and `places-net` stays out of
+// the public API.
+pub use places_core::{
+    async_bi_channel, bounded_place_channel, check_break, check_registry, codec, dynamic_place,
+    entries, exit, fork_join, log_message, log_record, log_to_parent, lookup, place_channel,
+    processor_count, sync, CgIndex, CgRange, Channel, ChannelError, CodecError, Comm, CommError,
+    Completion, DeadEvt, Entry, EntryKey, Envelope, ForkJoinError, Link, LogRecord, Message,
+    Partition, Payload, Place, PlaceChannel, PlaceHandle, Recv, ReplyTo, Routed, RpcError,
+    RpcRequest, RpcResponse, Select, SelectedEvent, Severity, SharedBytes, SharedF64s, SharedI64s,
+    SpawnError, Tag, TryPutError, TypeInfo, TypedChannel,
+};
 pub use places_macros::{
     cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,
     message, place, spawn,
@@ -58,13 +68,15 @@ pub use places_net::{
     supervise_place_at, supervise_process_at, supervise_thread_at, AfterSeconds, Cookie,
     EventContainer, EverySeconds, IntoEventContainer, MessageRouter, NetError, NodeOptions,
     OnChannel, PendingNode, PlaceOptions, RemoteNode, RemotePlace, RemoteProcess, RestartEvery,
-    RestartOnExit, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT,
+    RestartOnExit, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that
 /// talk to nodes directly.
 pub mod net {
-    pub use places_net::{cluster_cookie, handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE};
+    pub use places_net::{
+        cluster_cookie, handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV,
+    };
 }
 
 /// Prepares the runtime; `#[places::main]` calls it first thing in `main`.

@@ -1,12 +1,13 @@
-//! Bad input against a live router: each bad connection is closed (or refused) with a reason,
-//! and the node keeps serving its good clients and new ones.
+//! Bad input against a live router. What breaks the framing or the authentication closes that
+//! connection (or refuses it); what concerns one channel is answered on that channel and the
+//! connection goes on. Either way the node keeps serving its good clients and new ones.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use places::net::handshake;
-use places::net::wire::{encode_frame, read_frame, Kind};
+use places::net::wire::{self, encode_frame, read_frame, Frame, Kind, MessageHead};
 use places::prelude::*;
 use places::{create_place_node, NodeOptions, RemoteNode, RemotePlace};
 
@@ -53,17 +54,43 @@ fn assert_closed_by_node(mut s: TcpStream) {
     }
 }
 
+/// The next frame the node sends on `s`, skipping pongs.
+fn next_frame(s: &mut TcpStream) -> Frame {
+    loop {
+        let f = read_frame(s, wire::MAX_FRAME).expect("a frame from the node");
+        if f.kind != Kind::Pong {
+            return f;
+        }
+    }
+}
+
+/// The connection is still open and served: a ping gets a pong.
+fn assert_connection_serves(s: &mut TcpStream) {
+    s.write_all(&encode_frame(Kind::Ping, 0, &[])).unwrap();
+    loop {
+        let f = read_frame(s, wire::MAX_FRAME).expect("the connection is still open");
+        if f.kind == Kind::Pong {
+            return;
+        }
+    }
+}
+
 /// The node still serves: the existing connection and a brand-new one both work.
 fn assert_still_serving(n: &RemoteNode, p: &RemotePlace<u64>, round: u64) {
     assert_eq!(p.put_get(round).unwrap(), round);
     let mut fresh = authenticated(n);
-    fresh.write_all(&encode_frame(Kind::Ping, 0, &[])).unwrap();
-    let pong = read_frame(&mut fresh, 1 << 20).unwrap();
-    assert_eq!(pong.kind, Kind::Pong);
+    assert_connection_serves(&mut fresh);
+}
+
+/// A whole message on channel `id`: head (encoding 1, no channels) and body.
+fn data(id: u64, body: &[u8]) -> Vec<u8> {
+    let mut payload = MessageHead::encode(1, &[]);
+    payload.extend_from_slice(body);
+    encode_frame(Kind::Data, id, &payload)
 }
 
 #[test]
-fn the_router_survives_every_kind_of_bad_input() {
+fn bad_framing_or_authentication_closes_that_connection_only() {
     let n = node();
     let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
 
@@ -90,7 +117,7 @@ fn the_router_survives_every_kind_of_bad_input() {
 
     // A truncated frame, then the end of the connection.
     let mut s = authenticated(&n);
-    let frame = encode_frame(Kind::Data, 1, b"0123456789");
+    let frame = data(1, b"0123456789");
     s.write_all(&frame[..frame.len() - 4]).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     assert_closed_by_node(s);
@@ -99,15 +126,19 @@ fn the_router_survives_every_kind_of_bad_input() {
     // A length prefix of 4 GiB: refused before anything is allocated.
     let mut s = authenticated(&n);
     s.write_all(&u32::MAX.to_le_bytes()).unwrap();
-    s.write_all(&[1, 4, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    s.write_all(&[wire::PROTOCOL_VERSION, 4, 0, 0, 0, 0, 0, 0, 0, 0])
+        .unwrap();
     assert_closed_by_node(s);
     assert_still_serving(&n, &p, 4);
 
-    // Data for a channel that was never opened.
-    let mut s = authenticated(&n);
-    s.write_all(&encode_frame(Kind::Data, 777, b"\x01\x05"))
-        .unwrap();
-    assert_closed_by_node(s);
+    // A frame of another protocol version, and a kind no version has.
+    for (at, byte) in [(4usize, 99u8), (5, 200)] {
+        let mut s = authenticated(&n);
+        let mut bad = encode_frame(Kind::Ping, 0, &[]);
+        bad[at] = byte;
+        s.write_all(&bad).unwrap();
+        assert_closed_by_node(s);
+    }
     assert_still_serving(&n, &p, 5);
 
     // Frames before the handshake: the node only ever reads a hello first.
@@ -115,6 +146,60 @@ fn the_router_survives_every_kind_of_bad_input() {
     s.write_all(&encode_frame(Kind::Spawn, 1, b"")).unwrap();
     assert_closed_by_node(s);
     assert_still_serving(&n, &p, 6);
+}
+
+#[test]
+fn bad_messages_are_answered_on_their_channel_and_the_connection_goes_on() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    let mut s = authenticated(&n);
+
+    // Data for a channel that was never opened: an error, then a close, for that channel.
+    s.write_all(&data(777, b"\x05")).unwrap();
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Error, 777), "{f:?}");
+    assert!(String::from_utf8_lossy(&f.payload).contains("no channel 777"));
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Close, 777), "{f:?}");
+    assert_connection_serves(&mut s);
+
+    // A message whose head is cut short, and one that announces more channels than it holds.
+    for payload in [vec![1u8], vec![1, 9, 0, 0, 0, 1, 2]] {
+        s.write_all(&encode_frame(Kind::Data, 779, &payload))
+            .unwrap();
+        let f = next_frame(&mut s);
+        assert_eq!((f.kind, f.channel), (Kind::Error, 779), "{f:?}");
+        assert!(String::from_utf8_lossy(&f.payload).contains("malformed"));
+    }
+    assert_connection_serves(&mut s);
+
+    // A fragment of a message that never began.
+    s.write_all(&encode_frame(Kind::DataMore, 781, b"abc"))
+        .unwrap();
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Error, 781), "{f:?}");
+    assert_connection_serves(&mut s);
+
+    // A first fragment that announces an exabyte: refused, nothing allocated, and its further
+    // fragments are skipped.
+    let mut first = MessageHead::encode(1, &[]);
+    first.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    first.extend_from_slice(&[0u8; 100]);
+    s.write_all(&encode_frame(Kind::DataFirst, 783, &first))
+        .unwrap();
+    s.write_all(&encode_frame(Kind::DataMore, 783, &[0u8; 100]))
+        .unwrap();
+    s.write_all(&encode_frame(Kind::DataLast, 783, &[0u8; 100]))
+        .unwrap();
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Error, 783), "{f:?}");
+    assert!(
+        String::from_utf8_lossy(&f.payload).contains("exceeds this node's limit"),
+        "{}",
+        String::from_utf8_lossy(&f.payload)
+    );
+    assert_connection_serves(&mut s);
+    assert_still_serving(&n, &p, 7);
 }
 
 #[test]
@@ -128,10 +213,43 @@ fn bad_spawn_requests_get_a_refusal_not_a_dead_node() {
     assert!(n
         .dynamic_place::<String, String>(module_path!(), "echo")
         .is_err());
-    // ... and a spawn request that is not one at all, on a raw authenticated connection.
+    // ... and a spawn request that is not one at all, on a raw authenticated connection: a
+    // refusal on its channel, and the connection still serves.
     let mut s = authenticated(&n);
     s.write_all(&encode_frame(Kind::Spawn, 1, b"\x01garbage"))
         .unwrap();
-    assert_closed_by_node(s);
-    assert_still_serving(&n, &p, 7);
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::SpawnErr, 1), "{f:?}");
+    assert!(String::from_utf8_lossy(&f.payload).contains("undecodable spawn request"));
+    assert_connection_serves(&mut s);
+    assert_still_serving(&n, &p, 8);
+}
+
+#[test]
+fn only_the_program_that_started_a_node_can_shut_it_down() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    let mut s = authenticated(&n);
+    s.write_all(&encode_frame(Kind::Shutdown, 0, &[])).unwrap();
+    assert_connection_serves(&mut s);
+    assert_still_serving(&n, &p, 9);
+    // Its creator can.
+    n.send_exit();
+    assert!(matches!(p.get_timeout(LIMIT), Err(ChannelError::Lost(_))));
+}
+
+#[test]
+fn idle_unauthenticated_sockets_do_not_keep_real_clients_out() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    // Far more idle sockets than the node lets wait in their handshake: it pushes out the
+    // oldest, so a real client still gets in at once.
+    let idle: Vec<TcpStream> = (0..300).map(|_| raw(&n)).collect();
+    let mut fresh = authenticated(&n);
+    assert_connection_serves(&mut fresh);
+    assert_still_serving(&n, &p, 10);
+    // The oldest idle sockets have been closed by the node.
+    let mut first = idle.into_iter().next().unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(first.read(&mut buf).unwrap_or(0), 0);
 }

@@ -8,7 +8,7 @@ use places::prelude::*;
 use places::{
     connect_to_named_place, create_place_node, define_named_remote_server, define_remote_server,
     supervise_place_at, LogRecord, NodeOptions, PlaceOptions, RemoteNode, RemotePlace, Routed,
-    RpcError, Severity,
+    RpcError, RpcRequest, RpcResponse, Severity,
 };
 
 places::node_test_entry!();
@@ -98,22 +98,35 @@ fn log_to_parent_reaches_the_caller_before_the_reply() {
     let server: Calc = Place::spawn(make_calc).unwrap();
     // The stub shows the log on stderr and returns the reply.
     assert_eq!(calc_noisy(&server, "abc".into()).unwrap(), 3);
-    // By hand: the log record comes first on the channel, then the reply.
+    // By hand: the log record (id 0) comes first on the channel, then the reply with the
+    // call's id.
     server
-        .put(CalcRequest::Noisy {
-            word: "hello".into(),
+        .put(RpcRequest {
+            id: 77,
+            call: CalcCall::Noisy {
+                word: "hello".into(),
+            },
         })
         .unwrap();
     match server.get().unwrap() {
-        CalcResponse::Log(LogRecord {
-            severity, message, ..
-        }) => {
+        RpcResponse {
+            id: 0,
+            reply: CalcAnswer::Log(LogRecord {
+                severity, message, ..
+            }),
+        } => {
             assert_eq!(severity, Severity::Warning);
             assert_eq!(message, "noisy got hello");
         }
         _ => panic!("expected the log record first"),
     }
-    assert!(matches!(server.get().unwrap(), CalcResponse::Noisy(5)));
+    assert!(matches!(
+        server.get().unwrap(),
+        RpcResponse {
+            id: 77,
+            reply: CalcAnswer::Noisy(5)
+        }
+    ));
 }
 
 #[test]

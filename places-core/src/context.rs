@@ -49,6 +49,17 @@ pub(crate) fn current() -> Option<Rc<PlaceContext>> {
     CONTEXT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
+/// Whether this thread is a place that has been killed.
+pub(crate) fn is_killed() -> bool {
+    CONTEXT
+        .try_with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|ctx| ctx.killed.load(Ordering::Relaxed))
+        })
+        .unwrap_or(false)
+}
+
 /// Ends the current place at once if it has been killed.
 #[inline]
 pub(crate) fn check_killed() {

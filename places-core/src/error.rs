@@ -27,9 +27,24 @@ pub enum ChannelError {
     /// node and what happened.
     #[error("place channel lost: {0}")]
     Lost(String),
-    /// The message could not be encoded for another node (the text says why); nothing was sent.
+    /// The message could not be encoded for another node, or is larger than the receiving node
+    /// accepts (the text says why); nothing was sent.
     #[error("message could not be sent to another node: {0}")]
     Unsendable(String),
+    /// [`try_put`](crate::PlaceChannel::try_put) found no room: the channel is bounded and full,
+    /// or its receiver on another node holds a window's worth of messages it has not taken.
+    #[error("the place channel has no room for another message now")]
+    Full,
+    /// The receiver on another node dropped a message this end sent (it did not decode, its
+    /// `Deserialize` panicked, it exceeded a limit, or the channel was unknown there); the
+    /// channel itself goes on. Reported once, by the next `put` or `get` on this end.
+    #[error("a `{message}` sent on this place channel was dropped by the receiver: {reason}")]
+    Dropped {
+        /// The type of the messages this end sends.
+        message: &'static str,
+        /// The receiver's reason.
+        reason: String,
+    },
 }
 
 /// Why a place could not be started.
@@ -104,11 +119,8 @@ pub enum CodecError {
     #[error("could not decode a message: {0}")]
     Decode(#[from] bincode::error::DecodeError),
     /// The bytes hold a whole value and then more.
-    #[error("message has {extra} unexpected bytes after its end")]
-    Trailing {
-        /// How many bytes were left over.
-        extra: usize,
-    },
+    #[error("message has unexpected bytes after its end")]
+    Trailing,
     /// The payload was encoded with a codec version this build does not read.
     #[error("message encoded with codec version {found}, this build reads version {expected}")]
     Version {

@@ -30,11 +30,12 @@ mod registry;
 mod rpc;
 mod select;
 mod shared;
+pub mod transport;
 mod typed;
 
 pub use channel::{
-    bounded_place_channel, place_channel, remote_channel, Channel, FrameSink, Inbound,
-    PlaceChannel, Recv, ReplyTo, Routed,
+    bounded_place_channel, place_channel, remote_channel, Channel, PlaceChannel, Recv, ReplyTo,
+    Routed, TryPutError,
 };
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
@@ -43,7 +44,9 @@ pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{dynamic_place, DeadEvt, Place, PlaceHandle};
 pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
-pub use rpc::{log_message, log_record, log_to_parent, LogRecord, RpcError, Severity};
+pub use rpc::{
+    log_message, log_record, log_to_parent, LogRecord, RpcError, RpcRequest, RpcResponse, Severity,
+};
 pub use select::{Select, SelectedEvent};
 pub use shared::{SharedBytes, SharedF64s, SharedI64s};
 pub use typed::{async_bi_channel, TypedChannel};
@@ -62,6 +65,46 @@ pub fn processor_count() -> usize {
 
 /// The environment variable that starts an executable in node mode (used by the network layer).
 pub const NODE_MODE_ENV: &str = "PLACES_NODE";
+
+/// The line a node prints on stdout when it cannot start, followed by the reason.
+pub const NODE_FAILED_LINE: &str = "places-node failed ";
+
+/// The reason a process started as a node gives when its `main` never entered node mode.
+pub const NOT_A_NODE_PROGRAM: &str = "the node program does not call `places::init()` or use `#[places::main]` before it uses places";
+
+/// Node mode, as far as the local runtime needs to know it.
+pub mod node_mode {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+
+    static SERVING: AtomicBool = AtomicBool::new(false);
+
+    /// Records that this process serves as a node (the network layer calls it when it starts).
+    pub fn enter() {
+        SERVING.store(true, Ordering::Release);
+    }
+
+    /// Whether this process serves as a node.
+    pub fn is_serving() -> bool {
+        SERVING.load(Ordering::Acquire)
+    }
+
+    /// Ends a process that was started as a node but whose `main` went on as a program instead
+    /// (it never called `places::init()`): it would otherwise start nodes of its own, each of
+    /// which would do the same. Prints the reason where its creator looks for it, and exits.
+    pub fn refuse_stray() {
+        static STARTED_AS_NODE: OnceLock<bool> = OnceLock::new();
+        let started =
+            *STARTED_AS_NODE.get_or_init(|| std::env::var_os(crate::NODE_MODE_ENV).is_some());
+        if started && !is_serving() {
+            use std::io::Write;
+            println!("{}{}", crate::NODE_FAILED_LINE, crate::NOT_A_NODE_PROGRAM);
+            let _ = std::io::stdout().flush();
+            eprintln!("places: {}", crate::NOT_A_NODE_PROGRAM);
+            std::process::exit(3);
+        }
+    }
+}
 
 /// Prepares the runtime; `#[places::main]` calls it first thing in `main`.
 ///

@@ -94,6 +94,7 @@ impl<S: Message, R: Message> Place<S, R> {
                  and send the values it needs as messages"
             )
         };
+        crate::node_mode::refuse_stray();
         let (mine, theirs) = raw_pair::<S, R>();
         let thunk: EntryThunk = Box::new(move || entry(theirs).into_completion());
         start(mine, thunk, std::any::type_name::<F>())
@@ -134,6 +135,7 @@ pub fn dynamic_place<S: Message, R: Message>(
     module: &str,
     name: &str,
 ) -> Result<Place<S, R>, SpawnError> {
+    crate::node_mode::refuse_stray();
     let entry = registry::lookup(module, name)?;
     let mismatch = || SpawnError::TypeMismatch {
         key: entry.key().to_string(),

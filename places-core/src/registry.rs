@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use crate::channel::{remote_channel, FrameSink, Inbound, PlaceChannel};
+use crate::channel::{remote_channel, PlaceChannel};
 use crate::error::SpawnError;
 use crate::message::Message;
 use crate::place::PlaceHandle;
+use crate::transport::Endpoint;
 
 /// The key a place entry is registered under: the module path of its definition and its name.
 ///
@@ -123,55 +124,45 @@ pub type ThunkFn = fn() -> Box<dyn Any + Send>;
 /// Connects the place a thunk returned to a channel on a connection.
 pub type BridgeFn = fn(
     Box<dyn Any + Send>,
-    Arc<dyn FrameSink>,
-    u64,
+    Arc<Endpoint>,
     Box<dyn FnOnce(i32) + Send>,
-) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError>;
+) -> Result<PlaceHandle, SpawnError>;
 
+/// A thunk's place, joined to the connection's endpoint by a relay in each direction.
 fn bridge_place<S: Message, R: Message>(
     place: Box<dyn Any + Send>,
-    sink: Arc<dyn FrameSink>,
-    id: u64,
+    endpoint: Arc<Endpoint>,
     on_finish: Box<dyn FnOnce(i32) + Send>,
-) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError> {
+) -> Result<PlaceHandle, SpawnError> {
+    let key = format!("channel {}", endpoint.id());
     let place =
         place
             .downcast::<crate::place::Place<S, R>>()
             .map_err(|_| SpawnError::TypeMismatch {
-                key: format!("channel {id}"),
+                key: key.clone(),
                 entry_receives: std::any::type_name::<S>(),
                 entry_sends: std::any::type_name::<R>(),
                 asked_receives: std::any::type_name::<S>(),
                 asked_sends: std::any::type_name::<R>(),
             })?;
-    let (_, inbound) = place
-        .channel()
-        .bridge(&sink, Some(id))
-        .map_err(|e| SpawnError::Thread {
-            key: format!("channel {id}"),
-            source: std::io::Error::other(e),
-        })?;
     let handle = place.handle();
+    crate::transport::relay(place.channel(), endpoint, None).map_err(|e| SpawnError::Thread {
+        key: key.clone(),
+        source: std::io::Error::other(e),
+    })?;
     let watch = place.handle();
     std::thread::Builder::new()
-        .name(format!("places thunk watcher {id}"))
+        .name(format!("places thunk watcher {key}"))
         .spawn(move || on_finish(watch.wait()))
-        .map_err(|source| SpawnError::Thread {
-            key: format!("channel {id}"),
-            source,
-        })?;
-    Ok((handle, inbound))
+        .map_err(|source| SpawnError::Thread { key, source })?;
+    Ok(handle)
 }
 
 /// Makes the place's end of a channel whose peer is on another node, for an entry's types.
-pub type MakeRemoteFn = fn(Arc<dyn FrameSink>, u64) -> (ErasedChannel, Arc<dyn Inbound>);
+pub type MakeRemoteFn = fn(Arc<Endpoint>) -> ErasedChannel;
 
-fn make_remote<A: Message, B: Message>(
-    sink: Arc<dyn FrameSink>,
-    id: u64,
-) -> (ErasedChannel, Arc<dyn Inbound>) {
-    let (ch, inbound) = remote_channel::<A, B>(sink, id);
-    (Box::new(ch), inbound)
+fn make_remote<A: Message, B: Message>(endpoint: Arc<Endpoint>) -> ErasedChannel {
+    Box::new(remote_channel::<A, B>(endpoint))
 }
 
 impl Entry {
@@ -254,26 +245,24 @@ impl Entry {
         }
     }
 
-    /// Starts the entry in a new place whose channel's peer is on another node: the place's
-    /// `put`s are written to `sink` as frames of channel `id`, and the returned [`Inbound`] takes
-    /// the peer's messages. `on_finish` runs on the place's thread with its completion value.
-    /// Used by the network layer's router.
+    /// Starts the entry in a new place whose channel's peer is on another node, on `endpoint`
+    /// (registered by the caller). `on_finish` runs with the place's completion value once it
+    /// has ended. Used by the network layer's router.
     ///
     /// # Errors
     ///
     /// [`SpawnError::Thread`] if the operating system cannot start another thread.
     pub fn spawn_remote(
         &self,
-        sink: Arc<dyn FrameSink>,
-        id: u64,
+        endpoint: Arc<Endpoint>,
         on_finish: Box<dyn FnOnce(i32) + Send>,
-    ) -> Result<(PlaceHandle, Arc<dyn Inbound>), SpawnError> {
+    ) -> Result<PlaceHandle, SpawnError> {
         let make_remote = match self.kind {
             EntryKind::Function { make_remote, .. } => make_remote,
-            // The thunk starts its place; the place's channel is bridged to the connection.
-            EntryKind::Thunk { call, bridge } => return bridge(call(), sink, id, on_finish),
+            // The thunk starts its place; the place's channel is relayed to the connection.
+            EntryKind::Thunk { call, bridge } => return bridge(call(), endpoint, on_finish),
         };
-        let (erased, inbound) = make_remote(sink, id);
+        let erased = make_remote(endpoint);
         let thunk = self.prepare(erased).map_err(|_| SpawnError::TypeMismatch {
             key: self.key.to_string(),
             entry_receives: self.receives.name(),
@@ -281,8 +270,7 @@ impl Entry {
             asked_receives: self.receives.name(),
             asked_sends: self.sends.name(),
         })?;
-        let handle = crate::place::start_handle(thunk, &self.key.to_string(), Some(on_finish))?;
-        Ok((handle, inbound))
+        crate::place::start_handle(thunk, &self.key.to_string(), Some(on_finish))
     }
 }
 

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::channel::PlaceChannel;
+use crate::channel::{PlaceChannel, Rx};
 use crate::context::{self, Never, PlaceContext};
 use crate::error::ChannelError;
 use crate::place::DeadEvt;
+use crate::transport::Item;
 
 /// Waits until one of several events is ready: a message on a place channel, the end of a place,
 /// or a timeout. The [`sync!`](crate::sync) macro is the convenient form; `Select` is the builder
@@ -41,7 +42,7 @@ use crate::place::DeadEvt;
 /// assert_eq!((i, ev.recv(&mine[i]).unwrap()), (2, 7));
 /// ```
 pub struct Select<'a> {
-    handles: Vec<&'a dyn Handle>,
+    handles: Vec<Handle<'a>>,
     /// The place context of the thread that made the select, for the kill signal.
     ctx: Option<Rc<PlaceContext>>,
 }
@@ -53,14 +54,26 @@ impl Default for Select<'_> {
 }
 
 /// Something a crossbeam select can wait on.
-trait Handle {
+trait Registrable {
     fn register<'s>(&'s self, sel: &mut crossbeam_channel::Select<'s>) -> usize;
 }
 
-impl<T> Handle for Receiver<T> {
+impl<T> Registrable for Receiver<T> {
     fn register<'s>(&'s self, sel: &mut crossbeam_channel::Select<'s>) -> usize {
         sel.recv(self)
     }
+}
+
+/// One registered event.
+enum Handle<'a> {
+    /// Completed by the caller, with `SelectedEvent::recv` or `dead`.
+    Plain(&'a dyn Registrable),
+    /// A channel fed from another node: its message is taken and decoded by the select itself
+    /// (an undecodable one is dropped and the select goes on waiting), and kept for `recv`.
+    Remote {
+        queue: &'a Receiver<Item>,
+        take: Box<dyn Fn(Item) -> bool + 'a>,
+    },
 }
 
 impl<'a> Select<'a> {
@@ -74,13 +87,25 @@ impl<'a> Select<'a> {
 
     /// Adds "a message is ready on `ch`" and returns the event's index.
     pub fn recv<S, R>(&mut self, ch: &'a PlaceChannel<S, R>) -> usize {
-        self.handles.push(ch.receiver());
+        self.handles.push(match ch.rx() {
+            Rx::Local { rx, .. } => Handle::Plain(rx),
+            Rx::Remote { endpoint, .. } => Handle::Remote {
+                queue: endpoint.queue(),
+                take: Box::new(move |item| match ch.take_item(item) {
+                    Some(done) => {
+                        ch.stash(done);
+                        true
+                    }
+                    None => false,
+                }),
+            },
+        });
         self.handles.len() - 1
     }
 
     /// Adds "the place of `evt` has ended" and returns the event's index.
     pub fn dead(&mut self, evt: &'a DeadEvt) -> usize {
-        self.handles.push(evt.receiver());
+        self.handles.push(Handle::Plain(evt.receiver()));
         self.handles.len() - 1
     }
 
@@ -106,9 +131,8 @@ impl<'a> Select<'a> {
     ///
     /// [`ChannelError::Timeout`] when nothing became ready in time.
     pub fn select_timeout(&mut self, timeout: Duration) -> Result<SelectedEvent<'_>, ChannelError> {
-        let deadline = Instant::now() + timeout;
-        self.run(Some(deadline))
-            .ok_or(ChannelError::Timeout(timeout))
+        let deadline = Instant::now().checked_add(timeout);
+        self.run(deadline).ok_or(ChannelError::Timeout(timeout))
     }
 
     fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
@@ -120,54 +144,90 @@ impl<'a> Select<'a> {
                 context::unwind_killed();
             }
         }
-        let mut sel = crossbeam_channel::Select::new();
-        for h in &self.handles {
-            h.register(&mut sel);
-        }
-        let kill: Option<(usize, &Receiver<Never>)> = self
-            .ctx
-            .as_deref()
-            .filter(|_| watch_kill)
-            .map(|c| (sel.recv(&c.kill), &c.kill));
-        let op = match deadline {
-            None => sel.select(),
-            Some(d) => sel.select_deadline(d).ok()?,
-        };
-        if let Some((i, rx)) = kill {
-            if op.index() == i {
-                let _ = op.recv(rx);
-                context::unwind_killed();
+        loop {
+            let mut sel = crossbeam_channel::Select::new();
+            for h in &self.handles {
+                match h {
+                    Handle::Plain(r) => r.register(&mut sel),
+                    Handle::Remote { queue, .. } => sel.recv(queue),
+                };
+            }
+            let kill: Option<(usize, &Receiver<Never>)> = self
+                .ctx
+                .as_deref()
+                .filter(|_| watch_kill)
+                .map(|c| (sel.recv(&c.kill), &c.kill));
+            let op = match deadline {
+                None => sel.select(),
+                Some(d) => sel.select_deadline(d).ok()?,
+            };
+            if let Some((i, rx)) = kill {
+                if op.index() == i {
+                    let _ = op.recv(rx);
+                    context::unwind_killed();
+                }
+            }
+            let index = op.index();
+            match &self.handles[index] {
+                Handle::Plain(_) => {
+                    return Some(SelectedEvent {
+                        index,
+                        op: Some(op),
+                    })
+                }
+                Handle::Remote { queue, take } => {
+                    let taken = match op.recv(queue) {
+                        Ok(item) => take(item),
+                        // The channel ended: `recv` on it reports how.
+                        Err(_) => true,
+                    };
+                    if taken {
+                        return Some(SelectedEvent { index, op: None });
+                    }
+                }
             }
         }
-        Some(SelectedEvent { op })
     }
 }
 
 /// The event a [`Select`] picked; complete it with the channel or event it was registered with.
 #[must_use = "a selected message must be taken with `recv`"]
 pub struct SelectedEvent<'a> {
-    op: crossbeam_channel::SelectedOperation<'a>,
+    index: usize,
+    /// The operation to complete, for local channels and dead events (a remote channel's message
+    /// was taken by the select already).
+    op: Option<crossbeam_channel::SelectedOperation<'a>>,
 }
 
 impl SelectedEvent<'_> {
     /// The index [`Select::recv`] or [`Select::dead`] returned for this event.
     pub fn index(&self) -> usize {
-        self.op.index()
+        self.index
     }
 
     /// Takes the message from the selected channel.
     ///
     /// # Errors
     ///
-    /// [`ChannelError::Closed`] if the channel became ready because its peer is gone.
+    /// [`ChannelError::Closed`] if the channel became ready because its peer is gone
+    /// ([`ChannelError::Lost`] for a peer on a node that is gone).
     ///
     /// # Panics
     ///
     /// If `ch` is not the channel registered under this event's index.
     pub fn recv<S, R>(self, ch: &PlaceChannel<S, R>) -> Result<R, ChannelError> {
-        self.op
-            .recv(ch.receiver())
-            .map_err(|_| ChannelError::Closed)
+        match (self.op, ch.rx()) {
+            (Some(op), Rx::Local { rx, .. }) => {
+                let v = op.recv(rx).map_err(|_| ChannelError::Closed)?;
+                ch.after_local_take();
+                Ok(v)
+            }
+            (None, Rx::Remote { endpoint, .. }) => match ch.take_stash() {
+                Some(done) => done,
+                None => Err(endpoint.closed_error()),
+            },
+            _ => panic!("SelectedEvent::recv with a channel that was not the one selected"),
+        }
     }
 
     /// Completes a place-dead event and returns the place's completion value.
@@ -176,7 +236,12 @@ impl SelectedEvent<'_> {
     ///
     /// If `evt` is not the event registered under this event's index.
     pub fn dead(self, evt: &DeadEvt) -> i32 {
-        let _ = self.op.recv(evt.receiver());
+        match self.op {
+            Some(op) => {
+                let _ = op.recv(evt.receiver());
+            }
+            None => panic!("SelectedEvent::dead with an event that was not the one selected"),
+        }
         evt.completion().unwrap_or(1)
     }
 }

@@ -27,6 +27,16 @@ pub enum NetError {
         /// What it printed, if anything was captured.
         output: String,
     },
+    /// The program started as the node never entered node mode: its `main` does not call
+    /// `places::init()` (or use `#[places::main]`) before it uses places. It exited at once
+    /// instead of starting nodes of its own.
+    #[error("node `{host}` could not start: the node program `{exe}` does not call `places::init()` or use `#[places::main]` before it uses places (its `main` must enter node mode first)")]
+    NotANodeProgram {
+        /// The host.
+        host: String,
+        /// The program.
+        exe: String,
+    },
     /// The node did not report readiness in time.
     #[error("node `{host}` was not ready within {timeout:?}")]
     NotReady {

@@ -17,6 +17,7 @@ pub(crate) fn runtime() -> std::io::Result<&'static tokio::runtime::Runtime> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_io()
+        .enable_time()
         .thread_name("places-event-loop")
         .build()?;
     // Two threads may race here; the loser's runtime is dropped unused.

@@ -3,12 +3,18 @@
 //!
 //! ```text
 //! client -> node   MAGIC (8 bytes), protocol version (1 byte)
-//! node -> client   Challenge { node nonce, node's registry fingerprint }   (or Refuse)
-//! client -> node   Proof { client nonce, HMAC(cookie, "client" | node nonce | client nonce) }
+//! node -> client   Challenge { node nonce, node's registry fingerprint, node's settings } (or Refuse)
+//! client -> node   Proof { client nonce, HMAC(cookie, "client" | node nonce | client nonce),
+//!                          client's settings }
 //! node -> client   Welcome { HMAC(cookie, "node" | client nonce | node nonce) }  (or Refuse)
 //! ```
 //!
 //! Neither side learns anything it can replay, and a node refuses every frame before the proof.
+//! The settings are each side's receive window and largest message (see
+//! `places_core::transport::Settings`): each side's senders keep within the other's.
+//!
+//! The node's side runs on the event loop ([`node`] is async, with no thread per pending
+//! connection); the client's side runs on the thread that connects ([`client`]).
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -17,8 +23,13 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use places_core::transport::{Settings, Window};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::error::NetError;
-use crate::wire::{read_frame, write_frame, Kind, WireError, PROTOCOL_VERSION};
+use crate::wire::{
+    encode_frame, read_frame, write_frame, Frame, Kind, WireError, PROTOCOL_VERSION,
+};
 
 /// The first bytes a places client sends.
 pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
@@ -148,16 +159,45 @@ pub fn compare(mine: &[EntrySig], theirs: &[EntrySig]) -> Option<String> {
     Some(parts.join("; "))
 }
 
+/// A side's [`Settings`] as they travel.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct WireSettings {
+    window_bytes: u64,
+    window_messages: u64,
+    max_message: u64,
+}
+
+impl From<Settings> for WireSettings {
+    fn from(s: Settings) -> Self {
+        Self {
+            window_bytes: s.window.bytes,
+            window_messages: s.window.messages,
+            max_message: s.max_message,
+        }
+    }
+}
+
+impl From<WireSettings> for Settings {
+    fn from(s: WireSettings) -> Self {
+        Settings {
+            window: Window::new(s.window_bytes, s.window_messages),
+            max_message: s.max_message,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Challenge {
     nonce: [u8; 32],
     fingerprint: Vec<EntrySig>,
+    settings: WireSettings,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Proof {
     nonce: [u8; 32],
     mac: Vec<u8>,
+    settings: WireSettings,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -199,13 +239,27 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, NetError> {
     places_core::codec::encode(v).map_err(|e| NetError::Handshake(e.to_string()))
 }
 
-/// Runs the client side on a fresh connection.
+/// Runs the client side on a fresh connection, announcing the default [`Settings`]; returns the
+/// node's.
 ///
 /// # Errors
 ///
 /// [`NetError::Refused`] with the node's reason, [`NetError::Registry`] when the two executables
 /// register different entries, [`NetError::Handshake`] for anything else that is wrong.
-pub fn client<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetError> {
+pub fn client<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<Settings, NetError> {
+    client_with(stream, cookie, Settings::default())
+}
+
+/// [`client`], announcing `mine`.
+///
+/// # Errors
+///
+/// As [`client`].
+pub fn client_with<S: Read + Write>(
+    stream: &mut S,
+    cookie: &Cookie,
+    mine: Settings,
+) -> Result<Settings, NetError> {
     let mut hello = MAGIC.to_vec();
     hello.push(PROTOCOL_VERSION);
     stream
@@ -237,6 +291,7 @@ pub fn client<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), Ne
     let proof = encode(&Proof {
         nonce: my_nonce,
         mac,
+        settings: mine.into(),
     })?;
     write_frame(stream, Kind::Proof, 0, &proof)
         .map_err(|e| NetError::Handshake(format!("sending the proof: {e}")))?;
@@ -251,19 +306,64 @@ pub fn client<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), Ne
     cookie
         .mac(b"node", &my_nonce, &challenge.nonce)
         .verify_slice(&welcome.mac)
-        .map_err(|_| NetError::Handshake("the node does not know the cluster cookie".into()))
+        .map_err(|_| NetError::Handshake("the node does not know the cluster cookie".into()))?;
+    Ok(challenge.settings.into())
 }
 
-/// Runs the node side on a fresh connection. On failure the peer has been sent a refusal where
-/// possible, and the caller should close the connection.
+/// Reads one handshake frame on the event loop.
+async fn read_frame_async(
+    stream: &mut tokio::net::TcpStream,
+    max: u32,
+) -> Result<Frame, WireError> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(WireError::Closed),
+        Err(e) => return Err(WireError::Io(e)),
+    }
+    let want = crate::wire::check_length(u32::from_le_bytes(len), max)?;
+    let mut head = [0u8; 10];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|_| WireError::Truncated)?;
+    let (kind, channel) = crate::wire::parse_head(&head)?;
+    let mut payload = vec![0u8; want];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|_| WireError::Truncated)?;
+    Ok(Frame {
+        kind,
+        channel,
+        payload,
+    })
+}
+
+async fn send_async(
+    stream: &mut tokio::net::TcpStream,
+    kind: Kind,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    stream.write_all(&encode_frame(kind, 0, payload)).await
+}
+
+/// Runs the node side on a fresh connection, on the event loop, announcing `mine`; returns the
+/// client's settings. On failure the peer has been sent a refusal where possible, and the caller
+/// should close the connection.
 ///
 /// # Errors
 ///
 /// [`NetError::Handshake`] or [`NetError::Refused`] saying what the peer did wrong.
-pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetError> {
+pub async fn node(
+    stream: &mut tokio::net::TcpStream,
+    cookie: &Cookie,
+    mine: Settings,
+) -> Result<Settings, NetError> {
     let mut hello = [0u8; 9];
     stream
         .read_exact(&mut hello)
+        .await
         .map_err(|e| NetError::Handshake(format!("reading the hello: {e}")))?;
     if &hello[..8] != MAGIC {
         return Err(NetError::Handshake(
@@ -275,19 +375,21 @@ pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetE
             "protocol version {} requested, this node speaks {PROTOCOL_VERSION}",
             hello[8]
         );
-        let _ = write_frame(stream, Kind::Refuse, 0, why.as_bytes());
+        let _ = send_async(stream, Kind::Refuse, why.as_bytes()).await;
         return Err(NetError::Handshake(why));
     }
     let my_nonce = nonce()?;
     let challenge = encode(&Challenge {
         nonce: my_nonce,
         fingerprint: fingerprint(),
+        settings: mine.into(),
     })?;
-    write_frame(stream, Kind::Challenge, 0, &challenge)
+    send_async(stream, Kind::Challenge, &challenge)
+        .await
         .map_err(|e| NetError::Handshake(format!("sending the challenge: {e}")))?;
     let proof: Proof = decode(
         &expect(
-            read_frame(stream, MAX_PROOF_FRAME),
+            read_frame_async(stream, MAX_PROOF_FRAME).await,
             Kind::Proof,
             "reading the proof",
         )?,
@@ -298,7 +400,7 @@ pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetE
         .verify_slice(&proof.mac)
         .is_err()
     {
-        let _ = write_frame(stream, Kind::Refuse, 0, b"wrong cluster cookie");
+        let _ = send_async(stream, Kind::Refuse, b"wrong cluster cookie").await;
         return Err(NetError::Handshake(
             "the peer does not know the cluster cookie".into(),
         ));
@@ -309,8 +411,10 @@ pub fn node<S: Read + Write>(stream: &mut S, cookie: &Cookie) -> Result<(), NetE
         .into_bytes()
         .to_vec();
     let welcome = encode(&Welcome { mac })?;
-    write_frame(stream, Kind::Welcome, 0, &welcome)
-        .map_err(|e| NetError::Handshake(format!("sending the welcome: {e}")))
+    send_async(stream, Kind::Welcome, &welcome)
+        .await
+        .map_err(|e| NetError::Handshake(format!("sending the welcome: {e}")))?;
+    Ok(proof.settings.into())
 }
 
 #[cfg(test)]
@@ -321,12 +425,24 @@ mod tests {
     fn pair(
         node_cookie: Cookie,
         client_cookie: Cookie,
-    ) -> (Result<(), NetError>, Result<(), NetError>) {
+    ) -> (Result<Settings, NetError>, Result<Settings, NetError>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let t = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            node(&mut s, &node_cookie)
+            let (s, _) = listener.accept().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                s.set_nonblocking(true).unwrap();
+                let mut s = tokio::net::TcpStream::from_std(s).unwrap();
+                let mine = Settings {
+                    window: Window::new(10, 20),
+                    max_message: 30,
+                };
+                node(&mut s, &node_cookie, mine).await
+            })
         });
         let mut c = TcpStream::connect(addr).unwrap();
         let client_result = client(&mut c, &client_cookie);
@@ -335,11 +451,13 @@ mod tests {
     }
 
     #[test]
-    fn matching_cookies_shake_hands() {
+    fn matching_cookies_shake_hands_and_exchange_settings() {
         let cookie = Cookie::random().unwrap();
         let (c, n) = pair(cookie.clone(), cookie);
-        c.unwrap();
-        n.unwrap();
+        let node_settings = c.unwrap();
+        assert_eq!(node_settings.window, Window::new(10, 20));
+        assert_eq!(node_settings.max_message, 30);
+        assert_eq!(n.unwrap(), Settings::default());
     }
 
     #[test]

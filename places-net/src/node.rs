@@ -1,21 +1,24 @@
 //! Node mode: the same executable, started with `PLACES_NODE` set, serves as a node. It reads the
 //! cluster cookie from stdin (never argv), listens on loopback (or the address it is given),
-//! reports readiness on stdout, and runs the message router: one thread per authenticated
-//! connection, spawning registered entries on request and carrying their channels' frames.
+//! reports readiness on stdout, and runs the message router on the process's event loop:
+//! authenticating connections, spawning registered entries on request and carrying their
+//! channels.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use places_core::{FrameSink, PlaceHandle};
+use places_core::transport::{Endpoint, Link, LinkRef, Settings, Window};
+use places_core::PlaceHandle;
 use serde::{Deserialize, Serialize};
 
 use crate::connection::{Connection, Handler};
 use crate::error::NetError;
 use crate::handshake::{self, Cookie};
-use crate::wire::{Frame, Kind, DEFAULT_MAX_FRAME};
+use crate::wire::{Frame, Kind};
 
 /// Set to run the executable as a node.
 pub const NODE_ENV: &str = places_core::NODE_MODE_ENV;
@@ -23,18 +26,30 @@ pub const NODE_ENV: &str = places_core::NODE_MODE_ENV;
 /// The address a node listens on (default `127.0.0.1:0`, any free loopback port).
 pub const LISTEN_ENV: &str = "PLACES_NODE_LISTEN";
 
+/// The node's [`Settings`] as `WINDOW_BYTES,WINDOW_MESSAGES,MAX_MESSAGE` (default: the defaults).
+pub const SETTINGS_ENV: &str = "PLACES_NODE_SETTINGS";
+
 /// The line a node prints on stdout once it listens, followed by its address.
 pub const READY_LINE: &str = "places-node ready ";
 
 /// The line a node prints on stdout when it cannot start, followed by the reason.
-pub const FAILED_LINE: &str = "places-node failed ";
+pub const FAILED_LINE: &str = places_core::NODE_FAILED_LINE;
 
-/// How long a new connection has to finish the handshake.
+/// How long a new connection has, from its accept, to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connection of the program that started this node, where log records go.
-fn parent() -> &'static std::sync::OnceLock<std::sync::Weak<Connection>> {
-    static PARENT: std::sync::OnceLock<std::sync::Weak<Connection>> = std::sync::OnceLock::new();
+/// How many connections may be in their handshake at once; a new one beyond that pushes out
+/// the oldest, so idle sockets cannot keep real clients out.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection of the program that started this node: where log records go, and the only
+/// one that may shut the node down.
+fn parent() -> &'static OnceLock<Weak<Connection>> {
+    static PARENT: OnceLock<Weak<Connection>> = OnceLock::new();
     &PARENT
 }
 
@@ -59,7 +74,7 @@ pub(crate) struct ConnectRequest {
 
 /// A named place of this node: where new connections' messages go.
 struct Named {
-    inbound: Arc<dyn places_core::Inbound>,
+    hub: Arc<Endpoint>,
     receives: &'static str,
     key: String,
     /// Tells this registration from a later place of the same name.
@@ -67,8 +82,31 @@ struct Named {
 }
 
 fn named() -> &'static Mutex<HashMap<String, Named>> {
-    static NAMED: std::sync::OnceLock<Mutex<HashMap<String, Named>>> = std::sync::OnceLock::new();
+    static NAMED: OnceLock<Mutex<HashMap<String, Named>>> = OnceLock::new();
     NAMED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Forgets the name `name` if it still belongs to registration `serial`.
+fn unname(name: &str, serial: u64) {
+    let mut all = lock(named());
+    if all.get(name).is_some_and(|n| n.serial == serial) {
+        all.remove(name);
+    }
+}
+
+/// The settings a node announces: from [`SETTINGS_ENV`], or the defaults.
+fn own_settings() -> Settings {
+    let parsed = std::env::var(SETTINGS_ENV).ok().and_then(|s| {
+        let v: Vec<u64> = s.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+        match v[..] {
+            [bytes, messages, max] => Some(Settings {
+                window: Window::new(bytes, messages),
+                max_message: max,
+            }),
+            _ => None,
+        }
+    });
+    parsed.unwrap_or_default()
 }
 
 /// If this process was started as a node, serves as one and exits; otherwise returns at once.
@@ -80,6 +118,7 @@ pub fn run_if_requested() {
     if std::env::var_os(NODE_ENV).is_none() {
         return;
     }
+    places_core::node_mode::enter();
     let code = match serve() {
         Ok(()) => 0,
         Err(e) => {
@@ -123,18 +162,23 @@ fn serve() -> Result<(), NetError> {
         }
     });
 
-    // Log records of this node's places go to the node's parent: the first connection, made by
-    // the program that started the node.
+    // Log records of this node's places go to the node's parent.
     let origin = format!("PLACE {local}");
     places_core::__private::set_log_forwarder(move |mut record| {
         if record.origin.is_none() {
             record.origin = Some(origin.clone());
         }
-        match parent().get().and_then(std::sync::Weak::upgrade) {
+        if record.message.len() > crate::wire::MAX_LOG_RECORD {
+            let mut cut = crate::wire::MAX_LOG_RECORD;
+            while !record.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            record.message.truncate(cut);
+            record.message.push_str(" [cut]");
+        }
+        match parent().get().and_then(Weak::upgrade) {
             Some(conn) => match places_core::codec::encode(&record) {
-                Ok(bytes) => {
-                    let _ = conn.send(Kind::Log, 0, &bytes);
-                }
+                Ok(bytes) => conn.send_control_frame(Kind::Log, 0, &bytes),
                 Err(e) => eprintln!("places-node: unsendable log record: {e}"),
             },
             None => eprintln!(
@@ -145,13 +189,12 @@ fn serve() -> Result<(), NetError> {
         }
     });
 
-    // The router: a tokio event loop accepts connections and reads every connection's frames;
-    // places run on threads of their own and write their frames themselves.
     let runtime = crate::event_loop::runtime().map_err(|source| NetError::Listen {
         addr: local.to_string(),
         source,
     })?;
     let cookie = Arc::new(cookie);
+    let settings = own_settings();
     let handle = runtime.handle().clone();
     runtime.block_on(async move {
         listener
@@ -165,162 +208,208 @@ fn serve() -> Result<(), NetError> {
                 addr: local.to_string(),
                 source,
             })?;
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(serve_connection(
-                stream,
-                peer,
-                cookie.clone(),
-                handle.clone(),
-            ));
-        }
+        accept_loop(listener, cookie, settings, handle).await;
+        Ok(())
     })
 }
 
-/// One connection: the handshake (blocking, on a blocking-pool thread, with a time limit),
-/// then the connection's frames on the event loop.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
+/// The connections still in their handshake, oldest first.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    live: BTreeMap<u64, tokio::task::AbortHandle>,
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
     cookie: Arc<Cookie>,
+    settings: Settings,
     runtime: tokio::runtime::Handle,
 ) {
-    let peer = peer.to_string();
+    let pending: Arc<Mutex<Pending>> = Arc::default();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors (or memory): retrying at once would spin. Wait for
+                // connections to end.
+                let starved = matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12));
+                if starved {
+                    eprintln!("places-node: cannot accept connections for now: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut p = lock(&pending);
+        let token = p.next;
+        p.next += 1;
+        let (cookie, runtime, pending2) = (cookie.clone(), runtime.clone(), pending.clone());
+        let task = tokio::spawn(async move {
+            serve_connection(stream, peer, cookie, settings, runtime, pending2, token).await
+        });
+        p.live.insert(token, task.abort_handle());
+        while p.live.len() > MAX_PENDING_HANDSHAKES {
+            if let Some((_, oldest)) = p.live.pop_first() {
+                oldest.abort();
+            }
+        }
+    }
+}
+
+/// One connection: the handshake (on the event loop, within a deadline from its accept), then
+/// the connection's frames.
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    cookie: Arc<Cookie>,
+    settings: Settings,
+    runtime: tokio::runtime::Handle,
+    pending: Arc<Mutex<Pending>>,
+    token: u64,
+) {
+    let shaken = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake::node(&mut stream, &cookie, settings),
+    )
+    .await;
+    lock(&pending).live.remove(&token);
+    let peer_settings = match shaken {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return eprintln!("places-node: refused connection from {peer}: {e}"),
+        Err(_) => {
+            return eprintln!(
+                "places-node: refused connection from {peer}: no handshake within {HANDSHAKE_TIMEOUT:?}"
+            )
+        }
+    };
     let Ok(std_stream) = stream.into_std() else {
         return;
-    };
-    let shaken = tokio::task::spawn_blocking(move || {
-        let mut s = std_stream;
-        s.set_nonblocking(false)?;
-        let _ = s.set_nodelay(true);
-        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        // The limit is for the whole handshake, not each read: a peer that trickles bytes is cut
-        // off too.
-        let (done, finished) = crossbeam_channel::bounded::<()>(0);
-        if let Ok(closer) = s.try_clone() {
-            std::thread::spawn(move || {
-                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    finished.recv_timeout(HANDSHAKE_TIMEOUT)
-                {
-                    let _ = closer.shutdown(std::net::Shutdown::Both);
-                }
-            });
-        }
-        let outcome = handshake::node(&mut s, &cookie);
-        drop(done);
-        s.set_read_timeout(None)?;
-        Ok::<_, std::io::Error>((outcome, s))
-    })
-    .await;
-    let std_stream = match shaken {
-        Ok(Ok((Ok(()), s))) => s,
-        Ok(Ok((Err(e), _))) => {
-            return eprintln!("places-node: refused connection from {peer}: {e}")
-        }
-        _ => return,
     };
     let Ok(closer) = std_stream.try_clone() else {
         return;
     };
-    if std_stream.set_nonblocking(true).is_err() {
-        return;
-    }
     let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
         return;
     };
-    let stream = Arc::new(stream);
-    let conn = Connection::new_evented(peer, stream.clone(), closer, runtime, 2);
-    let _ = parent().set(Arc::downgrade(&conn));
+    let conn = Connection::new(
+        peer.to_string(),
+        Arc::new(stream),
+        closer,
+        runtime,
+        2,
+        settings,
+        peer_settings,
+    );
+    let is_parent = parent().set(Arc::downgrade(&conn)).is_ok();
     let router: Arc<dyn Handler> = Arc::new(Router {
-        places: Arc::new(Mutex::new(HashMap::new())),
+        state: Arc::new(RouterState {
+            places: Mutex::new(HashMap::new()),
+            is_parent: AtomicBool::new(is_parent),
+        }),
     });
-    conn.read_loop_evented(stream, DEFAULT_MAX_FRAME, router)
-        .await;
+    conn.read_loop(router).await;
 }
 
-/// The node side of one connection: the places it spawned for that peer.
-struct Router {
+/// A place this connection started.
+struct Running {
+    handle: PlaceHandle,
+    endpoint: Arc<Endpoint>,
+    name: Option<(String, u64)>,
+}
+
+struct RouterState {
     /// The running places this connection started; a place leaves when it ends.
-    places: Arc<Mutex<HashMap<u64, PlaceHandle>>>,
+    places: Mutex<HashMap<u64, Running>>,
+    is_parent: AtomicBool,
 }
 
-impl Router {
-    fn spawn(&self, conn: &Arc<Connection>, id: u64, req: SpawnRequest) -> Result<(), String> {
-        let entry = places_core::lookup(&req.module, &req.name).map_err(|e| e.to_string())?;
-        if entry.receives().name() != req.receives || entry.sends().name() != req.sends {
-            return Err(format!(
-                "place entry `{}` exchanges other messages than requested: the entry receives `{}` and sends `{}`, \
-                 but the caller asked for a place that receives `{}` and sends `{}`",
-                entry.key(),
-                entry.receives().name(),
-                entry.sends().name(),
-                req.receives,
-                req.sends
-            ));
-        }
-        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Held from the check to the registration, so two spawns cannot both take a name, and
-        // a place that ends at once unregisters (in `on_finish`, on its own thread) only after
-        // it was registered.
-        let mut names = req
-            .named
-            .as_ref()
-            .map(|_| named().lock().unwrap_or_else(PoisonError::into_inner));
-        if let (Some(name), Some(all)) = (&req.named, &names) {
-            if all.contains_key(name) {
-                return Err(format!("a place named `{name}` already runs on this node"));
-            }
-        }
-        let exit_conn = conn.clone();
-        let exit_name = req.named.clone();
-        let running = Arc::downgrade(&self.places);
-        let on_finish = Box::new(move |code: i32| {
-            if let Some(places) = running.upgrade() {
-                places
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&id);
-            }
-            if let Some(name) = exit_name {
-                let mut all = named().lock().unwrap_or_else(PoisonError::into_inner);
-                if all.get(&name).is_some_and(|n| n.serial == serial) {
-                    all.remove(&name);
-                }
-            }
-            let _ = exit_conn.send(Kind::Exit, id, &code.to_le_bytes());
-        });
-        let sink: Arc<dyn FrameSink> = conn.clone();
-        let (handle, inbound) = entry
-            .spawn_remote(sink, id, on_finish)
-            .map_err(|e| e.to_string())?;
-        if let (Some(name), Some(all)) = (req.named, names.as_mut()) {
-            all.insert(
-                name,
-                Named {
-                    inbound: inbound.clone(),
-                    receives: entry.receives().name(),
-                    key: entry.key().to_string(),
-                    serial,
-                },
-            );
-        }
-        drop(names);
-        conn.register(id, inbound);
-        let mut places = self.places.lock().unwrap_or_else(PoisonError::into_inner);
-        // A place that ended before it got here has already been left out by its `on_finish`.
-        if handle.completion().is_none() {
-            places.insert(id, handle);
-        }
-        Ok(())
+/// The node side of one connection.
+struct Router {
+    state: Arc<RouterState>,
+}
+
+/// Starts the entry a spawn request names on channel `id` of `conn` (off the event loop: a
+/// thunk entry is user code).
+fn spawn(
+    state: &Arc<RouterState>,
+    conn: &Arc<Connection>,
+    id: u64,
+    req: SpawnRequest,
+) -> Result<(), String> {
+    let entry = places_core::lookup(&req.module, &req.name).map_err(|e| e.to_string())?;
+    if entry.receives().name() != req.receives || entry.sends().name() != req.sends {
+        return Err(format!(
+            "place entry `{}` exchanges other messages than requested: the entry receives `{}` and sends `{}`, \
+             but the caller asked for a place that receives `{}` and sends `{}`",
+            entry.key(),
+            entry.receives().name(),
+            entry.sends().name(),
+            req.receives,
+            req.sends
+        ));
     }
+    static SERIAL: AtomicU64 = AtomicU64::new(1);
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    // Held from the check to the registration, so two spawns cannot both take a name.
+    let mut names = req.named.as_ref().map(|_| lock(named()));
+    if let (Some(name), Some(all)) = (&req.named, &names) {
+        if all.contains_key(name) {
+            return Err(format!("a place named `{name}` already runs on this node"));
+        }
+    }
+    let link: LinkRef = conn.clone();
+    let endpoint = Endpoint::with_link_windows(link, id);
+    conn.table().register(endpoint.clone());
+    let exit_conn = conn.clone();
+    let exit_name = req.named.clone();
+    let running = Arc::downgrade(state);
+    let on_finish = Box::new(move |code: i32| {
+        if let Some(state) = running.upgrade() {
+            lock(&state.places).remove(&id);
+        }
+        if let Some(name) = exit_name {
+            unname(&name, serial);
+        }
+        exit_conn.send_control_frame(Kind::Exit, id, &code.to_le_bytes());
+    });
+    let handle = match entry.spawn_remote(endpoint.clone(), on_finish) {
+        Ok(h) => h,
+        Err(e) => {
+            endpoint.close();
+            return Err(e.to_string());
+        }
+    };
+    if let (Some(name), Some(all)) = (&req.named, names.as_mut()) {
+        all.insert(
+            name.clone(),
+            Named {
+                hub: endpoint.clone(),
+                receives: entry.receives().name(),
+                key: entry.key().to_string(),
+                serial,
+            },
+        );
+    }
+    drop(names);
+    // A place that ended before it got here has already been left out by its `on_finish`.
+    if handle.completion().is_none() {
+        lock(&state.places).insert(
+            id,
+            Running {
+                handle,
+                endpoint,
+                name: req.named.map(|n| (n, serial)),
+            },
+        );
+    }
+    Ok(())
 }
 
-/// Opens connection `id` to the named place `req.name`.
+/// Opens connection `id` to the named place `req.name`: a route into its queue.
 fn connect(conn: &Arc<Connection>, id: u64, req: &ConnectRequest) -> Result<(), String> {
-    let all = named().lock().unwrap_or_else(PoisonError::into_inner);
+    let all = lock(named());
     let Some(place) = all.get(&req.name) else {
         let mut names: Vec<&str> = all.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -343,68 +432,76 @@ fn connect(conn: &Arc<Connection>, id: u64, req: &ConnectRequest) -> Result<(), 
             req.name, place.key, place.receives, req.receives
         ));
     }
-    let sink: Arc<dyn FrameSink> = conn.clone();
-    let inbound = place
-        .inbound
-        .connect(sink, id)
+    let link: LinkRef = conn.clone();
+    let route = Endpoint::new_route(link, id, &place.hub)
         .ok_or_else(|| format!("the place named `{}` no longer takes messages", req.name))?;
     drop(all);
-    conn.register(id, inbound);
+    conn.table().register(route);
     Ok(())
 }
 
 impl Handler for Router {
-    fn frame(&self, conn: &Arc<Connection>, frame: Frame) -> Result<(), String> {
+    fn frame(&self, conn: &Arc<Connection>, frame: Frame) {
+        let id = frame.channel;
         match frame.kind {
+            Kind::Spawn | Kind::Connect if id == 0 || conn.table().is_known(id) => {
+                conn.send_control_frame(
+                    Kind::SpawnErr,
+                    id,
+                    format!("channel {id} is already in use").as_bytes(),
+                );
+            }
             Kind::Spawn => {
-                if frame.channel == 0 || conn.known(frame.channel) {
-                    return Err(format!(
-                        "spawn on channel {} that is already in use",
-                        frame.channel
-                    ));
-                }
-                let req: SpawnRequest = places_core::codec::decode(&frame.payload)
-                    .map_err(|e| format!("undecodable spawn request: {e}"))?;
-                match self.spawn(conn, frame.channel, req) {
-                    Ok(()) => conn.send(Kind::SpawnOk, frame.channel, &[]),
-                    // Mark the id used, so the client's later frames for it are not "unknown".
-                    Err(reason) => {
-                        conn.register(frame.channel, Arc::new(Refused));
-                        conn.send(Kind::SpawnErr, frame.channel, reason.as_bytes())
+                let req: SpawnRequest = match places_core::codec::decode(&frame.payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return conn.send_control_frame(
+                            Kind::SpawnErr,
+                            id,
+                            format!("undecodable spawn request: {e}").as_bytes(),
+                        )
                     }
-                }
+                };
+                let (state, conn) = (self.state.clone(), conn.clone());
+                // Off the event loop: starting a thunk entry runs its code.
+                tokio::task::spawn_blocking(move || match spawn(&state, &conn, id, req) {
+                    Ok(()) => conn.send_control_frame(Kind::SpawnOk, id, &[]),
+                    Err(reason) => conn.send_control_frame(Kind::SpawnErr, id, reason.as_bytes()),
+                });
             }
             Kind::Connect => {
-                if frame.channel == 0 || conn.known(frame.channel) {
-                    return Err(format!(
-                        "connect on channel {} that is already in use",
-                        frame.channel
-                    ));
-                }
-                let req: ConnectRequest = places_core::codec::decode(&frame.payload)
-                    .map_err(|e| format!("undecodable connect request: {e}"))?;
-                match connect(conn, frame.channel, &req) {
-                    Ok(()) => conn.send(Kind::SpawnOk, frame.channel, &[]),
-                    Err(reason) => {
-                        conn.register(frame.channel, Arc::new(Refused));
-                        conn.send(Kind::SpawnErr, frame.channel, reason.as_bytes())
-                    }
+                let answer = places_core::codec::decode::<ConnectRequest>(&frame.payload)
+                    .map_err(|e| format!("undecodable connect request: {e}"))
+                    .and_then(|req| connect(conn, id, &req));
+                match answer {
+                    Ok(()) => conn.send_control_frame(Kind::SpawnOk, id, &[]),
+                    Err(reason) => conn.send_control_frame(Kind::SpawnErr, id, reason.as_bytes()),
                 }
             }
             Kind::Kill => {
-                let places = self.places.lock().unwrap_or_else(PoisonError::into_inner);
-                match places.get(&frame.channel) {
-                    Some(p) => {
-                        p.kill();
-                        Ok(())
+                let running = lock(&self.state.places).remove(&id);
+                // Ended already (or never ran here): nothing to kill.
+                if let Some(r) = running {
+                    r.handle.kill();
+                    // Its channels close now, not when its thread next notices the kill.
+                    if let Some((name, serial)) = &r.name {
+                        unname(name, *serial);
                     }
-                    // Ended already (or never ran here): nothing to kill.
-                    None => Ok(()),
+                    r.endpoint.close();
+                    conn.send_control_frame(Kind::Exit, id, &1i32.to_le_bytes());
                 }
             }
-            Kind::Ping => conn.send(Kind::Pong, 0, &[]),
-            Kind::Shutdown => std::process::exit(0),
-            other => Err(format!("unexpected {other:?} frame")),
+            Kind::Shutdown if self.state.is_parent.load(Ordering::Relaxed) => {
+                std::process::exit(0)
+            }
+            Kind::Shutdown => eprintln!(
+                "places-node: ignored a shutdown from {}: only the program that started the node may end it",
+                conn.peer()
+            ),
+            other => eprintln!(
+                "places-node: ignored an unexpected {other:?} frame from {}",
+                conn.peer()
+            ),
         }
     }
 
@@ -417,24 +514,5 @@ impl Handler for Router {
                 conn.peer()
             );
         }
-    }
-}
-
-/// The receiving half of a channel whose spawn failed: takes nothing.
-struct Refused;
-
-impl places_core::Inbound for Refused {
-    fn deliver(&self, _bytes: &[u8]) -> Result<(), places_core::CodecError> {
-        Ok(())
-    }
-
-    fn close(&self, _reason: Option<String>) {}
-
-    fn connect(
-        &self,
-        _sink: Arc<dyn FrameSink>,
-        _id: u64,
-    ) -> Option<Arc<dyn places_core::Inbound>> {
-        None
     }
 }

@@ -1,22 +1,52 @@
-//! Frames: the unit of everything two nodes say to each other after the handshake.
+//! The wire format: every constant and layout two nodes agree on, in one place.
+//!
+//! After the [handshake](crate::handshake), a connection carries frames:
 //!
 //! ```text
 //! u32 LE length | u8 protocol version | u8 kind | u64 LE channel id | payload (length - 10 bytes)
 //! ```
 //!
-//! A reader never allocates more than the frame's length, and refuses a length above its limit
-//! before allocating anything, so a peer cannot make a node allocate what it merely claims.
+//! A reader never allocates more than the frame's length, and refuses a length above
+//! [`MAX_FRAME`] before allocating anything, so a peer cannot make a node allocate what it merely
+//! claims. The length limit is a limit on frames, not on messages: a message larger than
+//! [`FRAGMENT`] travels as a [`Kind::DataFirst`] frame, [`Kind::DataMore`] frames and a
+//! [`Kind::DataLast`] frame, and the fragments of different channels (and control frames: pings,
+//! closes, credits, errors) interleave, so nothing waits behind a large message for more than one
+//! fragment.
+//!
+//! Every message starts with a *head*:
+//!
+//! ```text
+//! u8 encoding | u32 LE count | count x u64 LE ids of the channel ends inside the message
+//! ```
+//!
+//! then (in a `DataFirst` frame only) the `u64 LE` length of the whole body, then body bytes.
+//! See `places_core::transport` for what the channel-level frames mean.
 
 use std::io::{self, Read, Write};
 
-/// The version byte of every frame.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The version byte of every frame, and of the handshake's hello.
+pub const PROTOCOL_VERSION: u8 = 2;
 
-/// The default largest frame a connection accepts (64 MiB).
-pub const DEFAULT_MAX_FRAME: u32 = 64 << 20;
+/// The largest frame a connection accepts after the handshake (2 MiB): one fragment with its
+/// head, or a control frame.
+pub const MAX_FRAME: u32 = 2 << 20;
+
+/// The largest piece of a message body one frame carries (256 KiB): a ping or another
+/// channel's message waits at most this long behind a large message.
+pub const FRAGMENT: usize = 256 << 10;
+
+/// The most channel ends one message may carry.
+pub const MAX_CARRIED: usize = 4096;
+
+/// The largest log record a node passes to its parent (longer ones are cut).
+pub const MAX_LOG_RECORD: usize = 64 << 10;
 
 /// Bytes after the length prefix that every frame has: version, kind, channel id.
-const FIXED: u32 = 1 + 1 + 8;
+pub const FIXED: u32 = 1 + 1 + 8;
+
+/// The bytes in front of every frame's payload.
+pub const HEADER: usize = 4 + FIXED as usize;
 
 /// What a frame asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +55,15 @@ const FIXED: u32 = 1 + 1 + 8;
 pub enum Kind {
     /// Start an entry; the payload is a spawn request, the channel id the new channel's.
     Spawn = 1,
-    /// The spawn of the channel's place succeeded.
+    /// The spawn (or connect) of the channel succeeded.
     SpawnOk = 2,
-    /// The spawn failed; the payload is the reason.
+    /// The spawn (or connect) failed; the payload is the reason.
     SpawnErr = 3,
-    /// A message on the channel.
+    /// A whole message on the channel: head and body.
     Data = 4,
     /// The sender's end of the channel is gone.
     Close = 5,
-    /// The channel's place ended; the payload is its completion value.
+    /// The channel's place ended; the payload is its completion value (`i32 LE`).
     Exit = 6,
     /// Kill the channel's place.
     Kill = 7,
@@ -41,7 +71,7 @@ pub enum Kind {
     Ping = 8,
     /// Yes.
     Pong = 9,
-    /// End the node.
+    /// End the node (honoured only from the program that started it).
     Shutdown = 10,
     /// Handshake: the node's challenge.
     Challenge = 11,
@@ -55,10 +85,21 @@ pub enum Kind {
     Connect = 15,
     /// A log record on its way to the root node.
     Log = 16,
+    /// The first fragment of a message: head, `u64 LE` body length, the first body bytes.
+    DataFirst = 17,
+    /// A middle fragment: body bytes.
+    DataMore = 18,
+    /// The last fragment: body bytes.
+    DataLast = 19,
+    /// The receiver dropped a message sent on the channel; the payload is the reason (UTF-8).
+    Error = 20,
+    /// Credit for the channel: `u64 LE` byte limit and `u64 LE` message limit, running totals.
+    Credit = 21,
 }
 
 impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
+    /// The kind of a kind byte.
+    pub fn from_u8(b: u8) -> Option<Kind> {
         use Kind::*;
         Some(match b {
             1 => Spawn,
@@ -77,6 +118,11 @@ impl Kind {
             14 => Refuse,
             15 => Connect,
             16 => Log,
+            17 => DataFirst,
+            18 => DataMore,
+            19 => DataLast,
+            20 => Error,
+            21 => Credit,
             _ => return None,
         })
     }
@@ -93,7 +139,7 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-/// Why a frame could not be read.
+/// Why a frame could not be read. Each of these breaks the framing, so the connection closes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
@@ -127,32 +173,15 @@ pub enum WireError {
 
 /// Encodes a frame into one buffer, so it goes out in one write.
 pub fn encode_frame(kind: Kind, channel: u64, payload: &[u8]) -> Vec<u8> {
-    let len = FIXED as usize + payload.len();
-    let mut buf = Vec::with_capacity(4 + len);
-    buf.extend_from_slice(&(len as u32).to_le_bytes());
-    buf.push(PROTOCOL_VERSION);
-    buf.push(kind as u8);
-    buf.extend_from_slice(&channel.to_le_bytes());
+    let mut buf = Vec::with_capacity(HEADER + payload.len());
+    buf.extend_from_slice(&header(kind, channel, payload.len()));
     buf.extend_from_slice(payload);
     buf
 }
 
-/// Fills in the header of a frame whose payload follows
-/// [`FRAME_HEADROOM`](places_core::codec::FRAME_HEADROOM) free bytes, so the whole buffer can be
-/// written as it is.
-///
-/// # Panics
-///
-/// If `buf` is shorter than the headroom (a caller bug).
-pub fn fill_header(buf: &mut [u8], kind: Kind, channel: u64) {
-    const _: () = assert!(places_core::codec::FRAME_HEADROOM == 4 + FIXED as usize);
-    let payload = buf.len() - places_core::codec::FRAME_HEADROOM;
-    buf[..places_core::codec::FRAME_HEADROOM].copy_from_slice(&header(kind, channel, payload));
-}
-
-/// The 14 bytes in front of a frame whose payload is `payload_len` bytes long.
-pub fn header(kind: Kind, channel: u64, payload_len: usize) -> [u8; 14] {
-    let mut h = [0u8; 14];
+/// The bytes in front of a frame whose payload is `payload_len` bytes long.
+pub fn header(kind: Kind, channel: u64, payload_len: usize) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
     h[..4].copy_from_slice(&((FIXED as usize + payload_len) as u32).to_le_bytes());
     h[4] = PROTOCOL_VERSION;
     h[5] = kind as u8;
@@ -253,6 +282,74 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, WireError> {
     Ok(done)
 }
 
+/// A message's head: its encoding and the ids of the channel ends inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageHead {
+    /// The codec's encoding byte.
+    pub encoding: u8,
+    /// The channel ids it carries.
+    pub carried: Vec<u64>,
+}
+
+impl MessageHead {
+    /// The head's bytes.
+    pub fn encode(encoding: u8, carried: &[u64]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + carried.len() * 8);
+        out.push(encoding);
+        out.extend_from_slice(&(carried.len() as u32).to_le_bytes());
+        for id in carried {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads a head off the front of `bytes`; returns it and the rest.
+    ///
+    /// # Errors
+    ///
+    /// A reason when the bytes are too short for the head they announce, or announce more than
+    /// [`MAX_CARRIED`] ids.
+    pub fn parse(bytes: &[u8]) -> Result<(MessageHead, &[u8]), String> {
+        if bytes.len() < 5 {
+            return Err("a message head shorter than 5 bytes".into());
+        }
+        let encoding = bytes[0];
+        let count = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if count > MAX_CARRIED {
+            return Err(format!(
+                "a message carrying {count} channels (at most {MAX_CARRIED})"
+            ));
+        }
+        let end = 5 + count * 8;
+        if bytes.len() < end {
+            return Err(format!(
+                "a message head announcing {count} channels in {} bytes",
+                bytes.len()
+            ));
+        }
+        let carried = bytes[5..end]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        Ok((MessageHead { encoding, carried }, &bytes[end..]))
+    }
+}
+
+/// The payload of a `Credit` frame.
+pub fn credit_payload(bytes: u64, messages: u64) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&bytes.to_le_bytes());
+    p[8..].copy_from_slice(&messages.to_le_bytes());
+    p
+}
+
+/// Reads a `Credit` payload.
+pub fn parse_credit(p: &[u8]) -> Option<(u64, u64)> {
+    let b: [u8; 8] = p.get(..8)?.try_into().ok()?;
+    let m: [u8; 8] = p.get(8..16)?.try_into().ok()?;
+    Some((u64::from_le_bytes(b), u64::from_le_bytes(m)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +358,7 @@ mod tests {
     #[test]
     fn a_frame_round_trips() {
         let bytes = encode_frame(Kind::Data, 42, b"hello");
-        let f = read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME).unwrap();
+        let f = read_frame(&mut &bytes[..], MAX_FRAME).unwrap();
         assert_eq!(
             f,
             Frame {
@@ -288,7 +385,7 @@ mod tests {
         ));
         let huge = u32::MAX.to_le_bytes();
         assert!(matches!(
-            read_frame(&mut &huge[..], DEFAULT_MAX_FRAME),
+            read_frame(&mut &huge[..], MAX_FRAME),
             Err(WireError::Oversized { len: u32::MAX, .. })
         ));
         let mut bad_version = encode_frame(Kind::Ping, 0, b"");
@@ -310,6 +407,28 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn message_heads_round_trip_and_bad_ones_are_refused() {
+        let head = MessageHead::encode(3, &[7, 9]);
+        let mut bytes = head.clone();
+        bytes.extend_from_slice(b"body");
+        let (parsed, rest) = MessageHead::parse(&bytes).unwrap();
+        assert_eq!(
+            parsed,
+            MessageHead {
+                encoding: 3,
+                carried: vec![7, 9]
+            }
+        );
+        assert_eq!(rest, b"body");
+        assert!(MessageHead::parse(&[1, 2]).is_err());
+        // A count that claims more ids than the bytes hold, and one over the limit.
+        assert!(MessageHead::parse(&[1, 5, 0, 0, 0, 1, 2, 3]).is_err());
+        assert!(MessageHead::parse(&[1, 255, 255, 255, 255]).is_err());
+        assert_eq!(parse_credit(&credit_payload(5, 6)), Some((5, 6)));
+        assert_eq!(parse_credit(&[1, 2, 3]), None);
+    }
+
     proptest! {
         /// Whatever bytes arrive, the decoder returns (a frame or an error) without panicking,
         /// and every frame it returns re-encodes to a prefix of the input.
@@ -325,11 +444,12 @@ mod tests {
                     Err(_) => break,
                 }
             }
+            let _ = MessageHead::parse(&bytes);
         }
 
         #[test]
         fn frames_survive_a_byte_stream(frames in proptest::collection::vec(
-            (1u8..=16, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
+            (1u8..=21, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..10)
         ) {
             let mut stream = Vec::new();
             for (k, id, p) in &frames {

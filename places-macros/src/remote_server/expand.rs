@@ -25,6 +25,8 @@ pub(crate) fn camel(snake: &str) -> String {
 }
 
 struct Names {
+    call: Ident,
+    reply: Ident,
     request: Ident,
     response: Ident,
     client: Ident,
@@ -35,6 +37,8 @@ fn names(server: &Server) -> Names {
     let base = camel(&syn::ext::IdentExt::unraw(&server.name).to_string());
     let span = server.name.span();
     Names {
+        call: Ident::new(&format!("{base}Call"), span),
+        reply: Ident::new(&format!("{base}Answer"), span),
         request: Ident::new(&format!("{base}Request"), span),
         response: Ident::new(&format!("{base}Response"), span),
         client: Ident::new(&format!("{base}Client"), span),
@@ -73,27 +77,41 @@ fn messages(server: &Server, krate: &syn::Path, n: &Names) -> TokenStream {
         }
         MethodKind::Cast => None,
     });
-    let (req, resp) = (&n.request, &n.response);
-    let req_doc = format!("A request to the `{sname}` server.");
-    let resp_doc = format!("A reply (or a log message) from the `{sname}` server.");
+    let (call, reply, req, resp) = (&n.call, &n.reply, &n.request, &n.response);
+    let call_doc = format!("A call of the `{sname}` server.");
+    let reply_doc = format!("An answer (or a log message) of the `{sname}` server.");
+    let req_doc = format!(
+        "A call to the `{sname}` server as it travels, with the id its reply carries: the messages a `{sname}` server's place receives."
+    );
+    let resp_doc = format!(
+        "A reply of the `{sname}` server as it travels, with the id of the call it answers: the messages a `{sname}` server's place sends."
+    );
     quote! {
-        #[doc = #req_doc]
+        #[doc = #call_doc]
         #[derive(#serde::Serialize, #serde::Deserialize)]
         #[serde(crate = #serde_str)]
         #[allow(dead_code)]
-        #vis enum #req {
+        #vis enum #call {
             #(#req_variants,)*
         }
 
-        #[doc = #resp_doc]
+        #[doc = #reply_doc]
         #[derive(#serde::Serialize, #serde::Deserialize)]
         #[serde(crate = #serde_str)]
         #[allow(dead_code)]
-        #vis enum #resp {
+        #vis enum #reply {
             #(#resp_variants,)*
             /// A message of `log_to_parent` from a method body.
             Log(#krate::LogRecord),
         }
+
+        #[doc = #req_doc]
+        #[allow(dead_code)]
+        #vis type #req = #krate::RpcRequest<#call>;
+
+        #[doc = #resp_doc]
+        #[allow(dead_code)]
+        #vis type #resp = #krate::RpcResponse<#reply>;
     }
 }
 
@@ -133,6 +151,7 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
     let attrs = &server.attrs;
     let sname = server.name.to_string();
     let (req, resp, client, entry) = (&n.request, &n.response, &n.client, &n.entry);
+    let (call_ty, reply_ty) = (&n.call, &n.reply);
     let msgs = messages(server, &krate, &n);
 
     let states = server.states.iter().map(|s| {
@@ -146,21 +165,22 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
     // The entry's channel and a request's route get names no state item or argument can shadow.
     let ch = Ident::new("__places_ch", Span::mixed_site());
     let route = Ident::new("__places_route", Span::mixed_site());
+    let call_id = Ident::new("__places_id", Span::mixed_site());
     let arms = server.methods.iter().map(|m| {
         let v = variant(m);
         let fields = m.args.iter().map(|a| &a.name);
         let body = &m.body;
         match &m.kind {
             MethodKind::Rpc { output } => quote! {
-                #req::#v { #(#fields),* } => {
+                #call_ty::#v { #(#fields),* } => {
                     let __places_out: #output = (|| -> #output #body)();
-                    if !#reply_to(#resp::#v(__places_out)) {
+                    if !#reply_to(#call_id, #reply_ty::#v(__places_out)) {
                         break;
                     }
                 }
             },
             MethodKind::Cast => quote! {
-                #req::#v { #(#fields),* } => {
+                #call_ty::#v { #(#fields),* } => {
                     (|| #body)();
                 }
             },
@@ -179,12 +199,16 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                 #krate::__private::rpc::with_server_log(
                     {
                         let log = #ch.sender();
-                        move |record| { let _ = log.put(#resp::Log(record)); }
+                        move |record| {
+                            let _ = log.put(#krate::RpcResponse { id: 0, reply: #reply_ty::Log(record) });
+                        }
                     },
                     || {
                         // Replies go back on the one channel; a creator that is gone ends the server.
-                        let #reply_to = |r: #resp| #ch.put(r).is_ok();
-                        while let ::core::result::Result::Ok(__places_request) = #ch.get() {
+                        let #reply_to = |#call_id: u64, r: #reply_ty| {
+                            #ch.put(#krate::RpcResponse { id: #call_id, reply: r }).is_ok()
+                        };
+                        while let ::core::result::Result::Ok(#krate::RpcRequest { id: #call_id, call: __places_request }) = #ch.get() {
                             match __places_request {
                                 #(#arms)*
                             }
@@ -201,12 +225,20 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                 #krate::__private::rpc::with_server_log(
                     {
                         let log = #ch.sender();
-                        move |record| { let _ = log.put(#resp::Log(record)); }
+                        move |record| {
+                            let _ = log.put(#krate::RpcResponse { id: 0, reply: #reply_ty::Log(record) });
+                        }
                     },
                     || {
-                        while let ::core::result::Result::Ok(#krate::Routed { msg: __places_request, reply: #route }) = #ch.get() {
+                        while let ::core::result::Result::Ok(#krate::Routed {
+                            msg: #krate::RpcRequest { id: #call_id, call: __places_request },
+                            reply: #route,
+                        }) = #ch.get() {
                             // A client that left misses its reply; the others are still served.
-                            let #reply_to = |r: #resp| { let _ = #route.put(r); true };
+                            let #reply_to = |#call_id: u64, r: #reply_ty| {
+                                let _ = #route.put(#krate::RpcResponse { id: #call_id, reply: r });
+                                true
+                            };
                             match __places_request {
                                 #(#arms)*
                             }
@@ -238,11 +270,11 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                     #krate::__private::rpc::call(
                         self.dest,
                         #call,
-                        #req::#v { #(#fields),* },
+                        #call_ty::#v { #(#fields),* },
                         self.deadline,
                         |r| match r {
-                            #resp::#v(v) => #krate::__private::Reply::Value(v),
-                            #resp::Log(l) => #krate::__private::Reply::Log(l),
+                            #reply_ty::#v(v) => #krate::__private::Reply::Value(v),
+                            #reply_ty::Log(l) => #krate::__private::Reply::Log(l),
                             #[allow(unreachable_patterns)]
                             _ => #krate::__private::Reply::Other,
                         },
@@ -256,7 +288,7 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                 #[doc = ""]
                 #[doc = "[`RpcError`](places::RpcError) when the server is gone."]
                 pub fn #mname(&self, #(#params),*) -> ::core::result::Result<(), #krate::RpcError> {
-                    #krate::__private::rpc::cast(self.dest, #req::#v { #(#fields),* })
+                    #krate::__private::rpc::cast(self.dest, #call_ty::#v { #(#fields),* })
                 }
             },
         }

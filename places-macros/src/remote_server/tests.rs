@@ -20,10 +20,12 @@ fn generates_messages_entry_stubs_and_client() {
     );
     assert!(!out.contains("compile_error"), "{out}");
     for needle in [
-        "pub enum BankRequest",
+        "pub enum BankCall",
         "NewAccount { # [doc = \"The `who` argument.\"] who : String }",
-        "pub enum BankResponse",
+        "pub enum BankAnswer",
         "Log (:: places :: LogRecord)",
+        "pub type BankRequest = :: places :: RpcRequest < BankCall >",
+        "pub type BankResponse = :: places :: RpcResponse < BankAnswer >",
         "pub fn make_bank (__places_ch : :: places :: PlaceChannel < BankResponse , BankRequest >)",
         "pub struct BankClient",
         "pub fn bank_new_account",
@@ -78,7 +80,9 @@ fn every_problem_is_reported_and_the_names_still_exist() {
         assert!(out.contains(needle), "missing {needle:?} in {out}");
     }
     assert!(
-        out.contains("enum BadRequest") && out.contains("struct BadClient"),
+        out.contains("type BadRequest")
+            && out.contains("enum BadCall")
+            && out.contains("struct BadClient"),
         "{out}"
     );
 }
@@ -97,7 +101,7 @@ fn raw_identifiers_become_plain_names() {
     );
     assert!(!out.contains("compile_error"), "{out}");
     assert!(
-        out.contains("enum TypeRequest") && out.contains("Move {"),
+        out.contains("type TypeRequest") && out.contains("enum TypeCall") && out.contains("Move {"),
         "{out}"
     );
     assert!(

@@ -1,0 +1,346 @@
+//! The one boundary where messages become bytes.
+//!
+//! Local places never come here: their messages are moved. Remote delivery encodes once with
+//! serde through bincode, marked with a one-byte encoding so that the format can change without
+//! misreading old peers. Large numeric vectors skip serde and travel as their raw bytes.
+//!
+//! Decoding never trusts a length inside the bytes: what a decode allocates follows the input
+//! it actually has (a string that claims more bytes than the message holds is an error, not an
+//! allocation), so anything that encodes also decodes, whatever its size in memory.
+
+mod bounded;
+
+use std::any::{Any, TypeId};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CodecError;
+
+/// The encoding byte of a message encoded with serde through bincode (and the version byte
+/// before every [`encode`]d value).
+pub const CODEC_VERSION: u8 = 1;
+
+/// The encoding byte of a `Vec<f64>` sent as raw little-endian bytes.
+pub const RAW_F64S: u8 = 2;
+/// The encoding byte of a `Vec<i64>` sent as raw little-endian bytes.
+pub const RAW_I64S: u8 = 3;
+/// The encoding byte of a `Vec<u8>` sent as it is.
+pub const RAW_BYTES: u8 = 4;
+
+fn config() -> bincode::config::Configuration {
+    // No limit: bincode's counts a value's size in memory (eight bytes for every small `u64`),
+    // so it refused messages that are small on the wire. Allocations are bounded by the input
+    // instead (see `bounded`).
+    bincode::config::standard()
+}
+
+/// Encodes `value` as a version byte followed by its bincode form.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde refuses the value (for example a place channel outside a
+/// places transport).
+///
+/// # Examples
+///
+/// ```
+/// let bytes = places::codec::encode(&(7u32, "seven".to_string())).unwrap();
+/// let back: (u32, String) = places::codec::decode(&bytes).unwrap();
+/// assert_eq!(back, (7, "seven".to_string()));
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![CODEC_VERSION];
+    bincode::serde::encode_into_std_write(value, &mut out, config())?;
+    Ok(out)
+}
+
+/// Decodes bytes written by [`encode`].
+///
+/// # Errors
+///
+/// [`CodecError::Version`] for an unknown version byte, [`CodecError::Decode`] for bytes that do
+/// not hold a `T` (including empty input, and lengths that claim more than the input holds),
+/// [`CodecError::Trailing`] for bytes left over after the value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Decode(
+        bincode::error::DecodeError::UnexpectedEnd { additional: 1 },
+    ))?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::Version {
+            found: version,
+            expected: CODEC_VERSION,
+        });
+    }
+    decode_serde(body)
+}
+
+/// Decodes a bincode body, allocating only what the bytes hold, and refuses trailing bytes.
+fn decode_serde<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
+    let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(body, config(), ());
+    let value = T::deserialize(bounded::Bounded(decoder.as_deserializer()))?;
+    // A value that ends early leaves bytes: one more byte reads only if something is left.
+    if u8::deserialize(decoder.as_deserializer()).is_ok() {
+        return Err(CodecError::Trailing);
+    }
+    Ok(value)
+}
+
+/// Encodes a message for another node: its encoding byte ([`CODEC_VERSION`], or one of the raw
+/// encodings for `Vec<f64>`, `Vec<i64>` and `Vec<u8>`) and its body.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde refuses the value.
+pub fn encode_body<T: Serialize + 'static>(value: &T) -> Result<(u8, Vec<u8>), CodecError> {
+    if let Some((encoding, bytes)) = raw_view(value) {
+        return Ok((encoding, bytes.to_vec()));
+    }
+    let any = value as &dyn Any;
+    if let Some(v) = any.downcast_ref::<Vec<f64>>() {
+        return Ok((RAW_F64S, words_out(v.iter().map(|x| x.to_le_bytes()))));
+    }
+    if let Some(v) = any.downcast_ref::<Vec<i64>>() {
+        return Ok((RAW_I64S, words_out(v.iter().map(|x| x.to_le_bytes()))));
+    }
+    let mut out = Vec::new();
+    bincode::serde::encode_into_std_write(value, &mut out, config())?;
+    Ok((CODEC_VERSION, out))
+}
+
+/// The raw little-endian bytes of a `Vec<f64>`, `Vec<i64>` or `Vec<u8>` as they are in memory,
+/// with the encoding byte that marks them, so that the network layer can write them without
+/// copying; `None` for every other type (and for the numeric ones on big-endian machines, whose
+/// memory is not in wire order).
+pub fn raw_view<T: 'static>(value: &T) -> Option<(u8, &[u8])> {
+    let any = value as &dyn Any;
+    if let Some(v) = any.downcast_ref::<Vec<u8>>() {
+        return Some((RAW_BYTES, v.as_slice()));
+    }
+    if cfg!(target_endian = "little") {
+        if let Some(v) = any.downcast_ref::<Vec<f64>>() {
+            return Some((RAW_F64S, bytemuck::cast_slice(v.as_slice())));
+        }
+        if let Some(v) = any.downcast_ref::<Vec<i64>>() {
+            return Some((RAW_I64S, bytemuck::cast_slice(v.as_slice())));
+        }
+    }
+    None
+}
+
+fn words_out(words: impl ExactSizeIterator<Item = [u8; 8]>) -> Vec<u8> {
+    let mut out = vec![0u8; words.len() * 8];
+    for (dst, w) in out.chunks_exact_mut(8).zip(words) {
+        dst.copy_from_slice(&w);
+    }
+    out
+}
+
+/// Decodes a message body written by [`encode_body`] (or sent from a [`raw_view`]). A
+/// `Vec<u8>` sent raw is the body itself, without a copy.
+///
+/// # Errors
+///
+/// [`CodecError::Version`] for an unknown encoding, [`CodecError::Decode`] for bytes that do not
+/// hold a `T` (raw numbers of the wrong length, or of another type than `T`), and the errors of
+/// [`decode`].
+pub fn decode_body<T: DeserializeOwned + 'static>(
+    encoding: u8,
+    body: Vec<u8>,
+) -> Result<T, CodecError> {
+    let boxed: Box<dyn Any> = match encoding {
+        CODEC_VERSION => return decode_serde(&body),
+        RAW_F64S if TypeId::of::<T>() == TypeId::of::<Vec<f64>>() => {
+            Box::new(words(&body)?.map(f64::from_le_bytes).collect::<Vec<f64>>())
+        }
+        RAW_I64S if TypeId::of::<T>() == TypeId::of::<Vec<i64>>() => {
+            Box::new(words(&body)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
+        }
+        RAW_BYTES if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() => Box::new(body),
+        RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
+        found => {
+            return Err(CodecError::Version {
+                found,
+                expected: CODEC_VERSION,
+            })
+        }
+    };
+    boxed
+        .downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| raw_error("raw numbers for another type"))
+}
+
+fn words(body: &[u8]) -> Result<impl Iterator<Item = [u8; 8]> + '_, CodecError> {
+    if !body.len().is_multiple_of(8) {
+        return Err(raw_error("raw numbers whose length is not a multiple of 8"));
+    }
+    Ok(body.chunks_exact(8).map(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        w
+    }))
+}
+
+fn raw_error(what: &'static str) -> CodecError {
+    CodecError::Decode(bincode::error::DecodeError::OtherString(what.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn round_trips_nested_values() {
+        let v: (Vec<f64>, Option<String>, [u8; 3]) = (vec![1.5, -2.0], Some("x".into()), [1, 2, 3]);
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes[0], CODEC_VERSION);
+        assert_eq!(
+            decode::<(Vec<f64>, Option<String>, [u8; 3])>(&bytes).unwrap(),
+            v
+        );
+    }
+
+    #[test]
+    fn rejects_an_unknown_version() {
+        let mut bytes = encode(&1u32).unwrap();
+        bytes[0] = 9;
+        assert!(matches!(
+            decode::<u32>(&bytes),
+            Err(CodecError::Version {
+                found: 9,
+                expected: CODEC_VERSION
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_empty_truncated_and_trailing_input() {
+        assert!(matches!(decode::<u32>(&[]), Err(CodecError::Decode(_))));
+        let bytes = encode(&"hello".to_string()).unwrap();
+        assert!(matches!(
+            decode::<String>(&bytes[..bytes.len() - 1]),
+            Err(CodecError::Decode(_))
+        ));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode::<String>(&longer),
+            Err(CodecError::Trailing)
+        ));
+    }
+
+    #[test]
+    fn numeric_vectors_take_the_raw_path_and_round_trip() {
+        let f = vec![1.5f64, -0.0, f64::MAX, f64::NAN];
+        let (encoding, bytes) = encode_body(&f).unwrap();
+        assert_eq!((encoding, bytes.len()), (RAW_F64S, 32));
+        let back: Vec<f64> = decode_body(encoding, bytes).unwrap();
+        assert_eq!(back.len(), 4);
+        assert!(back[..3] == f[..3] && back[1].is_sign_negative() && back[3].is_nan());
+        let i = vec![i64::MIN, 0, 7];
+        let (encoding, bytes) = encode_body(&i).unwrap();
+        assert_eq!(decode_body::<Vec<i64>>(encoding, bytes).unwrap(), i);
+        let b = vec![0u8, 255, 9];
+        let (encoding, bytes) = encode_body(&b).unwrap();
+        assert_eq!(decode_body::<Vec<u8>>(encoding, bytes).unwrap(), b);
+        // Other types go through serde.
+        let s = (3u8, "x".to_string());
+        let (encoding, bytes) = encode_body(&s).unwrap();
+        assert_eq!(encoding, CODEC_VERSION);
+        assert_eq!(decode_body::<(u8, String)>(encoding, bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn raw_views_match_the_encoded_bytes() {
+        let f = vec![1.5f64, -2.0];
+        let (version, bytes) = raw_view(&f).unwrap();
+        let (encoding, encoded) = encode_body(&f).unwrap();
+        assert_eq!((encoding, &encoded[..]), (version, bytes));
+        assert!(raw_view(&"text".to_string()).is_none());
+    }
+
+    #[test]
+    fn raw_bytes_for_the_wrong_type_or_length_are_errors() {
+        let (encoding, bytes) = encode_body(&vec![1.0f64]).unwrap();
+        assert!(decode_body::<Vec<i64>>(encoding, bytes.clone()).is_err());
+        assert!(decode_body::<String>(encoding, bytes).is_err());
+        assert!(decode_body::<Vec<f64>>(RAW_F64S, vec![1, 2, 3]).is_err());
+        assert!(matches!(
+            decode_body::<u8>(77, vec![1]),
+            Err(CodecError::Version { found: 77, .. })
+        ));
+    }
+
+    #[test]
+    fn a_string_claiming_a_gigabyte_is_refused_before_allocating() {
+        // A String whose varint length claims 1 GiB, followed by nothing.
+        let mut bytes = vec![CODEC_VERSION, 252];
+        bytes.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        assert!(matches!(
+            decode::<String>(&bytes),
+            Err(CodecError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn claims_of_any_length_are_errors_not_allocations() {
+        // Each would abort the process if it were allocated: u64::MAX elements or bytes.
+        for ty in ["bytes", "string", "vec", "map", "nested"] {
+            let mut bytes = vec![CODEC_VERSION];
+            if ty == "nested" {
+                bytes.push(1); // Some(..)
+            }
+            bytes.push(253);
+            bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+            let refused = match ty {
+                "bytes" => decode::<Vec<u8>>(&bytes).is_err(),
+                "string" => decode::<String>(&bytes).is_err(),
+                "vec" => decode::<Vec<u64>>(&bytes).is_err(),
+                "map" => decode::<BTreeMap<String, u64>>(&bytes).is_err(),
+                _ => decode::<Option<(String, u8)>>(&bytes).is_err(),
+            };
+            assert!(refused, "{ty}");
+        }
+        // 2^60 as a string length, with a few bytes behind it.
+        let mut bytes = vec![CODEC_VERSION, 253];
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        assert!(decode::<(String, String)>(&bytes).is_err());
+    }
+
+    #[test]
+    fn what_is_small_on_the_wire_decodes_however_large_in_memory() {
+        // 9 million small u64s: about 9 MB encoded, 72 MB in memory.
+        let v: Vec<u64> = (0..9_000_000u64).map(|i| i % 100).collect();
+        let bytes = encode(&v).unwrap();
+        assert!(bytes.len() < 10_000_000, "{}", bytes.len());
+        assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), v);
+    }
+
+    proptest::proptest! {
+        /// Anything that encodes decodes to itself.
+        #[test]
+        fn every_encoded_value_decodes(
+            words in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..2000),
+            text in ".{0,300}",
+            map in proptest::collection::btree_map(".{0,8}", proptest::prelude::any::<(i32, bool)>(), 0..50),
+            nested in proptest::collection::vec(proptest::option::of((proptest::prelude::any::<u8>(), ".{0,5}")), 0..50),
+        ) {
+            let value = (words, text, map, nested);
+            let bytes = encode(&value).unwrap();
+            proptest::prop_assert_eq!(decode::<(Vec<u64>, String, BTreeMap<String, (i32, bool)>, Vec<Option<(u8, String)>>)>(&bytes).unwrap(), value.clone());
+            let (encoding, body) = encode_body(&value).unwrap();
+            proptest::prop_assert_eq!(decode_body::<(Vec<u64>, String, BTreeMap<String, (i32, bool)>, Vec<Option<(u8, String)>>)>(encoding, body).unwrap(), value);
+        }
+
+        /// Whatever bytes arrive, decoding returns a value or an error (it never panics or
+        /// aborts on a claimed length).
+        #[test]
+        fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = decode_body::<(String, Vec<u64>, BTreeMap<u8, String>)>(CODEC_VERSION, bytes.clone());
+            let _ = decode_body::<Vec<Vec<u8>>>(CODEC_VERSION, bytes);
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! One channel id on one link: the queue of messages that arrived for it (undecoded), the credit
+//! in both directions, and its closing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{lost_error, Control, Incoming, LinkRef, Window};
+use crate::error::ChannelError;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What an endpoint's queue holds.
+pub(crate) enum Item {
+    /// A message, as it arrived.
+    Message(Incoming),
+    /// The endpoint's error slot was set: a blocked `get` wakes to report it.
+    Notice,
+}
+
+/// The receiving side's credit: what arrived, what was taken, and the limits granted so far.
+struct RecvCredit {
+    window: Window,
+    arrived_bytes: u64,
+    arrived_messages: u64,
+    released_bytes: u64,
+    released_messages: u64,
+    limit_bytes: u64,
+    limit_messages: u64,
+}
+
+/// The sending side's credit: what was sent and the limits the receiver granted.
+struct SendCredit {
+    sent_bytes: u64,
+    sent_messages: u64,
+    limit_bytes: u64,
+    limit_messages: u64,
+}
+
+/// One end of a channel that crosses a link: its id there, the messages that arrived for it and
+/// wait (undecoded) to be taken, and its credit. A place channel whose peer is on another node
+/// is a typed view of one of these.
+pub struct Endpoint {
+    link: LinkRef,
+    id: u64,
+    /// Where arriving messages go: this endpoint's own queue or, for a route into a named
+    /// place, that place's. `None` once nothing more may arrive.
+    inbox: Mutex<Option<Sender<Item>>>,
+    queue: Receiver<Item>,
+    /// Woken by every push and by the close, for an async receiver.
+    waker: Arc<AtomicWaker>,
+    recv: Mutex<RecvCredit>,
+    send: Mutex<SendCredit>,
+    credit_changed: Condvar,
+    /// Held while one message is encoded and written: credit is taken in order, and the
+    /// fragments of two messages never interleave on one channel.
+    order: Mutex<()>,
+    /// Credit is released by [`release`](Self::release) alone, not when a message is taken (a
+    /// bounded channel's relay releases it when the local peer takes the message).
+    manual_credit: AtomicBool,
+    peer_closed: AtomicBool,
+    local_closed: AtomicBool,
+    /// Set when the link is lost: why.
+    lost: OnceLock<String>,
+    /// Why a message sent on this channel was dropped by the receiver, until reported.
+    error: Mutex<Option<String>>,
+    /// For a named place's endpoint: the routes of the connections into it.
+    routes: Mutex<Vec<Weak<Endpoint>>>,
+    /// For a route: it closes with its client and never has a `get` of its own.
+    is_route: bool,
+}
+
+impl Endpoint {
+    /// An endpoint for channel `id` on `link`, receiving with window `receive` and sending
+    /// within `send` until the peer grants more.
+    pub fn new(link: LinkRef, id: u64, receive: Window, send: Window) -> Arc<Endpoint> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Self::build(
+            link,
+            id,
+            tx,
+            rx,
+            Arc::new(AtomicWaker::new()),
+            receive,
+            send,
+            false,
+        )
+    }
+
+    /// An endpoint with the link's own windows.
+    pub fn with_link_windows(link: LinkRef, id: u64) -> Arc<Endpoint> {
+        let (receive, send) = (link.settings().window, link.peer_settings().window);
+        Self::new(link, id, receive, send)
+    }
+
+    /// A route into the named place whose endpoint is `hub`: what arrives on channel `id` of
+    /// `link` goes to the place's queue, and the place's replies go back on it. `None` when the
+    /// place no longer takes messages.
+    pub fn new_route(link: LinkRef, id: u64, hub: &Arc<Endpoint>) -> Option<Arc<Endpoint>> {
+        let tx = lock(&hub.inbox).clone()?;
+        let (_, own) = crossbeam_channel::bounded(0);
+        let (receive, send) = (link.settings().window, link.peer_settings().window);
+        let route = Self::build(link, id, tx, own, hub.waker.clone(), receive, send, true);
+        let mut routes = lock(&hub.routes);
+        if hub.local_closed.load(Ordering::Acquire) {
+            return None;
+        }
+        routes.retain(|r| r.strong_count() > 0);
+        routes.push(Arc::downgrade(&route));
+        Some(route)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        link: LinkRef,
+        id: u64,
+        tx: Sender<Item>,
+        rx: Receiver<Item>,
+        waker: Arc<AtomicWaker>,
+        receive: Window,
+        send: Window,
+        is_route: bool,
+    ) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            link,
+            id,
+            inbox: Mutex::new(Some(tx)),
+            queue: rx,
+            waker,
+            recv: Mutex::new(RecvCredit {
+                window: receive,
+                arrived_bytes: 0,
+                arrived_messages: 0,
+                released_bytes: 0,
+                released_messages: 0,
+                limit_bytes: receive.bytes,
+                limit_messages: receive.messages,
+            }),
+            send: Mutex::new(SendCredit {
+                sent_bytes: 0,
+                sent_messages: 0,
+                limit_bytes: send.bytes,
+                limit_messages: send.messages,
+            }),
+            credit_changed: Condvar::new(),
+            order: Mutex::new(()),
+            manual_credit: AtomicBool::new(false),
+            peer_closed: AtomicBool::new(false),
+            local_closed: AtomicBool::new(false),
+            lost: OnceLock::new(),
+            error: Mutex::new(None),
+            routes: Mutex::new(Vec::new()),
+            is_route,
+        })
+    }
+
+    /// The channel's id on its link.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The link the channel crosses.
+    pub fn link(&self) -> &LinkRef {
+        &self.link
+    }
+
+    // ---- the event loop's side: never waits, never runs user code.
+
+    /// Counts a message that starts arriving (`len` body bytes) against the credit granted.
+    pub(crate) fn arrive(&self, len: u64) -> Result<(), String> {
+        let mut r = lock(&self.recv);
+        if r.arrived_bytes >= r.limit_bytes || r.arrived_messages >= r.limit_messages {
+            return Err(format!(
+                "the sender went beyond the credit granted on channel {} ({} bytes, {} messages)",
+                self.id, r.limit_bytes, r.limit_messages
+            ));
+        }
+        r.arrived_bytes += len;
+        r.arrived_messages += 1;
+        Ok(())
+    }
+
+    /// Queues a message for the channel's consumer; gives it back when nothing may arrive.
+    pub(crate) fn push(&self, msg: Incoming) -> Result<(), Incoming> {
+        let sent = match lock(&self.inbox).as_ref() {
+            Some(tx) => tx.send(Item::Message(msg)).map_err(|e| match e.0 {
+                Item::Message(m) => m,
+                Item::Notice => unreachable!("a message was sent"),
+            }),
+            None => Err(msg),
+        };
+        self.waker.wake();
+        sent
+    }
+
+    /// The peer's `Close` arrived.
+    pub(crate) fn peer_close(&self) {
+        self.peer_closed.store(true, Ordering::Release);
+        self.stop_arrivals();
+        if self.is_route {
+            // Nothing here holds a route open: the client left, so the route goes too.
+            self.close();
+        }
+    }
+
+    /// The link is gone.
+    pub(crate) fn lose(&self, reason: &str) {
+        let _ = self.lost.set(reason.to_owned());
+        self.peer_closed.store(true, Ordering::Release);
+        self.stop_arrivals();
+    }
+
+    fn stop_arrivals(&self) {
+        drop(lock(&self.inbox).take());
+        self.waker.wake();
+        let _guard = lock(&self.send);
+        self.credit_changed.notify_all();
+    }
+
+    /// The peer granted credit up to these totals.
+    pub(crate) fn credit(&self, bytes: u64, messages: u64) {
+        let mut s = lock(&self.send);
+        s.limit_bytes = s.limit_bytes.max(bytes);
+        s.limit_messages = s.limit_messages.max(messages);
+        self.credit_changed.notify_all();
+    }
+
+    /// The peer dropped a message this side sent; the next `put` or `get` reports `reason`.
+    pub(crate) fn set_error(&self, reason: String) {
+        *lock(&self.error) = Some(reason);
+        if !self.is_route {
+            if let Some(tx) = lock(&self.inbox).as_ref() {
+                let _ = tx.send(Item::Notice);
+            }
+        }
+        self.waker.wake();
+    }
+
+    // ---- the consumer's side.
+
+    /// The queue the channel's consumer takes from.
+    pub(crate) fn queue(&self) -> &Receiver<Item> {
+        &self.queue
+    }
+
+    /// The async receiver's waker.
+    pub(crate) fn waker(&self) -> &AtomicWaker {
+        &self.waker
+    }
+
+    /// The consumer took a message of `len` body bytes that arrived on this endpoint.
+    pub(crate) fn taken(&self, len: u64) {
+        if !self.manual_credit.load(Ordering::Relaxed) {
+            self.release(len);
+        }
+    }
+
+    /// Makes credit follow [`release`](Self::release) only.
+    pub(crate) fn set_manual_credit(&self) {
+        self.manual_credit.store(true, Ordering::Relaxed);
+    }
+
+    /// Gives the sender back the credit of one message of `len` bytes, telling it once half a
+    /// window can be granted.
+    pub(crate) fn release(&self, len: u64) {
+        let grant = {
+            let mut r = lock(&self.recv);
+            r.released_bytes += len;
+            r.released_messages += 1;
+            let bytes = r.released_bytes + r.window.bytes;
+            let messages = r.released_messages + r.window.messages;
+            let half = |w: u64| (w / 2).max(1);
+            let due = bytes.saturating_sub(r.limit_bytes) >= half(r.window.bytes)
+                || messages.saturating_sub(r.limit_messages) >= half(r.window.messages);
+            if due {
+                r.limit_bytes = r.limit_bytes.max(bytes);
+                r.limit_messages = r.limit_messages.max(messages);
+                Some((r.limit_bytes, r.limit_messages))
+            } else {
+                None
+            }
+        };
+        if let Some((bytes, messages)) = grant {
+            if !self.local_closed.load(Ordering::Acquire) {
+                self.link
+                    .send_control(self.id, Control::Credit { bytes, messages });
+            }
+        }
+    }
+
+    /// The error to report for a queue that has ended: the link's loss, or a plain close.
+    pub(crate) fn closed_error(&self) -> ChannelError {
+        match self.lost.get() {
+            Some(reason) => lost_error(&*self.link, reason),
+            None => ChannelError::Closed,
+        }
+    }
+
+    /// Takes the error a dropped message left, naming the sender's message type.
+    pub(crate) fn take_error(&self, message: &'static str) -> Option<ChannelError> {
+        lock(&self.error)
+            .take()
+            .map(|reason| ChannelError::Dropped { message, reason })
+    }
+
+    // ---- the sender's side.
+
+    /// Holds the channel's send order (see the field).
+    pub(crate) fn order(&self) -> MutexGuard<'_, ()> {
+        lock(&self.order)
+    }
+
+    /// Tries to hold the send order without waiting.
+    pub(crate) fn try_order(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.order.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Why nothing can be sent, if nothing can.
+    pub(crate) fn send_closed(&self) -> Option<ChannelError> {
+        if let Some(reason) = self.lost.get() {
+            return Some(lost_error(&*self.link, reason));
+        }
+        if self.peer_closed.load(Ordering::Acquire) || self.local_closed.load(Ordering::Acquire) {
+            return Some(ChannelError::Closed);
+        }
+        None
+    }
+
+    /// Waits until a message may start (or, with `block` false, says whether one may now).
+    /// `interrupted` is asked every so often while waiting, so that a killed place stops.
+    pub(crate) fn wait_credit(
+        &self,
+        block: bool,
+        interrupted: impl Fn() -> Option<ChannelError>,
+    ) -> Result<bool, ChannelError> {
+        let mut s = lock(&self.send);
+        loop {
+            if let Some(e) = self.send_closed() {
+                return Err(e);
+            }
+            if s.sent_bytes < s.limit_bytes && s.sent_messages < s.limit_messages {
+                return Ok(true);
+            }
+            if !block {
+                return Ok(false);
+            }
+            drop(s);
+            self.relieve();
+            s = lock(&self.send);
+            if s.sent_bytes < s.limit_bytes && s.sent_messages < s.limit_messages {
+                continue;
+            }
+            s = self
+                .credit_changed
+                .wait_timeout(s, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if let Some(e) = interrupted() {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sets the limits a sender starts with (for a channel that arrived inside a message, whose
+    /// bridging side said how much it takes).
+    pub(crate) fn set_send_window(&self, window: Window) {
+        let mut s = lock(&self.send);
+        if s.sent_messages == 0 {
+            s.limit_bytes = window.bytes;
+            s.limit_messages = window.messages;
+        }
+    }
+
+    /// A sender of this end waits for credit, so whoever takes this end's messages may be that
+    /// very thread (a place that puts, then gets): holding the peer back as well would deadlock
+    /// the two. While it waits, the peer may send this end another window beyond what arrived,
+    /// as much as it would to a local channel.
+    fn relieve(&self) {
+        let grant = {
+            let mut r = lock(&self.recv);
+            let bytes = r.arrived_bytes + r.window.bytes;
+            let messages = r.arrived_messages + r.window.messages;
+            if bytes > r.limit_bytes || messages > r.limit_messages {
+                r.limit_bytes = r.limit_bytes.max(bytes);
+                r.limit_messages = r.limit_messages.max(messages);
+                Some((r.limit_bytes, r.limit_messages))
+            } else {
+                None
+            }
+        };
+        if let Some((bytes, messages)) = grant {
+            if !self.local_closed.load(Ordering::Acquire) {
+                self.link
+                    .send_control(self.id, Control::Credit { bytes, messages });
+            }
+        }
+    }
+
+    /// Counts a message of `len` bytes as sent.
+    pub(crate) fn reserve(&self, len: u64) {
+        let mut s = lock(&self.send);
+        s.sent_bytes += len;
+        s.sent_messages += 1;
+    }
+
+    // ---- closing.
+
+    /// Whether this side has closed the endpoint.
+    pub fn is_closed(&self) -> bool {
+        self.local_closed.load(Ordering::Acquire)
+    }
+
+    /// Closes this side: tells the peer, drops what is still queued (closing the channels inside
+    /// those messages) and, for a named place, closes every route into it. Idempotent.
+    pub fn close(&self) {
+        if self.local_closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let routes: Vec<Weak<Endpoint>> = std::mem::take(&mut *lock(&self.routes));
+        for route in routes.iter().filter_map(Weak::upgrade) {
+            route.close();
+        }
+        drop(lock(&self.inbox).take());
+        // Messages that will never be taken: dropping them closes the channels inside them.
+        if !self.is_route {
+            while self.queue.try_recv().is_ok() {}
+        }
+        self.link.table().local_close(self);
+        self.waker.wake();
+        let _guard = lock(&self.send);
+        self.credit_changed.notify_all();
+    }
+
+    /// Whether the peer has closed (or the link is gone).
+    pub(crate) fn peer_has_closed(&self) -> bool {
+        self.peer_closed.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("peer", &self.link.peer())
+            .field("id", &self.id)
+            .field("closed", &self.is_closed())
+            .field("peer_closed", &self.peer_has_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,331 @@
+//! Puts that cross a link, and channel ends passed on to another node inside messages.
+//!
+//! An end sent to another node stays here, *bridged*: a fresh id on the link (announced in the
+//! message's head) with two relay threads, one taking what arrives on the id and putting it where
+//! the end's own `put`s went, one taking what the end's peer sends and putting it on the id. The
+//! relays start only once the message carrying the end is out (so the peer learns of the id
+//! before any of its traffic), and close the id if it never goes out.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use super::incoming::{with_decoding, with_encoding, EncodeScope};
+use super::{encoding_for, Endpoint, Item, LinkRef, Window};
+use crate::channel::{remote_channel, wait_item, PlaceChannel, Rx, Tx, Waited};
+use crate::codec;
+use crate::context;
+use crate::error::ChannelError;
+use crate::message::Message;
+use crossbeam_channel::Receiver;
+
+/// What the two ends of a bounded pair share: each end's hook, run when that end takes a
+/// message (set when the *other* end is passed on to another node, so that its remote producer
+/// gets credit back only as messages are taken here).
+pub(crate) struct PairHook {
+    capacity: usize,
+    on_take: [OnceLock<Box<dyn Fn() + Send + Sync>>; 2],
+}
+
+impl PairHook {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            on_take: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// End `end` took a message.
+    #[inline]
+    pub(crate) fn taken(&self, end: usize) {
+        if let Some(f) = self.on_take[end].get() {
+            f();
+        }
+    }
+}
+
+/// The remote `put` of an end on `endpoint`: waits for credit (or, with `block` false, gives the
+/// value back), encodes, checks the receiver's size limit and writes. A value that was not
+/// encoded yet comes back with the error.
+pub(crate) fn put_remote<S: Message>(
+    endpoint: &Arc<Endpoint>,
+    value: S,
+    block: bool,
+) -> Result<(), (Option<S>, ChannelError)> {
+    if let Some(e) = endpoint.take_error(std::any::type_name::<S>()) {
+        return Err((Some(value), e));
+    }
+    if let Some(e) = endpoint.send_closed() {
+        return Err((Some(value), e));
+    }
+    let order = if block {
+        endpoint.order()
+    } else {
+        match endpoint.try_order() {
+            Some(g) => g,
+            None => return Err((Some(value), ChannelError::Full)),
+        }
+    };
+    let interrupted = || context::is_killed().then_some(ChannelError::Closed);
+    match endpoint.wait_credit(block, interrupted) {
+        Ok(true) => {}
+        Ok(false) => return Err((Some(value), ChannelError::Full)),
+        Err(e) => {
+            drop(order);
+            if context::is_killed() {
+                return context::killed().map_err(|e| (None, e));
+            }
+            return Err((Some(value), e));
+        }
+    }
+    let link = endpoint.link();
+    let (encoding, owned, scope) = match codec::raw_view(&value) {
+        Some((encoding, _)) => (encoding, None, None),
+        None => {
+            let scope = EncodeScope {
+                link: link.clone(),
+                carried: Vec::new(),
+                gates: Vec::new(),
+            };
+            let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
+            match encoded {
+                Ok((encoding, body)) => (encoding, Some(body), Some(scope)),
+                Err(e) => {
+                    open_gates(scope, false);
+                    return Err((None, ChannelError::Unsendable(e.to_string())));
+                }
+            }
+        }
+    };
+    let body: &[u8] = match (&owned, codec::raw_view(&value)) {
+        (Some(b), _) => b,
+        (None, Some((_, raw))) => raw,
+        (None, None) => unreachable!("a value without a raw view was encoded"),
+    };
+    let max = link.peer_settings().max_message;
+    if body.len() as u64 > max {
+        if let Some(scope) = scope {
+            open_gates(scope, false);
+        }
+        return Err((
+            None,
+            ChannelError::Unsendable(format!(
+                "a `{}` of {} encoded bytes exceeds the largest message node `{}` accepts ({max} bytes)",
+                std::any::type_name::<S>(),
+                body.len(),
+                link.peer()
+            )),
+        ));
+    }
+    endpoint.reserve(body.len() as u64);
+    let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);
+    let sent = link.send_message(endpoint.id(), encoding, carried, body);
+    if let Some(scope) = scope {
+        open_gates(scope, sent.is_ok());
+    }
+    drop(order);
+    sent.map_err(|e| (None, e))
+}
+
+fn open_gates(scope: EncodeScope, sent: bool) {
+    for gate in scope.gates {
+        let _ = gate.send(sent);
+    }
+}
+
+/// The route of the message being decoded on this thread: the endpoint it came on.
+pub(crate) fn decoding_route() -> Option<Arc<Endpoint>> {
+    with_decoding(|s| s.from.clone())
+}
+
+/// On the wire a place channel is its id on the link and the window its new holder may send
+/// within; the end itself stays here, bridged (see the module docs). Outside a places transport
+/// (plain serde) encoding a channel is an error.
+impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let Some(link) = with_encoding(|s| s.link.clone()) else {
+            return Err(serde::ser::Error::custom(
+                "a place channel can only be encoded by a places transport (sending it to another node)",
+            ));
+        };
+        let (id, window) = bridge(self, &link).map_err(serde::ser::Error::custom)?;
+        (id, window.bytes, window.messages).serialize(serializer)
+    }
+}
+
+/// The receiving side of `Serialize`: claims the channel's pending endpoint on the link the
+/// message came on.
+impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (id, bytes, messages) = <(u64, u64, u64)>::deserialize(deserializer)?;
+        let claimed = with_decoding(|s| {
+            if !s.carried.contains(&id) {
+                return None;
+            }
+            s.carried.retain(|c| *c != id);
+            s.from.link().table().claim(id)
+        });
+        match claimed {
+            None => Err(serde::de::Error::custom(
+                "a place channel cannot be decoded from bytes outside a places transport",
+            )),
+            Some(None) => Err(serde::de::Error::custom(format!(
+                "the message names channel {id}, which it does not carry"
+            ))),
+            Some(Some(endpoint)) => {
+                endpoint.set_send_window(Window::new(bytes, messages));
+                Ok(remote_channel(endpoint))
+            }
+        }
+    }
+}
+
+/// Bridges `end` to a fresh id on `link` (see the module docs); returns the id and the window
+/// the far holder may send within.
+fn bridge<S: Message, R: Message>(
+    end: &PlaceChannel<S, R>,
+    link: &LinkRef,
+) -> Result<(u64, Window), String> {
+    let id = link.next_id();
+    let receive = match end.bound() {
+        // The far producer may have as many messages outstanding as the pair holds.
+        Some((hook, _)) => Window::new(link.settings().window.bytes, hook.capacity as u64),
+        None => link.settings().window,
+    };
+    let mirror_ep = Endpoint::new(link.clone(), id, receive, link.peer_settings().window);
+    link.table().register(mirror_ep.clone());
+    let (gate_tx, gate_rx) = crossbeam_channel::bounded::<bool>(1);
+    let (gate2_tx, gate2_rx) = crossbeam_channel::bounded::<bool>(1);
+    with_encoding(|s| {
+        s.carried.push(id);
+        s.gates.push(gate_tx);
+        s.gates.push(gate2_tx);
+    });
+    relay(end, mirror_ep, Some((gate_rx, gate2_rx)))?;
+    Ok((id, receive))
+}
+
+/// Joins `end` to `mirror_ep`, an id on a link whose far side acts as `end` from now on: what
+/// arrives on the id goes where `end`'s own `put`s went, and what `end`'s peer sends goes out on
+/// the id, until either side ends (then both are closed). With `gates`, the relays start only
+/// when the gates say `true` (the message carrying the end went out), and close everything when
+/// they say `false`.
+pub(crate) fn relay<S: Message, R: Message>(
+    end: &PlaceChannel<S, R>,
+    mirror_ep: Arc<Endpoint>,
+    gates: Option<(Receiver<bool>, Receiver<bool>)>,
+) -> Result<(), String> {
+    let id = mirror_ep.id();
+    let bound = end.bound().cloned();
+    if bound.is_some() {
+        mirror_ep.set_manual_credit();
+    }
+    // What the far holder sends arrives as `S` and goes where this end's puts went; what this
+    // end's peer sends (`R`) goes out.
+    let mirror: Arc<PlaceChannel<R, S>> = Arc::new(remote_channel(mirror_ep.clone()));
+    if matches!(end.tx(), Tx::Remote { .. }) {
+        // The relays close that channel when they end; this end's drop must not.
+        end.set_forwarded();
+    }
+    let sizes: Option<Arc<Mutex<VecDeque<u64>>>> = bound.as_ref().map(|(hook, me)| {
+        let sizes = Arc::new(Mutex::new(VecDeque::new()));
+        let (q, ep) = (sizes.clone(), mirror_ep.clone());
+        // The peer taking a message gives its credit back to the far producer.
+        let _ = hook.on_take[1 - me].set(Box::new(move || {
+            let len = q
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front()
+                .unwrap_or(0);
+            ep.release(len);
+        }));
+        sizes
+    });
+    let (gate_in, gate_out) = match gates {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
+    let open = |gate: Option<Receiver<bool>>| gate.is_none_or(|g| g.recv() == Ok(true));
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let tx = end.tx().duplicate();
+    {
+        let (mirror, mirror_ep) = (mirror.clone(), mirror_ep.clone());
+        std::thread::Builder::new()
+            .name(format!("places relay in {id}"))
+            .spawn(move || {
+                if open(gate_in) {
+                    relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref());
+                }
+                mirror_ep.close();
+                tx.close();
+                drop(stop_tx);
+            })
+            .map_err(|e| format!("could not start a channel relay: {e}"))?;
+    }
+    let view = PlaceChannel::<S, R>::from_parts(end.tx().duplicate(), rx_view(end.rx()), bound);
+    view.set_forwarded();
+    std::thread::Builder::new()
+        .name(format!("places relay out {id}"))
+        .spawn(move || {
+            if open(gate_out) {
+                while let Ok(v) = view.get_until(None, Some(&stop_rx)) {
+                    if mirror.put(v).is_err() {
+                        break;
+                    }
+                }
+            }
+            mirror_ep.close();
+            drop(view);
+        })
+        .map_err(|e| format!("could not start a channel relay: {e}"))?;
+    Ok(())
+}
+
+/// The far holder's messages, on to where the end's own `put`s go, in order, until either side
+/// ends. For a bounded pair, the size of each message is kept for the credit its taking returns.
+fn relay_in<S: Message, R: Message>(
+    mirror: &PlaceChannel<R, S>,
+    mirror_ep: &Endpoint,
+    tx: &Tx<S>,
+    sizes: Option<&Mutex<VecDeque<u64>>>,
+) {
+    loop {
+        let item = match wait_item(mirror_ep.queue(), None, None, false) {
+            Ok(Waited::Got(item)) => item,
+            _ => return,
+        };
+        let len = match &item {
+            Item::Message(m) => m.len() as u64,
+            Item::Notice => 0,
+        };
+        // An error about a message the other relay sent, or a message that did not decode (its
+        // sender was told), gives nothing to pass on.
+        if let Some(Ok(v)) = mirror.take_item(item) {
+            if let Some(q) = sizes {
+                q.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push_back(len);
+            }
+            if tx.put(v).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A second receiving view of an end's queue, for its outgoing relay.
+fn rx_view<R: Message>(rx: &Rx<R>) -> Rx<R> {
+    match rx {
+        Rx::Local { rx, waker } => Rx::Local {
+            rx: rx.clone(),
+            waker: waker.clone(),
+        },
+        Rx::Remote {
+            endpoint, decode, ..
+        } => Rx::Remote {
+            endpoint: endpoint.clone(),
+            decode: *decode,
+            stash: Mutex::new(None),
+            stashed: std::sync::atomic::AtomicBool::new(false),
+        },
+    }
+}

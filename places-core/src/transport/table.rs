@@ -1,0 +1,283 @@
+//! The channels of one link, by id: where each arriving frame goes, and the bookkeeping of
+//! closes (see the rules in the [module docs](super)).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Control, Endpoint, Incoming, LinkRef, Window};
+
+enum Slot {
+    Open(Arc<Endpoint>),
+    /// Registered when the message carrying it arrived, not claimed by a decode yet.
+    Pending(Arc<Endpoint>),
+    /// Closed here, the peer's `Close` not arrived yet: data still in flight is dropped quietly.
+    Closed,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<u64, Slot>,
+    lost: Option<String>,
+}
+
+/// The channels of one link by id. The network layer hands it every frame that concerns a
+/// channel; endpoints register, claim and close themselves in it.
+#[derive(Default)]
+pub struct ChannelTable {
+    state: Mutex<State>,
+}
+
+/// What became of a message handed to [`ChannelTable::complete`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued for its channel's consumer.
+    Queued,
+    /// Its channel closed meanwhile: dropped (closing the channels it carried).
+    DroppedClosed,
+}
+
+/// Closes ids this side never registered (the channels inside a message it drops).
+fn close_all(link: &LinkRef, ids: &[u64]) {
+    for &c in ids {
+        link.send_control(c, Control::Close);
+    }
+}
+
+impl ChannelTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `endpoint` under its id. On a lost link it is closed at once instead.
+    pub fn register(&self, endpoint: Arc<Endpoint>) {
+        let mut st = self.state();
+        if let Some(reason) = st.lost.clone() {
+            drop(st);
+            endpoint.lose(&reason);
+            return;
+        }
+        st.slots.insert(endpoint.id(), Slot::Open(endpoint));
+    }
+
+    /// Whether `id` is in use (open, pending or closed) on this link.
+    pub fn is_known(&self, id: u64) -> bool {
+        self.state().slots.contains_key(&id)
+    }
+
+    /// How many ids are in use, tombstones included.
+    pub fn len(&self) -> usize {
+        self.state().slots.len()
+    }
+
+    /// Whether no id is in use.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Claims the pending endpoint of a channel that arrived inside a message; `None` if `id` is
+    /// not pending (never carried, or claimed already).
+    pub(crate) fn claim(&self, id: u64) -> Option<Arc<Endpoint>> {
+        let mut st = self.state();
+        let ep = match st.slots.get(&id) {
+            Some(Slot::Pending(ep)) => ep.clone(),
+            _ => return None,
+        };
+        st.slots.insert(id, Slot::Open(ep.clone()));
+        Some(ep)
+    }
+
+    /// A carried channel that will never be claimed: closes it if it is still pending.
+    pub(crate) fn abandon(&self, id: u64) {
+        let ep = match self.state().slots.get(&id) {
+            Some(Slot::Pending(ep)) => ep.clone(),
+            _ => return,
+        };
+        ep.close();
+    }
+
+    /// `endpoint` was closed here: remember the id until the peer's `Close` (or forget it when
+    /// that came first), and tell the peer.
+    pub(crate) fn local_close(&self, endpoint: &Endpoint) {
+        let id = endpoint.id();
+        let lost = {
+            let mut st = self.state();
+            let ours = match st.slots.get(&id) {
+                Some(Slot::Open(e) | Slot::Pending(e)) => std::ptr::eq(&**e, endpoint),
+                _ => false,
+            };
+            if ours {
+                if endpoint.peer_has_closed() {
+                    st.slots.remove(&id);
+                } else {
+                    st.slots.insert(id, Slot::Closed);
+                }
+            }
+            st.lost.is_some()
+        };
+        if !lost {
+            endpoint.link().send_control(id, Control::Close);
+        }
+    }
+
+    /// The first frame of a message (of `len` body bytes) arrived on channel `id`: registers the
+    /// channel ends it carries as pending and counts it against the channel's credit. Returns the
+    /// message, to be filled with its body and handed to [`complete`](Self::complete) (dropping
+    /// it instead closes the channels it carries), or `None` when it is dropped: its channel is
+    /// closed here (quietly), or it was refused (the sender is told why with an `Error` frame).
+    /// Never waits.
+    pub fn begin(
+        &self,
+        link: &LinkRef,
+        id: u64,
+        encoding: u8,
+        carried: Vec<u64>,
+        len: u64,
+    ) -> Option<Incoming> {
+        enum Target {
+            Endpoint(Arc<Endpoint>),
+            Closed,
+            Unknown,
+            Reused(u64),
+        }
+        let target = {
+            let mut st = self.state();
+            if st.lost.is_some() {
+                return None;
+            }
+            match st.slots.get(&id) {
+                Some(Slot::Open(ep) | Slot::Pending(ep)) => {
+                    let ep = ep.clone();
+                    let reused = carried.iter().enumerate().find(|(i, c)| {
+                        st.slots.contains_key(c) || **c == id || carried[..*i].contains(c)
+                    });
+                    match reused {
+                        Some((_, &c)) => Target::Reused(c),
+                        None => {
+                            for &c in &carried {
+                                let pending = Endpoint::new(
+                                    link.clone(),
+                                    c,
+                                    link.settings().window,
+                                    Window::DEFAULT,
+                                );
+                                st.slots.insert(c, Slot::Pending(pending));
+                            }
+                            Target::Endpoint(ep)
+                        }
+                    }
+                }
+                Some(Slot::Closed) => Target::Closed,
+                None => Target::Unknown,
+            }
+        };
+        match target {
+            Target::Endpoint(ep) => {
+                // From here the carried ids are registered: dropping the message closes them.
+                let msg = Incoming::new(ep.clone(), encoding, carried, Vec::new());
+                match ep.arrive(len) {
+                    Ok(()) => Some(msg),
+                    Err(reason) => {
+                        link.send_control(id, Control::Error(reason));
+                        None
+                    }
+                }
+            }
+            Target::Closed => {
+                close_all(link, &carried);
+                None
+            }
+            Target::Unknown => {
+                link.send_control(id, Control::Error(format!("no channel {id} is open there")));
+                link.send_control(id, Control::Close);
+                close_all(link, &carried);
+                None
+            }
+            Target::Reused(c) => {
+                let reason = format!("the message carries channel {c}, an id already in use");
+                link.send_control(id, Control::Error(reason));
+                close_all(link, &carried);
+                None
+            }
+        }
+    }
+
+    /// A message begun with [`begin`](Self::begin) is whole: queues it for its channel's
+    /// consumer (or drops it, if the channel closed meanwhile).
+    pub fn complete(&self, msg: Incoming) -> Delivery {
+        let ep = msg.from.clone();
+        match ep.push(msg) {
+            Ok(()) => Delivery::Queued,
+            Err(_dropped) => Delivery::DroppedClosed,
+        }
+    }
+
+    /// Refuses a message on channel `id` that never became whole (it was over a limit, or its
+    /// fragments came out of order): tells the sender why and closes the channels it carried.
+    pub fn refuse(&self, link: &LinkRef, id: u64, carried: &[u64], reason: String) {
+        link.send_control(id, Control::Error(reason));
+        close_all(link, carried);
+    }
+
+    /// The peer's `Close` for channel `id`.
+    pub fn peer_close(&self, id: u64) {
+        let ep = {
+            let mut st = self.state();
+            match st.slots.get(&id) {
+                Some(Slot::Open(ep) | Slot::Pending(ep)) => ep.clone(),
+                Some(Slot::Closed) => {
+                    st.slots.remove(&id);
+                    return;
+                }
+                None => return,
+            }
+        };
+        ep.peer_close();
+    }
+
+    /// The peer's `Credit` for channel `id`.
+    pub fn credit(&self, id: u64, bytes: u64, messages: u64) {
+        if let Some(ep) = self.open(id) {
+            ep.credit(bytes, messages);
+        }
+    }
+
+    /// The peer's `Error` for channel `id`: it dropped a message this side sent.
+    pub fn error(&self, id: u64, reason: String) {
+        if let Some(ep) = self.open(id) {
+            ep.set_error(reason);
+        }
+    }
+
+    fn open(&self, id: u64) -> Option<Arc<Endpoint>> {
+        match self.state().slots.get(&id) {
+            Some(Slot::Open(ep) | Slot::Pending(ep)) => Some(ep.clone()),
+            _ => None,
+        }
+    }
+
+    /// The link is gone: every endpoint on it ends with `reason`; later registrations too.
+    pub fn lose(&self, reason: &str) {
+        let slots: Vec<Slot> = {
+            let mut st = self.state();
+            if st.lost.is_none() {
+                st.lost = Some(reason.to_owned());
+            }
+            st.slots.drain().map(|(_, s)| s).collect()
+        };
+        for slot in slots {
+            if let Slot::Open(ep) | Slot::Pending(ep) = slot {
+                ep.lose(reason);
+            }
+        }
+    }
+
+    /// Why the link is gone, if it is.
+    pub fn lost(&self) -> Option<String> {
+        self.state().lost.clone()
+    }
+}

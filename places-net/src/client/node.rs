@@ -1,0 +1,255 @@
+//! A node this program started: its handle, its current process, and starting nodes.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use places_core::Message;
+
+use super::{NodeLink, RemotePlace};
+use crate::error::NetError;
+use crate::launch::{launch, NodeOptions, NodeProcess};
+use crate::wire::Kind;
+
+/// Starts a node on `host` and connects to it (Racket's `create-place-node`).
+///
+/// - `localhost` (or `127.0.0.1`) starts this executable (or [`NodeOptions::exe`]) directly as
+///   a child process in node mode.
+/// - Any other host, or `user@host`, goes through the system `ssh` client
+///   ([`ssh_bin_path`](crate::ssh_bin_path)), so `~/.ssh/config` applies;
+///   [`NodeOptions::ssh_port`] and [`NodeOptions::ssh_identity`] set the port and key.
+/// - [`NodeOptions::command_template`] runs a shell command instead (cluster schedulers).
+///
+/// The cookie reaches the node on its stdin, never on its command line. The node ends when this
+/// program ends or drops the node.
+///
+/// # Errors
+///
+/// A [`NetError`] that says what failed: the start, an early exit (with the node's or ssh's
+/// own error output), a node program that never enters node mode
+/// ([`NetError::NotANodeProgram`]), the readiness timeout, the connection, or the handshake.
+pub fn create_place_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
+    let launched = launch(host, &opts)?;
+    let name = launched.link.name.clone();
+    let slot = Arc::new(NodeSlot {
+        state: Mutex::new(NodeState {
+            link: launched.link,
+            addr: launched.addr,
+            process: Some(launched.process),
+            generation: 0,
+            dropped: false,
+        }),
+        changed: Condvar::new(),
+    });
+    if let Some(policy) = opts.restart.clone() {
+        let (slot, host, opts) = (slot.clone(), host.to_owned(), opts.clone());
+        std::thread::Builder::new()
+            .name(format!("places node supervisor {host}"))
+            .spawn(move || crate::supervise::supervise_node(&slot, &host, &opts, &policy))
+            .map_err(|e| NetError::Lost {
+                node: name.clone(),
+                reason: format!("could not start the node's supervisor: {e}"),
+            })?;
+    }
+    Ok(RemoteNode {
+        slot,
+        name,
+        first: Mutex::new(None),
+    })
+}
+
+/// Racket's `spawn-remote-racket-node`: the same as [`create_place_node`] here (a node is this
+/// executable, whatever the host).
+///
+/// # Errors
+///
+/// As [`create_place_node`].
+pub fn spawn_remote_node(host: &str, opts: NodeOptions) -> Result<RemoteNode, NetError> {
+    create_place_node(host, opts)
+}
+
+/// A node this program started and is connected to (Racket's `remote-node%`).
+pub struct RemoteNode {
+    pub(crate) slot: Arc<NodeSlot>,
+    /// The name of the first incarnation, for errors.
+    name: String,
+    /// The place `spawn_node_with_place_at` started, until it is taken.
+    pub(crate) first: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+impl RemoteNode {
+    /// The node's name in errors and logs: host and address (of its first process).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why the node (its current process) counts as lost, if it does.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.link().conn.lost_reason()
+    }
+
+    /// The address the node's router listens on (a restarted node listens on a new one).
+    pub fn addr(&self) -> String {
+        self.slot.lock().addr.clone()
+    }
+
+    /// The node's process id, for a node this program started.
+    pub fn pid(&self) -> Option<u32> {
+        self.slot.lock().process.as_ref().map(NodeProcess::id)
+    }
+
+    /// How many times the node has been restarted.
+    pub fn restarts(&self) -> u64 {
+        self.slot.lock().generation
+    }
+
+    pub(crate) fn link(&self) -> Arc<NodeLink> {
+        self.slot.lock().link.clone()
+    }
+
+    /// Starts the entry registered under `module::name` in a new place on the node.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types), or
+    /// [`NetError::Lost`] when the node is gone.
+    pub fn dynamic_place<S: Message, R: Message>(
+        &self,
+        module: &str,
+        name: &str,
+    ) -> Result<RemotePlace<S, R>, NetError> {
+        self.link().spawn_place(module, name, None)
+    }
+
+    /// Takes the place that [`spawn_node_with_place_at`](crate::spawn_node_with_place_at)
+    /// started (Racket's `node-get-first-place`). Returns `None` if there is none, it was taken
+    /// already, or `S` and `R` are not its types.
+    pub fn first_place<S: Message, R: Message>(&self) -> Option<RemotePlace<S, R>> {
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        let place = first.take()?;
+        match place.downcast::<RemotePlace<S, R>>() {
+            Ok(p) => Some(*p),
+            Err(other) => {
+                *first = Some(other);
+                None
+            }
+        }
+    }
+
+    /// Tells the node to exit (Racket's `node-send-exit`).
+    pub fn send_exit(&self) {
+        self.link().conn.send_control_frame(Kind::Shutdown, 0, &[]);
+    }
+}
+
+impl Drop for RemoteNode {
+    fn drop(&mut self) {
+        let process = {
+            let mut st = self.slot.lock();
+            st.dropped = true;
+            st.link.conn.fail("the node handle was dropped");
+            st.process.take()
+        };
+        self.slot.changed.notify_all();
+        if let Some(p) = process {
+            p.shut_down();
+        }
+    }
+}
+
+impl std::fmt::Debug for RemoteNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteNode")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The current incarnation of a node, shared with the threads that supervise it and its places.
+pub(crate) struct NodeSlot {
+    state: Mutex<NodeState>,
+    /// Signalled when the node is restarted or its handle dropped.
+    pub(crate) changed: Condvar,
+}
+
+pub(crate) struct NodeState {
+    pub(crate) link: Arc<NodeLink>,
+    pub(crate) addr: String,
+    pub(crate) process: Option<NodeProcess>,
+    /// How many times the node has been restarted.
+    pub(crate) generation: u64,
+    /// The `RemoteNode` is gone: supervision ends.
+    pub(crate) dropped: bool,
+}
+
+impl NodeSlot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the node has a generation after `seen` (restarted) or its handle is dropped;
+    /// returns the new link, or `None` when there will be none.
+    pub(crate) fn next_link(&self, seen: u64, limit: Duration) -> Option<(Arc<NodeLink>, u64)> {
+        let st = self.lock();
+        let (st, _) = self
+            .changed
+            .wait_timeout_while(st, limit, |st| st.generation == seen && !st.dropped)
+            .unwrap_or_else(PoisonError::into_inner);
+        if st.dropped || st.generation == seen {
+            None
+        } else {
+            Some((st.link.clone(), st.generation))
+        }
+    }
+}
+
+/// A node being started in the background; see [`spawn_node_at`].
+#[derive(Debug)]
+pub struct PendingNode {
+    host: String,
+    handle: JoinHandle<Result<RemoteNode, NetError>>,
+}
+
+impl PendingNode {
+    /// Waits until the node is up (or failed to start).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`create_place_node`].
+    pub fn join(self) -> Result<RemoteNode, NetError> {
+        match self.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Lost {
+                node: self.host,
+                reason: "the thread starting the node panicked".into(),
+            }),
+        }
+    }
+}
+
+/// Starts a node on `host` without waiting for it (Racket's `spawn-node-at`); join the result to
+/// get the node. Starting several nodes this way overlaps their start-up.
+pub fn spawn_node_at(host: &str, opts: NodeOptions) -> PendingNode {
+    let owned = host.to_owned();
+    let handle = std::thread::spawn(move || create_place_node(&owned, opts));
+    PendingNode {
+        host: host.to_owned(),
+        handle,
+    }
+}
+
+/// Starts nodes on all `hosts` at once and waits for all of them (Racket's `spawn-nodes/join`).
+///
+/// # Errors
+///
+/// The first error among the nodes, in the order given; the nodes that did start are dropped
+/// (and end).
+pub fn spawn_nodes_join<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, NodeOptions)>,
+) -> Result<Vec<RemoteNode>, NetError> {
+    let pending: Vec<PendingNode> = hosts
+        .into_iter()
+        .map(|(h, o)| spawn_node_at(h, o))
+        .collect();
+    pending.into_iter().map(PendingNode::join).collect()
+}

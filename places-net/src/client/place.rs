@@ -1,0 +1,143 @@
+//! A place on another node, and the ways to reach one.
+
+use std::ops::Deref;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+use places_core::{Message, PlaceChannel};
+
+use super::{Completion, RemoteNode};
+use crate::connection::Connection;
+use crate::error::NetError;
+use crate::launch::NodeOptions;
+use crate::supervise::{supervise_place_at, PlaceOptions};
+use crate::wire::Kind;
+
+/// A place on another node: the same channel API as a local [`Place`](places_core::Place).
+pub struct RemotePlace<S, R = S> {
+    channel: PlaceChannel<S, R>,
+    conn: Arc<Connection>,
+    id: u64,
+    pub(crate) completion: Arc<Completion>,
+}
+
+impl<S, R> RemotePlace<S, R> {
+    pub(crate) fn new(
+        channel: PlaceChannel<S, R>,
+        conn: Arc<Connection>,
+        id: u64,
+        completion: Arc<Completion>,
+    ) -> Self {
+        Self {
+            channel,
+            conn,
+            id,
+            completion,
+        }
+    }
+
+    /// Waits for the place to end and returns its completion value: 0 or its exit code when it
+    /// returns, 1 when it panics, is killed, or its node is lost.
+    pub fn wait(&self) -> i32 {
+        let _ = self.completion.done_rx.recv();
+        self.completion.code.get().copied().unwrap_or(1)
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
+        match self.completion.done_rx.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.completion.code.get().copied().unwrap_or(1)),
+        }
+    }
+
+    /// Kills the place on its node: its channels close at once (here and for every client of a
+    /// named place), and its completion value is 1.
+    pub fn kill(&self) {
+        self.conn.send_control_frame(Kind::Kill, self.id, &[]);
+    }
+
+    /// The creator's end of the place's channel.
+    pub fn channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> places_core::Channel<S, R> for RemotePlace<S, R> {
+    fn place_channel(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> Deref for RemotePlace<S, R> {
+    type Target = PlaceChannel<S, R>;
+
+    fn deref(&self) -> &PlaceChannel<S, R> {
+        &self.channel
+    }
+}
+
+impl<S, R> std::fmt::Debug for RemotePlace<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemotePlace")
+            .field("node", &self.conn.peer())
+            .field("channel", &self.id)
+            .finish()
+    }
+}
+
+/// Opens a new connection to the place registered as `name` on `node` (Racket's
+/// `connect-to-named-place`): what is put on the returned channel reaches the place as
+/// [`Routed`](places_core::Routed) messages whose `reply` leads back to this channel only. When
+/// the place ends (returns, panics, is killed), the connection closes: `get` and `put` fail with
+/// `Closed`.
+///
+/// # Errors
+///
+/// [`NetError::Spawn`] when no place of that name runs there (the error lists the names that
+/// do) or it takes other message types; [`NetError::Lost`] when the node is gone.
+pub fn connect_to_named_place<Req: Message, Resp: Message>(
+    node: &RemoteNode,
+    name: &str,
+) -> Result<PlaceChannel<Req, Resp>, NetError> {
+    node.link().connect_named(name)
+}
+
+/// Starts a node on `host` with one place running `module::name` on it (Racket's
+/// `spawn-node-with-place-at`); the place is the node's [`first_place`](RemoteNode::first_place).
+///
+/// # Errors
+///
+/// The errors of [`create_place_node`](crate::create_place_node) and of
+/// [`RemoteNode::dynamic_place`].
+pub fn spawn_node_with_place_at<S: Message, R: Message>(
+    host: &str,
+    module: &str,
+    name: &str,
+    opts: NodeOptions,
+) -> Result<RemoteNode, NetError> {
+    let (node, place) =
+        spawn_node_supervise_place_at::<S, R>(host, module, name, opts, PlaceOptions::new())?;
+    *node.first.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(place));
+    Ok(node)
+}
+
+/// Starts a node on `host` and a place on it, returning both (Racket's
+/// `spawn-node-supervise-place-at`).
+///
+/// # Errors
+///
+/// The errors of [`create_place_node`](crate::create_place_node) and of
+/// [`supervise_place_at`].
+pub fn spawn_node_supervise_place_at<S: Message, R: Message>(
+    host: &str,
+    module: &str,
+    name: &str,
+    node_opts: NodeOptions,
+    place_opts: PlaceOptions,
+) -> Result<(RemoteNode, RemotePlace<S, R>), NetError> {
+    let node = crate::create_place_node(host, node_opts)?;
+    let place = supervise_place_at(&node, module, name, place_opts)?;
+    Ok((node, place))
+}

@@ -1,0 +1,259 @@
+//! One authenticated connection between two processes: the [`Link`] that place channels cross.
+//!
+//! Frames go out from the threads that send them ([`outbox`]: a thread writes its own message,
+//! one fragment per turn, and control frames never wait); frames come in on a task of the
+//! process's event loop ([`reader`]), which hands every message, undecoded, to its channel.
+
+mod outbox;
+mod reader;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use places_core::transport::{ChannelTable, Control, Link, LinkRef, Settings};
+use places_core::ChannelError;
+
+use crate::wire::{self, encode_frame, header, Frame, Kind, MessageHead, WireError};
+use outbox::Outbox;
+use reader::{FrameReader, Reassembly};
+
+/// What a connection does with the frames that are not about channels (spawns, exits, logs).
+/// Runs on the event loop: it must not wait, and must not run user code.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// Handles one frame. A frame it does not expect is logged and ignored: only broken framing
+    /// closes a connection.
+    fn frame(&self, conn: &Arc<Connection>, frame: Frame);
+    /// The connection is gone; every channel on it has already been closed.
+    fn lost(&self, conn: &Arc<Connection>, reason: &str);
+}
+
+/// A connection to a peer process (either direction).
+pub(crate) struct Connection {
+    peer: String,
+    settings: Settings,
+    peer_settings: Settings,
+    stream: Arc<tokio::net::TcpStream>,
+    out: Arc<Outbox>,
+    table: ChannelTable,
+    next_id: AtomicU64,
+    started: Instant,
+    /// Milliseconds since `started` when bytes last arrived.
+    last_seen: AtomicU64,
+}
+
+impl Connection {
+    /// A connection whose socket the event loop reads (see [`read_loop`](Self::read_loop));
+    /// `closer` is a second handle of the same socket. The side that connected allocates odd
+    /// channel ids and the node even ones, so both can open channels without asking.
+    pub(crate) fn new(
+        peer: String,
+        stream: Arc<tokio::net::TcpStream>,
+        closer: std::net::TcpStream,
+        runtime: tokio::runtime::Handle,
+        first_id: u64,
+        settings: Settings,
+        peer_settings: Settings,
+    ) -> Arc<Connection> {
+        Arc::new(Connection {
+            peer,
+            settings,
+            peer_settings,
+            out: Outbox::new(stream.clone(), runtime, closer),
+            stream,
+            table: ChannelTable::new(),
+            next_id: AtomicU64::new(first_id),
+            started: Instant::now(),
+            last_seen: AtomicU64::new(0),
+        })
+    }
+
+    /// The peer's name, for errors.
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Why the connection is gone, if it is.
+    pub(crate) fn lost_reason(&self) -> Option<String> {
+        self.out.failed()
+    }
+
+    /// The error of a connection that is gone, naming the peer.
+    pub(crate) fn lost_message(&self, reason: &str) -> String {
+        format!("node `{}` is gone: {reason}", self.peer)
+    }
+
+    /// Milliseconds since bytes last arrived.
+    pub(crate) fn silent_for_ms(&self) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_seen.store(now, Ordering::Relaxed);
+    }
+
+    /// Queues a control frame; never waits.
+    pub(crate) fn send_control_frame(self: &Arc<Self>, kind: Kind, id: u64, payload: &[u8]) {
+        self.out.control(&encode_frame(kind, id, payload));
+    }
+
+    /// Ends the connection: the reader sees the end and closes every channel with `reason`.
+    pub(crate) fn fail(&self, reason: &str) {
+        self.out.fail(reason);
+    }
+
+    /// Reads frames until the connection ends, as a task of the event loop.
+    pub(crate) async fn read_loop(self: Arc<Self>, handler: Arc<dyn Handler>) {
+        let link: LinkRef = self.clone();
+        let seen = {
+            let me = Arc::downgrade(&self);
+            move || {
+                if let Some(me) = me.upgrade() {
+                    me.touch();
+                }
+            }
+        };
+        let stream = self.stream.clone();
+        let mut reader = FrameReader::new(&stream, &seen);
+        let mut reassembly = Reassembly::default();
+        let reason = loop {
+            let (kind, id, len) = match reader.header(wire::MAX_FRAME).await {
+                Ok(h) => h,
+                Err(WireError::Closed) => break "connection closed".to_owned(),
+                Err(e) => break e.to_string(),
+            };
+            let step = match kind {
+                Kind::Data => reassembly.whole(&mut reader, &link, id, len).await,
+                Kind::DataFirst => {
+                    let max = self.settings.max_message;
+                    reassembly.first(&mut reader, &link, id, len, max).await
+                }
+                Kind::DataMore => reassembly.more(&mut reader, &link, id, len, false).await,
+                Kind::DataLast => reassembly.more(&mut reader, &link, id, len, true).await,
+                Kind::Close => reader.skip(len).await.map(|()| self.table.peer_close(id)),
+                Kind::Credit => reader.payload(len).await.map(|p| {
+                    if let Some((bytes, messages)) = wire::parse_credit(&p) {
+                        self.table.credit(id, bytes, messages);
+                    }
+                }),
+                Kind::Error => reader.payload(len).await.map(|p| {
+                    let reason = String::from_utf8_lossy(&p).into_owned();
+                    self.table.error(id, reason);
+                }),
+                Kind::Ping => reader
+                    .skip(len)
+                    .await
+                    .map(|()| self.send_control_frame(Kind::Pong, 0, &[])),
+                Kind::Pong => reader.skip(len).await,
+                other => reader.payload(len).await.map(|payload| {
+                    let frame = Frame {
+                        kind: other,
+                        channel: id,
+                        payload,
+                    };
+                    // Our own code, but a panic here must not leave the connection hanging.
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        handler.frame(&self, frame)
+                    }));
+                    if handled.is_err() {
+                        eprintln!(
+                            "places: a panic while handling a {other:?} frame from {}",
+                            self.peer
+                        );
+                    }
+                }),
+            };
+            if let Err(e) = step {
+                break e.to_string();
+            }
+        };
+        drop(reassembly);
+        self.end(&reason, &*handler);
+    }
+
+    /// The connection ended: close everything on it and tell the handler.
+    fn end(self: &Arc<Self>, reason: &str, handler: &dyn Handler) {
+        // A reason recorded by `fail` (missed heartbeats, a failed write) says more than the
+        // end of stream it caused.
+        let reason = self.lost_reason().unwrap_or_else(|| reason.to_owned());
+        self.fail(&reason);
+        self.table.lose(&reason);
+        handler.lost(self, &reason);
+    }
+}
+
+impl Link for Connection {
+    fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    fn peer_settings(&self) -> Settings {
+        self.peer_settings
+    }
+
+    fn table(&self) -> &ChannelTable {
+        &self.table
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(2, Ordering::Relaxed)
+    }
+
+    fn send_message(
+        &self,
+        id: u64,
+        encoding: u8,
+        carried: &[u64],
+        body: &[u8],
+    ) -> Result<(), ChannelError> {
+        let lost = |reason: String| ChannelError::Lost(self.lost_message(&reason));
+        if let Some(reason) = self.out.failed() {
+            return Err(lost(reason));
+        }
+        let head = MessageHead::encode(encoding, carried);
+        if body.len() <= wire::FRAGMENT {
+            let h = header(Kind::Data, id, head.len() + body.len());
+            return self.out.write_frame(&[&h, &head, body]).map_err(lost);
+        }
+        let total = (body.len() as u64).to_le_bytes();
+        let (first, mut rest) = body.split_at(wire::FRAGMENT);
+        let h = header(Kind::DataFirst, id, head.len() + 8 + first.len());
+        self.out
+            .write_frame(&[&h, &head, &total, first])
+            .map_err(lost)?;
+        while !rest.is_empty() {
+            let n = rest.len().min(wire::FRAGMENT);
+            let (chunk, after) = rest.split_at(n);
+            let kind = if after.is_empty() {
+                Kind::DataLast
+            } else {
+                Kind::DataMore
+            };
+            let h = header(kind, id, chunk.len());
+            self.out.write_frame(&[&h, chunk]).map_err(lost)?;
+            rest = after;
+        }
+        Ok(())
+    }
+
+    fn send_control(&self, id: u64, control: Control) {
+        let frame = match control {
+            Control::Close => encode_frame(Kind::Close, id, &[]),
+            Control::Credit { bytes, messages } => {
+                encode_frame(Kind::Credit, id, &wire::credit_payload(bytes, messages))
+            }
+            Control::Error(reason) => encode_frame(Kind::Error, id, reason.as_bytes()),
+        };
+        self.out.control(&frame);
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.out.failed()
+    }
+}
