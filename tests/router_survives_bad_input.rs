@@ -253,3 +253,60 @@ fn idle_unauthenticated_sockets_do_not_keep_real_clients_out() {
     let mut buf = [0u8; 16];
     assert_eq!(first.read(&mut buf).unwrap_or(0), 0);
 }
+
+/// Clock ticks of CPU time process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc");
+    // After the command name in parentheses: state, then 10 fields, then utime and stime.
+    let rest = &stat[stat.rfind(')').expect("the command name") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_node_out_of_descriptors_waits_instead_of_spinning_and_recovers() {
+    // The node (this test binary, under `prlimit`) may hold 40 descriptors.
+    let me = std::env::current_exe().unwrap();
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::new().exe("prlimit").exe_args([
+            "--nofile=40:40".to_owned(),
+            "--".to_owned(),
+            me.display().to_string(),
+            "places_node".to_owned(),
+            "--exact".to_owned(),
+            "--nocapture".to_owned(),
+            "--test-threads=1".to_owned(),
+        ]),
+    )
+    .expect("start a node with few descriptors");
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    // More idle connections than it has descriptors: its accept fails with EMFILE.
+    let idle: Vec<TcpStream> = (0..60).map(|_| raw(&n)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = n.pid().unwrap();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // A loop that retried at once would use the whole core: about 200 ticks in 2 s.
+    assert!(
+        used < 50,
+        "the node used {used} clock ticks of CPU in 2 s while out of descriptors"
+    );
+    // Its existing connection works throughout, and new ones once descriptors are free again.
+    assert_eq!(p.put_get(11).unwrap(), 11);
+    drop(idle);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let mut s = raw(&n);
+        if handshake::client(&mut s, &places::net::cluster_cookie().unwrap()).is_ok() {
+            assert_connection_serves(&mut s);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never took new connections again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -147,6 +147,46 @@ fn a_deadline_turns_a_slow_call_into_an_error() {
 }
 
 #[test]
+fn a_reply_that_comes_after_its_call_gave_up_is_dropped() {
+    let n = node();
+    let remote: RemotePlace<CalcRequest, CalcResponse> =
+        n.dynamic_place(module_path!(), "make_calc").unwrap();
+    let local: Calc = Place::spawn(make_calc).unwrap();
+    for server in [local.channel(), remote.channel()] {
+        let impatient = CalcClient::new(server).with_deadline(Duration::from_millis(100));
+        assert!(matches!(
+            impatient.slow(2000),
+            Err(RpcError::Deadline { .. })
+        ));
+        // The late reply (2000) arrives while this call waits: it is not taken for this one.
+        assert_eq!(calc_slow(server, 1).unwrap(), 1);
+        assert_eq!(calc_push(server, 5).unwrap(), 1);
+        assert_eq!(calc_sum(server).unwrap(), 5);
+    }
+}
+
+#[test]
+fn threads_sharing_one_server_get_their_own_replies() {
+    let n = node();
+    let remote: RemotePlace<CalcRequest, CalcResponse> =
+        n.dynamic_place(module_path!(), "make_calc").unwrap();
+    let local: Calc = Place::spawn(make_calc).unwrap();
+    for server in [local.channel(), remote.channel()] {
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                s.spawn(move || {
+                    let client = CalcClient::new(server);
+                    for i in 0..200u64 {
+                        let ms = (t * 1000 + i) % 3;
+                        assert_eq!(client.slow(ms).unwrap(), ms, "thread {t} call {i}");
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
 fn a_killed_or_ended_server_fails_calls_instead_of_hanging() {
     let server: Calc = Place::spawn(make_calc).unwrap();
     assert_eq!(calc_push(&server, 1).unwrap(), 1);

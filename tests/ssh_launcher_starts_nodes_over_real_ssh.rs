@@ -132,3 +132,105 @@ fn a_command_template_starts_the_node_through_a_shell() {
         Err(ChannelError::Timeout(Duration::from_millis(10)))
     );
 }
+
+/// A path that must not come to exist, unique to this run.
+fn marker(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("places-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn a_command_template_takes_what_it_substitutes_literally() {
+    // Needs no ssh server. Each placeholder is filled once, by quoted text, in one pass: an
+    // executable whose path looks like a placeholder and an argument with quotes and a `;` stay
+    // what they are.
+    let touched = marker("template-injection");
+    let dir = std::env::temp_dir().join(format!("places-{{args}}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("node");
+    let _ = std::fs::remove_file(&exe);
+    std::os::unix::fs::symlink(std::env::current_exe().unwrap(), &exe).unwrap();
+    let evil = format!("x'; touch {}; echo '", touched.display());
+    let opts = NodeOptions::new()
+        .exe(&exe)
+        .exe_args([
+            "places_node",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            &evil,
+        ])
+        .command_template("{exe} {args}");
+    let node = create_place_node("127.0.0.1", opts).unwrap();
+    let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(3).unwrap(), 3);
+    assert!(
+        !touched.exists(),
+        "the template ran a command from an argument"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_ssh_destination_that_looks_like_an_option_is_refused() {
+    let touched = marker("ssh-option");
+    let host = format!("-oProxyCommand=touch {}", touched.display());
+    let err = create_place_node(&host, NodeOptions::new()).unwrap_err();
+    assert!(
+        matches!(&err, NetError::Launch { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("may not"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!touched.exists(), "ssh read the destination as an option");
+}
+
+/// The copy `ship_executable` keeps of this test binary on the (local) test host.
+fn shipped_copy() -> Option<PathBuf> {
+    let home = std::env::var("HOME").map(PathBuf::from).ok()?;
+    let exe_name = std::env::current_exe().ok()?.file_name()?.to_owned();
+    std::fs::read_dir(home.join(".cache/places"))
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join(&exe_name))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn a_shipped_copy_is_checked_before_every_use() {
+    let Some((dest, opts)) = ssh("a_shipped_copy_is_checked_before_every_use") else {
+        return;
+    };
+    let node = create_place_node(&dest, opts.clone().ship_executable(true)).unwrap();
+    drop(node);
+    let copy = shipped_copy().expect("the shipped copy");
+    // Something else now lies at the cache path, executable: it must not be run.
+    std::fs::write(&copy, "#!/bin/sh\necho not the node >&2\nexit 9\n").unwrap();
+    let node = create_place_node(&dest, opts.ship_executable(true)).unwrap();
+    let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+    assert_eq!(p.put_get(11).unwrap(), 11);
+    let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    assert!(
+        std::fs::read(&copy).unwrap() == me,
+        "the copy was not replaced"
+    );
+}
+
+#[test]
+fn two_programs_shipping_at_once_both_get_a_whole_copy() {
+    let Some((dest, opts)) = ssh("two_programs_shipping_at_once_both_get_a_whole_copy") else {
+        return;
+    };
+    if let Some(copy) = shipped_copy() {
+        let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+    }
+    let nodes: Vec<_> = (0..2)
+        .map(|_| places::spawn_node_at(&dest, opts.clone().ship_executable(true)))
+        .collect();
+    for pending in nodes {
+        let node = pending.join().unwrap();
+        let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
+        assert_eq!(p.put_get(12).unwrap(), 12);
+    }
+}

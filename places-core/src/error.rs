@@ -37,7 +37,8 @@ pub enum ChannelError {
     Full,
     /// The receiver on another node dropped a message this end sent (it did not decode, its
     /// `Deserialize` panicked, it exceeded a limit, or the channel was unknown there); the
-    /// channel itself goes on. Reported once, by the next `put` or `get` on this end.
+    /// channel itself goes on. Reported once, by the next `put` (which still sends its own
+    /// value) or `get` (which takes no message) on this end.
     #[error("a `{message}` sent on this place channel was dropped by the receiver: {reason}")]
     Dropped {
         /// The type of the messages this end sends.

@@ -227,20 +227,24 @@ async fn accept_loop(
     runtime: tokio::runtime::Handle,
 ) {
     let pending: Arc<Mutex<Pending>> = Arc::default();
+    let mut starving = false;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors (or memory): retrying at once would spin. Wait for
                 // connections to end.
-                let starved = matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12));
-                if starved {
-                    eprintln!("places-node: cannot accept connections for now: {e}");
+                if matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) {
+                    if !starving {
+                        eprintln!("places-node: cannot accept connections for now: {e}");
+                        starving = true;
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 continue;
             }
         };
+        starving = false;
         let _ = stream.set_nodelay(true);
         let mut p = lock(&pending);
         let token = p.next;

@@ -183,7 +183,8 @@ pub enum TryPutError<S> {
     /// The channel had no room (a bounded channel is full, or the remote receiver holds a
     /// window's worth of messages it has not taken): the value is given back.
     Full(S),
-    /// The put failed as [`put`](PlaceChannel::put) would have; the value is dropped.
+    /// The put failed as [`put`](PlaceChannel::put) would have (the value is dropped), or, for
+    /// [`ChannelError::Dropped`], it succeeded and reports an earlier message that was dropped.
     Failed(ChannelError),
 }
 
@@ -469,9 +470,9 @@ impl<S, R> PlaceChannel<S, R> {
     ///
     /// [`ChannelError::Closed`] if the other end is gone (the value is dropped);
     /// [`ChannelError::Lost`] if its node is gone; [`ChannelError::Unsendable`] if the value
-    /// cannot be encoded or exceeds the largest message the receiving node accepts;
-    /// [`ChannelError::Dropped`] once, if the receiver dropped an earlier message of this end
-    /// (the value of this call is not sent then).
+    /// cannot be encoded or exceeds the largest message the receiving node accepts (nothing is
+    /// sent then). [`ChannelError::Dropped`] reports an *earlier* message of this end that the
+    /// receiver dropped (once, here or at the next `get`); the value of this call was sent.
     pub fn put(&self, value: S) -> Result<(), ChannelError> {
         context::check_killed();
         self.tx.put(value)
@@ -511,7 +512,9 @@ impl<S, R> PlaceChannel<S, R> {
     /// got ([`ChannelError::Lost`] when its node is gone). Inside a place,
     /// [`ChannelError::Break`] if the place is sent a break while it waits; a killed place does
     /// not return from `get` at all, it ends. [`ChannelError::Dropped`] once, if the receiver
-    /// dropped a message this end sent.
+    /// on another node dropped a message this end sent (no message is taken then; the next
+    /// `get` goes on): a caller waiting for the answer to a message that was dropped learns of
+    /// it here instead of waiting forever. A loop that serves requests should go on after it.
     pub fn get(&self) -> Result<R, ChannelError> {
         self.get_until(None, None)
     }

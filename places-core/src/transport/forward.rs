@@ -51,9 +51,6 @@ pub(crate) fn put_remote<S: Message>(
     value: S,
     block: bool,
 ) -> Result<(), (Option<S>, ChannelError)> {
-    if let Some(e) = endpoint.take_error(std::any::type_name::<S>()) {
-        return Err((Some(value), e));
-    }
     if let Some(e) = endpoint.send_closed() {
         return Err((Some(value), e));
     }
@@ -123,7 +120,13 @@ pub(crate) fn put_remote<S: Message>(
         open_gates(scope, sent.is_ok());
     }
     drop(order);
-    sent.map_err(|e| (None, e))
+    sent.map_err(|e| (None, e))?;
+    // An earlier message of this end was dropped by the receiver: this one went out, and the
+    // caller learns of the earlier one now.
+    match endpoint.take_error(std::any::type_name::<S>()) {
+        Some(e) => Err((None, e)),
+        None => Ok(()),
+    }
 }
 
 fn open_gates(scope: EncodeScope, sent: bool) {
@@ -246,6 +249,7 @@ pub(crate) fn relay<S: Message, R: Message>(
     };
     let open = |gate: Option<Receiver<bool>>| gate.is_none_or(|g| g.recv() == Ok(true));
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let tx = end.tx().duplicate();
     {
         let (mirror, mirror_ep) = (mirror.clone(), mirror_ep.clone());
@@ -256,8 +260,11 @@ pub(crate) fn relay<S: Message, R: Message>(
                     relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref());
                 }
                 mirror_ep.close();
-                tx.close();
+                // The outgoing relay lets go of the end's queue first: once the peer sees the
+                // close, its puts fail as they would on a local channel.
                 drop(stop_tx);
+                let _ = done_rx.recv();
+                tx.close();
             })
             .map_err(|e| format!("could not start a channel relay: {e}"))?;
     }
@@ -275,6 +282,7 @@ pub(crate) fn relay<S: Message, R: Message>(
             }
             mirror_ep.close();
             drop(view);
+            drop(done_tx);
         })
         .map_err(|e| format!("could not start a channel relay: {e}"))?;
     Ok(())

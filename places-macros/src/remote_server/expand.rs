@@ -206,9 +206,19 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                     || {
                         // Replies go back on the one channel; a creator that is gone ends the server.
                         let #reply_to = |#call_id: u64, r: #reply_ty| {
-                            #ch.put(#krate::RpcResponse { id: #call_id, reply: r }).is_ok()
+                            ::core::matches!(
+                                #ch.put(#krate::RpcResponse { id: #call_id, reply: r }),
+                                ::core::result::Result::Ok(())
+                                    | ::core::result::Result::Err(#krate::ChannelError::Dropped { .. })
+                            )
                         };
-                        while let ::core::result::Result::Ok(#krate::RpcRequest { id: #call_id, call: __places_request }) = #ch.get() {
+                        loop {
+                            let (#call_id, __places_request) = match #ch.get() {
+                                ::core::result::Result::Ok(#krate::RpcRequest { id, call }) => (id, call),
+                                // A caller could not decode an earlier reply: the server goes on.
+                                ::core::result::Result::Err(#krate::ChannelError::Dropped { .. }) => continue,
+                                ::core::result::Result::Err(_) => break,
+                            };
                             match __places_request {
                                 #(#arms)*
                             }
@@ -230,10 +240,15 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
                         }
                     },
                     || {
-                        while let ::core::result::Result::Ok(#krate::Routed {
-                            msg: #krate::RpcRequest { id: #call_id, call: __places_request },
-                            reply: #route,
-                        }) = #ch.get() {
+                        loop {
+                            let (#call_id, __places_request, #route) = match #ch.get() {
+                                ::core::result::Result::Ok(#krate::Routed {
+                                    msg: #krate::RpcRequest { id, call },
+                                    reply,
+                                }) => (id, call, reply),
+                                ::core::result::Result::Err(#krate::ChannelError::Dropped { .. }) => continue,
+                                ::core::result::Result::Err(_) => break,
+                            };
                             // A client that left misses its reply; the others are still served.
                             let #reply_to = |#call_id: u64, r: #reply_ty| {
                                 let _ = #route.put(#krate::RpcResponse { id: #call_id, reply: r });

@@ -18,6 +18,10 @@ use crate::wire::{self, encode_frame, header, Frame, Kind, MessageHead, WireErro
 use outbox::Outbox;
 use reader::{FrameReader, Reassembly};
 
+/// The most control frames (in bytes) a connection queues for a peer that does not read them
+/// before it stops reading from that peer.
+const MAX_CONTROL_BACKLOG: usize = 1 << 20;
+
 /// What a connection does with the frames that are not about channels (spawns, exits, logs).
 /// Runs on the event loop: it must not wait, and must not run user code.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -167,6 +171,11 @@ impl Connection {
             };
             if let Err(e) = step {
                 break e.to_string();
+            }
+            // A peer that asks for answers (pings, say) and never reads them would make this
+            // side queue them without end: stop reading from it until its answers have gone.
+            while self.out.backlog() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         };
         drop(reassembly);

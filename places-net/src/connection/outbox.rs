@@ -143,6 +143,11 @@ impl Outbox {
         self.turn.notify_all();
     }
 
+    /// How many bytes of control frames wait to be written.
+    pub(crate) fn backlog(&self) -> usize {
+        self.state().control.len()
+    }
+
     /// Queues an encoded control frame; never waits (see the module docs).
     pub(crate) fn control(self: &Arc<Self>, frame: &[u8]) {
         let mut st = self.state();
