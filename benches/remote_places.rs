@@ -5,7 +5,12 @@
 //! ```
 //!
 //! - an 8-byte message round trip to a place on a local node vs a blocking-socket TCP ping-pong;
-//! - an 8 MB `Vec<f64>` sent to a remote place and back vs the same bytes echoed over raw TCP;
+//! - an 8 MB and a 1 GB `Vec<f64>` sent to a remote place and back vs the same bytes echoed over
+//!   raw TCP;
+//! - the latency (median and p99) of 8-byte round trips on one channel while a 1 GB message
+//!   streams on another channel to the same node;
+//! - how much a node's resident memory grows while a sender floods a slow consumer on it for
+//!   10 s (flow control keeps it within the channel's window);
 //! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it.
 //!
 //! This bench binary is its own node executable (`places::init()` first thing in `main`).
@@ -24,6 +29,43 @@ pub fn echo_u64(ch: PlaceChannel<u64>) {
             return;
         }
     }
+}
+
+/// Answers each float vector with its length.
+#[place]
+pub fn swallow_floats(ch: PlaceChannel<u64, Vec<f64>>) {
+    while let Ok(v) = ch.get() {
+        if ch.put(v.len() as u64).is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes one byte vector every 2 ms; an empty one asks how many it took.
+#[place]
+pub fn slow_sink(ch: PlaceChannel<u64, Vec<u8>>) {
+    let mut count = 0u64;
+    while let Ok(v) = ch.get() {
+        if v.is_empty() {
+            if ch.put(count).is_err() {
+                return;
+            }
+            continue;
+        }
+        count += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }
 
 /// Echoes float vectors.
@@ -84,6 +126,90 @@ fn main() {
     }
     let (p8, r8, pbig, rbig) = (median(p8), median(r8), median(pbig), median(rbig));
 
+    // A gigabyte there and back, against the same bytes echoed over raw TCP (fewer samples:
+    // each moves 2 GB).
+    let huge_len: usize = if quick { 8 << 20 } else { 125_000_000 }; // 64 MB or 1 GB
+    let huge_samples = if quick { 1 } else { 3 };
+    let raw_huge = raw_tcp::echo_server(huge_len * 8);
+    let mut huge = vec![0.75f64; huge_len];
+    let (mut phuge, mut rhuge) = (vec![], vec![]);
+    for _ in 0..huge_samples {
+        let start = Instant::now();
+        huge = floats.put_get(huge).expect("huge round trip");
+        phuge.push(start.elapsed());
+        rhuge.push(raw_tcp::round_trips(raw_huge, huge_len * 8, 1));
+    }
+    assert_eq!(huge.len(), huge_len);
+    drop(huge);
+    let (phuge, rhuge) = (median(phuge), median(rhuge));
+
+    // Round trips on one channel while the gigabyte streams on another.
+    let streamer: RemotePlace<Vec<f64>, u64> = node
+        .dynamic_place(module_path!(), "swallow_floats")
+        .expect("spawn");
+    let mut idle_rtts = Vec::new();
+    for i in 0..1000u64 {
+        let start = Instant::now();
+        small.put_get(i).expect("round trip");
+        idle_rtts.push(start.elapsed());
+    }
+    let streaming = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sender = {
+        let streaming = streaming.clone();
+        std::thread::spawn(move || {
+            for _ in 0..if quick { 1 } else { 3 } {
+                streamer
+                    .put_get(vec![1.0; huge_len])
+                    .expect("stream a gigabyte");
+            }
+            streaming.store(false, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut busy_rtts = Vec::new();
+    let mut i = 0u64;
+    while streaming.load(std::sync::atomic::Ordering::SeqCst) {
+        let start = Instant::now();
+        small.put_get(i).expect("round trip while streaming");
+        busy_rtts.push(start.elapsed());
+        i += 1;
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    sender.join().expect("the streaming thread");
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p) as usize]
+    };
+    let (idle_p50, idle_p99) = (pct(&mut idle_rtts, 0.5), pct(&mut idle_rtts, 0.99));
+    let (busy_p50, busy_p99) = (pct(&mut busy_rtts, 0.5), pct(&mut busy_rtts, 0.99));
+
+    // A fast sender against a slow consumer on the node: the node's memory stays within the
+    // channel's window (4 MiB by default) however long it goes on.
+    let flood_node = create_place_node("localhost", NodeOptions::new()).expect("node");
+    let sink: RemotePlace<Vec<u8>, u64> = flood_node
+        .dynamic_place(module_path!(), "slow_sink")
+        .expect("spawn");
+    sink.put_get(Vec::new()).expect("sink ready");
+    let pid = flood_node.pid().expect("a local node has a pid");
+    let before = rss(pid);
+    let mut peak = before;
+    let flood_for = if quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10)
+    };
+    let start = Instant::now();
+    let mut flooded = 0u64;
+    while start.elapsed() < flood_for {
+        sink.put(vec![3u8; 64 << 10]).expect("flood");
+        flooded += 1;
+        if flooded.is_multiple_of(32) {
+            peak = peak.max(rss(pid));
+        }
+    }
+    peak = peak.max(rss(pid));
+    let taken = sink.put_get(Vec::new()).expect("count");
+    assert_eq!(taken, flooded);
+
     let mut startup = Vec::new();
     for _ in 0..samples.min(5) {
         let start = Instant::now();
@@ -111,6 +237,32 @@ fn main() {
         r(pbig, rbig),
         2.0 * mb / pbig.as_secs_f64(),
         2.0 * mb / rbig.as_secs_f64()
+    );
+    let gb = (huge_len * 8) as f64 / 1e9;
+    println!(
+        "{:<52} {:>10}  vs raw TCP {:>10}: {:.2}x the time, {:.2} vs {:.2} GB/s (target >= 0.5x raw throughput)",
+        format!("{:.2} GB Vec<f64> to a remote place and back", gb),
+        format!("{:.0} ms", phuge.as_secs_f64() * 1e3),
+        format!("{:.0} ms", rhuge.as_secs_f64() * 1e3),
+        r(phuge, rhuge),
+        2.0 * gb / phuge.as_secs_f64(),
+        2.0 * gb / rhuge.as_secs_f64()
+    );
+    println!(
+        "{:<52} p50 {:>9}, p99 {:>9} over {} round trips (idle: p50 {}, p99 {}) (target p99 < 5 ms)",
+        format!("8-byte round trip while {:.2} GB streams alongside", gb),
+        us(busy_p50),
+        us(busy_p99),
+        busy_rtts.len(),
+        us(idle_p50),
+        us(idle_p99)
+    );
+    println!(
+        "{:<52} {:>7.1} MB over {:.0} s ({} messages of 64 kB taken) (target < 64 MB)",
+        "node RSS growth, fast sender vs slow consumer",
+        peak.saturating_sub(before) as f64 / (1 << 20) as f64,
+        flood_for.as_secs_f64(),
+        flooded
     );
     println!(
         "{:<52} {:>10}  (target < 50 ms)",

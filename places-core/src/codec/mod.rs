@@ -136,8 +136,141 @@ fn words_out(words: impl ExactSizeIterator<Item = [u8; 8]>) -> Vec<u8> {
     out
 }
 
+/// A message body as it arrives: bytes or, for the raw numeric encodings, 8-byte words, so
+/// that a received `Vec<f64>` or `Vec<i64>` is the receive buffer itself (no copy, and aligned).
+///
+/// A body is a [`bytes::BufMut`]: the network layer reads a socket straight into its spare
+/// capacity, without zeroing it first.
+#[derive(Debug)]
+pub enum Body {
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// The first `len` bytes of the storage of `words`. Its length is the number of complete
+    /// words; the bytes of a partial last word (up to `len`) are in its spare capacity.
+    Words {
+        /// The storage.
+        words: Vec<u64>,
+        /// How many bytes are filled.
+        len: usize,
+    },
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Bytes(Vec::new())
+    }
+}
+
+impl Body {
+    /// An empty body for a message of `encoding`.
+    pub fn for_encoding(encoding: u8) -> Body {
+        match encoding {
+            RAW_F64S | RAW_I64S => Body::Words {
+                words: Vec::new(),
+                len: 0,
+            },
+            _ => Body::Bytes(Vec::new()),
+        }
+    }
+
+    /// How many bytes it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Bytes(b) => b.len(),
+            Body::Words { len, .. } => *len,
+        }
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its bytes (for words, those of the complete words).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Body::Bytes(b) => b,
+            Body::Words { words, .. } => bytemuck::cast_slice::<u64, u8>(words),
+        }
+    }
+
+    /// Makes room for `additional` more bytes (exactly: the caller decides how it grows).
+    pub fn reserve_exact(&mut self, additional: usize) {
+        match self {
+            Body::Bytes(b) => b.reserve_exact(additional),
+            Body::Words { words, len } => {
+                let want = (*len + additional).div_ceil(8);
+                words.reserve_exact(want.saturating_sub(words.len()));
+            }
+        }
+    }
+
+    /// How many more bytes fit without growing.
+    pub fn spare_capacity(&self) -> usize {
+        match self {
+            Body::Bytes(b) => b.capacity() - b.len(),
+            Body::Words { words, len } => words.capacity() * 8 - len,
+        }
+    }
+
+    /// Appends `bytes`.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        bytes::BufMut::put_slice(self, bytes);
+    }
+}
+
+// SAFETY: `chunk_mut` hands out only the spare capacity after the `len` filled bytes, and
+// `advance_mut` counts as filled exactly what its caller (who must have written it) says; a
+// `Vec`'s length only ever covers filled bytes (for words, complete words).
+unsafe impl bytes::BufMut for Body {
+    fn remaining_mut(&self) -> usize {
+        isize::MAX as usize - self.len()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        match self {
+            Body::Bytes(b) => {
+                let at = b.len() + cnt;
+                assert!(at <= b.capacity(), "advanced past the body's capacity");
+                // SAFETY: the caller wrote `cnt` bytes after the filled ones, within capacity.
+                unsafe { b.set_len(at) };
+            }
+            Body::Words { words, len } => {
+                let at = *len + cnt;
+                assert!(
+                    at <= words.capacity() * 8,
+                    "advanced past the body's capacity"
+                );
+                *len = at;
+                // SAFETY: every byte before `at` has been written, so every complete word has.
+                unsafe { words.set_len(at / 8) };
+            }
+        }
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        if self.spare_capacity() == 0 {
+            self.reserve_exact(64);
+        }
+        match self {
+            Body::Bytes(b) => b.spare_capacity_mut().into(),
+            Body::Words { words, len } => {
+                let partial = *len - words.len() * 8;
+                let spare = words.spare_capacity_mut();
+                // SAFETY: the spare words are `MaybeUninit`, and so are their bytes: any bit
+                // pattern, alignment 1, and the same memory.
+                let bytes: &mut [std::mem::MaybeUninit<u8>] = unsafe {
+                    std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len() * 8)
+                };
+                (&mut bytes[partial..]).into()
+            }
+        }
+    }
+}
+
 /// Decodes a message body written by [`encode_body`] (or sent from a [`raw_view`]). A
-/// `Vec<u8>` sent raw is the body itself, without a copy.
+/// `Vec<u8>` sent raw is the body itself, and so is a `Vec<f64>` or `Vec<i64>` that arrived as
+/// [`Body::Words`]: no copy.
 ///
 /// # Errors
 ///
@@ -146,17 +279,42 @@ fn words_out(words: impl ExactSizeIterator<Item = [u8; 8]>) -> Vec<u8> {
 /// [`decode`].
 pub fn decode_body<T: DeserializeOwned + 'static>(
     encoding: u8,
-    body: Vec<u8>,
+    body: Body,
 ) -> Result<T, CodecError> {
+    let is = |id: TypeId| TypeId::of::<T>() == id;
+    if let Body::Words { words, len } = body {
+        if !len.is_multiple_of(8) {
+            return Err(raw_error("raw numbers whose length is not a multiple of 8"));
+        }
+        let boxed: Box<dyn Any> = match encoding {
+            RAW_F64S if is(TypeId::of::<Vec<f64>>()) && cfg!(target_endian = "little") => {
+                Box::new(bytemuck::allocation::cast_vec::<u64, f64>(words))
+            }
+            RAW_I64S if is(TypeId::of::<Vec<i64>>()) && cfg!(target_endian = "little") => {
+                Box::new(bytemuck::allocation::cast_vec::<u64, i64>(words))
+            }
+            _ => {
+                let bytes: Vec<u8> = bytemuck::cast_slice::<u64, u8>(&words).to_vec();
+                return decode_body(encoding, Body::Bytes(bytes));
+            }
+        };
+        return boxed
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| raw_error("raw numbers for another type"));
+    }
+    let Body::Bytes(body) = body else {
+        unreachable!("words were handled above")
+    };
     let boxed: Box<dyn Any> = match encoding {
         CODEC_VERSION => return decode_serde(&body),
-        RAW_F64S if TypeId::of::<T>() == TypeId::of::<Vec<f64>>() => {
+        RAW_F64S if is(TypeId::of::<Vec<f64>>()) => {
             Box::new(words(&body)?.map(f64::from_le_bytes).collect::<Vec<f64>>())
         }
-        RAW_I64S if TypeId::of::<T>() == TypeId::of::<Vec<i64>>() => {
+        RAW_I64S if is(TypeId::of::<Vec<i64>>()) => {
             Box::new(words(&body)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
         }
-        RAW_BYTES if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() => Box::new(body),
+        RAW_BYTES if is(TypeId::of::<Vec<u8>>()) => Box::new(body),
         RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
         found => {
             return Err(CodecError::Version {
@@ -236,20 +394,51 @@ mod tests {
         let f = vec![1.5f64, -0.0, f64::MAX, f64::NAN];
         let (encoding, bytes) = encode_body(&f).unwrap();
         assert_eq!((encoding, bytes.len()), (RAW_F64S, 32));
-        let back: Vec<f64> = decode_body(encoding, bytes).unwrap();
+        let back: Vec<f64> = decode_body(encoding, Body::Bytes(bytes)).unwrap();
         assert_eq!(back.len(), 4);
         assert!(back[..3] == f[..3] && back[1].is_sign_negative() && back[3].is_nan());
         let i = vec![i64::MIN, 0, 7];
         let (encoding, bytes) = encode_body(&i).unwrap();
-        assert_eq!(decode_body::<Vec<i64>>(encoding, bytes).unwrap(), i);
+        assert_eq!(
+            decode_body::<Vec<i64>>(encoding, Body::Bytes(bytes)).unwrap(),
+            i
+        );
         let b = vec![0u8, 255, 9];
         let (encoding, bytes) = encode_body(&b).unwrap();
-        assert_eq!(decode_body::<Vec<u8>>(encoding, bytes).unwrap(), b);
+        assert_eq!(
+            decode_body::<Vec<u8>>(encoding, Body::Bytes(bytes)).unwrap(),
+            b
+        );
         // Other types go through serde.
         let s = (3u8, "x".to_string());
         let (encoding, bytes) = encode_body(&s).unwrap();
         assert_eq!(encoding, CODEC_VERSION);
-        assert_eq!(decode_body::<(u8, String)>(encoding, bytes).unwrap(), s);
+        assert_eq!(
+            decode_body::<(u8, String)>(encoding, Body::Bytes(bytes)).unwrap(),
+            s
+        );
+    }
+
+    #[test]
+    fn numbers_that_arrive_as_words_are_the_vector_itself() {
+        let f = vec![1.5f64, -2.0, 3.25];
+        let (encoding, bytes) = encode_body(&f).unwrap();
+        let mut body = Body::for_encoding(encoding);
+        // As a reader fills it: in pieces that do not fall on word boundaries.
+        for piece in bytes.chunks(5) {
+            body.reserve_exact(piece.len());
+            body.extend_from_slice(piece);
+        }
+        assert_eq!(body.len(), 24);
+        assert_eq!(body.as_bytes(), &bytes[..]);
+        assert_eq!(decode_body::<Vec<f64>>(encoding, body).unwrap(), f);
+        // Words of another type, or of a length that is no multiple of 8, are errors.
+        let mut body = Body::for_encoding(RAW_I64S);
+        body.extend_from_slice(&[1, 2, 3]);
+        assert!(decode_body::<Vec<i64>>(RAW_I64S, body).is_err());
+        let mut body = Body::for_encoding(RAW_F64S);
+        body.extend_from_slice(&[0; 8]);
+        assert!(decode_body::<Vec<i64>>(RAW_F64S, body).is_err());
     }
 
     #[test]
@@ -264,11 +453,11 @@ mod tests {
     #[test]
     fn raw_bytes_for_the_wrong_type_or_length_are_errors() {
         let (encoding, bytes) = encode_body(&vec![1.0f64]).unwrap();
-        assert!(decode_body::<Vec<i64>>(encoding, bytes.clone()).is_err());
-        assert!(decode_body::<String>(encoding, bytes).is_err());
-        assert!(decode_body::<Vec<f64>>(RAW_F64S, vec![1, 2, 3]).is_err());
+        assert!(decode_body::<Vec<i64>>(encoding, Body::Bytes(bytes.clone())).is_err());
+        assert!(decode_body::<String>(encoding, Body::Bytes(bytes)).is_err());
+        assert!(decode_body::<Vec<f64>>(RAW_F64S, Body::Bytes(vec![1, 2, 3])).is_err());
         assert!(matches!(
-            decode_body::<u8>(77, vec![1]),
+            decode_body::<u8>(77, Body::Bytes(vec![1])),
             Err(CodecError::Version { found: 77, .. })
         ));
     }
@@ -332,15 +521,15 @@ mod tests {
             let bytes = encode(&value).unwrap();
             proptest::prop_assert_eq!(decode::<(Vec<u64>, String, BTreeMap<String, (i32, bool)>, Vec<Option<(u8, String)>>)>(&bytes).unwrap(), value.clone());
             let (encoding, body) = encode_body(&value).unwrap();
-            proptest::prop_assert_eq!(decode_body::<(Vec<u64>, String, BTreeMap<String, (i32, bool)>, Vec<Option<(u8, String)>>)>(encoding, body).unwrap(), value);
+            proptest::prop_assert_eq!(decode_body::<(Vec<u64>, String, BTreeMap<String, (i32, bool)>, Vec<Option<(u8, String)>>)>(encoding, Body::Bytes(body)).unwrap(), value);
         }
 
         /// Whatever bytes arrive, decoding returns a value or an error (it never panics or
         /// aborts on a claimed length).
         #[test]
         fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            let _ = decode_body::<(String, Vec<u64>, BTreeMap<u8, String>)>(CODEC_VERSION, bytes.clone());
-            let _ = decode_body::<Vec<Vec<u8>>>(CODEC_VERSION, bytes);
+            let _ = decode_body::<(String, Vec<u64>, BTreeMap<u8, String>)>(CODEC_VERSION, Body::Bytes(bytes.clone()));
+            let _ = decode_body::<Vec<Vec<u8>>>(CODEC_VERSION, Body::Bytes(bytes));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use super::{Endpoint, LinkRef};
-use crate::codec;
+use crate::codec::{self, Body};
 use crate::message::Message;
 
 /// One message that arrived on a link, not decoded yet: the consumer that takes it decodes it.
@@ -18,13 +18,13 @@ pub struct Incoming {
     pub(crate) encoding: u8,
     /// The ids of the channel ends inside it, registered as pending on `from`'s link.
     pub(crate) carried: Vec<u64>,
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Body,
 }
 
 impl Incoming {
     /// A message of `encoding` with `body`, that arrived on `from` carrying the channel ids
     /// `carried`.
-    pub(crate) fn new(from: Arc<Endpoint>, encoding: u8, carried: Vec<u64>, body: Vec<u8>) -> Self {
+    pub(crate) fn new(from: Arc<Endpoint>, encoding: u8, carried: Vec<u64>, body: Body) -> Self {
         Self {
             from,
             encoding,
@@ -34,7 +34,7 @@ impl Incoming {
     }
 
     /// Its body, for the network layer to fill as fragments arrive.
-    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+    pub fn body_mut(&mut self) -> &mut Body {
         &mut self.body
     }
 

@@ -178,7 +178,12 @@ impl ChannelTable {
         match target {
             Target::Endpoint(ep) => {
                 // From here the carried ids are registered: dropping the message closes them.
-                let msg = Incoming::new(ep.clone(), encoding, carried, Vec::new());
+                let msg = Incoming::new(
+                    ep.clone(),
+                    encoding,
+                    carried,
+                    crate::codec::Body::for_encoding(encoding),
+                );
                 match ep.arrive(len) {
                     Ok(()) => Some(msg),
                     Err(reason) => {

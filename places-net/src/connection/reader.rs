@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io;
 
 use bytes::BufMut;
+use places_core::codec::Body;
 use places_core::transport::{Incoming, LinkRef};
 
 use crate::wire::{self, Kind, MessageHead, WireError, FIXED};
@@ -100,18 +101,66 @@ impl<'a> FrameReader<'a> {
         let mut left = len - from_buf;
         while left > 0 {
             if left < BUFFER / 4 {
-                // Short remainders go through the buffer, which also picks up the frames after.
-                if self.fill().await? == 0 {
-                    return Err(WireError::Truncated);
-                }
-                let n = self.buffered().min(left);
-                dst.extend_from_slice(&self.buf[self.start..self.start + n]);
-                self.start += n;
-                left -= n;
+                left -= self
+                    .short_remainder(left, |b| dst.extend_from_slice(b))
+                    .await?;
                 continue;
             }
             if dst.capacity() - dst.len() < left {
                 dst.reserve(left);
+            }
+            self.stream.readable().await?;
+            match self.stream.try_read_buf(&mut (&mut *dst).limit(left)) {
+                Ok(0) => return Err(WireError::Truncated),
+                Ok(n) => {
+                    (self.seen)();
+                    left -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(WireError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Short remainders go through the buffer, which also picks up the frames after them;
+    /// hands `put` what arrived of the `left` bytes and returns how much that was.
+    async fn short_remainder(
+        &mut self,
+        left: usize,
+        put: impl FnOnce(&[u8]),
+    ) -> Result<usize, WireError> {
+        if self.buffered() == 0 && self.fill().await? == 0 {
+            return Err(WireError::Truncated);
+        }
+        let n = self.buffered().min(left);
+        put(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+
+    /// Appends the next `len` payload bytes to a message body, as [`payload_into`] does.
+    ///
+    /// [`payload_into`]: Self::payload_into
+    pub(crate) async fn payload_into_body(
+        &mut self,
+        dst: &mut Body,
+        len: usize,
+    ) -> Result<(), WireError> {
+        let from_buf = self.buffered().min(len);
+        dst.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
+        self.start += from_buf;
+        let mut left = len - from_buf;
+        while left > 0 {
+            if left < BUFFER / 4 {
+                left -= self
+                    .short_remainder(left, |b| dst.extend_from_slice(b))
+                    .await?;
+                continue;
+            }
+            if dst.spare_capacity() < left {
+                dst.reserve_exact(left);
             }
             self.stream.readable().await?;
             match self.stream.try_read_buf(&mut (&mut *dst).limit(left)) {
@@ -264,7 +313,7 @@ impl Reassembly {
                 body.reserve_exact(total.min(first_body + wire::FRAGMENT));
                 body.extend_from_slice(&front[consumed..]);
                 front.clear();
-                r.payload_into(body, len - peek).await?;
+                r.payload_into_body(body, len - peek).await?;
                 self.partial.insert(id, Partial::Building { msg, total });
             }
             None => {
@@ -312,7 +361,7 @@ impl Reassembly {
                     return Ok(());
                 }
                 let body = msg.body_mut();
-                if body.capacity() - body.len() < len {
+                if body.spare_capacity() < len {
                     // Grow geometrically, but never past the announced length nor to more than
                     // twice what arrived.
                     let want = total.min(
@@ -321,8 +370,9 @@ impl Reassembly {
                             .max(body.len() + wire::FRAGMENT),
                     );
                     body.reserve_exact(want - body.len());
+                    populate(body);
                 }
-                r.payload_into(body, len).await?;
+                r.payload_into_body(body, len).await?;
                 if last {
                     link.table().complete(msg);
                 } else {
@@ -353,3 +403,32 @@ impl Reassembly {
         Ok(())
     }
 }
+
+/// Has the kernel back a body's new room in one go rather than a page fault at a time (a
+/// gigabyte is a quarter million faults otherwise). Only a hint: where the kernel lacks it,
+/// the pages come on first touch as usual.
+#[cfg(target_os = "linux")]
+fn populate(body: &mut Body) {
+    const PAGE: usize = 4096;
+    let room = bytes::BufMut::chunk_mut(body);
+    let (ptr, len) = (room.as_mut_ptr() as usize, room.len());
+    if len < 1 << 20 {
+        return;
+    }
+    let start = ptr.next_multiple_of(PAGE);
+    let end = (ptr + len) & !(PAGE - 1);
+    if end > start {
+        // SAFETY: `[start, end)` is spare capacity of the body's own allocation, alive across
+        // the call; populating only backs the pages (they read as zeros), it writes nothing.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn populate(_body: &mut Body) {}
