@@ -69,13 +69,13 @@ pub enum SpawnError {
         /// The key of the entry, as `module::name`.
         key: String,
         /// The type the registered entry receives from its creator.
-        entry_receives: &'static str,
+        entry_receives: String,
         /// The type the registered entry sends to its creator.
-        entry_sends: &'static str,
+        entry_sends: String,
         /// The type the caller wants to send to the place.
-        asked_receives: &'static str,
+        asked_receives: String,
         /// The type the caller wants to receive from the place.
-        asked_sends: &'static str,
+        asked_sends: String,
     },
     /// Two entries were registered under one key (for example two versions of one crate).
     #[error(

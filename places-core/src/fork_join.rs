@@ -34,7 +34,7 @@ pub enum ForkJoinError {
         rank: usize,
         /// Why.
         #[source]
-        source: SpawnError,
+        source: Box<SpawnError>,
     },
     /// A group needs at least one member.
     #[error("a fork-join group needs at least one member")]
@@ -112,8 +112,10 @@ where
             i32::from(failed)
         });
         let name = format!("fork_join member {rank} of {np}");
-        let member = place::start(mine, thunk, &name)
-            .map_err(|source| ForkJoinError::Spawn { rank, source })?;
+        let member = place::start(mine, thunk, &name).map_err(|source| ForkJoinError::Spawn {
+            rank,
+            source: Box::new(source),
+        })?;
         members.push(member);
     }
     let mut results = Vec::with_capacity(np);

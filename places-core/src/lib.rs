@@ -42,8 +42,8 @@ pub use context::{check_break, exit};
 pub use error::{ChannelError, CodecError, SpawnError};
 pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
-pub use place::{dynamic_place, DeadEvt, Place, PlaceHandle};
-pub use registry::{check_registry, entries, lookup, Entry, EntryKey, TypeInfo};
+pub use place::{DeadEvt, Place, PlaceHandle};
+pub use registry::{check_registry, dynamic_place, entries, lookup, Entry, EntryKey, TypeInfo};
 pub use rpc::{
     log_message, log_record, log_to_parent, LogRecord, RpcError, RpcRequest, RpcResponse, Severity,
 };

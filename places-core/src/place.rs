@@ -13,7 +13,7 @@ use crate::channel::{raw_pair, PlaceChannel};
 use crate::context::{self, Exit, Never, PlaceContext};
 use crate::error::SpawnError;
 use crate::message::{Completion, Message};
-use crate::registry::{self, EntryThunk, ErasedChannel};
+use crate::registry::EntryThunk;
 
 /// A running (or finished) place, and the creator's end of its channel.
 ///
@@ -49,7 +49,7 @@ impl<S: Message, R: Message> Place<S, R> {
     /// Starts `entry` in a new place; the compiler checks the message types.
     ///
     /// `entry` is a function `fn(PlaceChannel<R, S>)` returning `()` or an `i32` exit code,
-    /// usually a `#[place]` function (which can also be started by name, with [`dynamic_place`],
+    /// usually a `#[place]` function (which can also be started by name, with [`dynamic_place`](crate::dynamic_place),
     /// and on other nodes). A closure is accepted only if it captures nothing, like a function:
     /// a place shares no state with its creator except through messages. The place's thread is
     /// named after the function, so a panic message says which place failed.
@@ -99,67 +99,6 @@ impl<S: Message, R: Message> Place<S, R> {
         let thunk: EntryThunk = Box::new(move || entry(theirs).into_completion());
         start(mine, thunk, std::any::type_name::<F>())
     }
-}
-
-/// Starts the entry registered under `module::name` in a new place.
-///
-/// This is Racket's `dynamic-place`: the entry is found at run time, by the key `#[place]`
-/// registered it under (`module_path!()` of its definition and its function name). `S` is what
-/// the caller sends and the place receives; `R` is what the place sends back.
-///
-/// # Errors
-///
-/// - [`SpawnError::UnknownEntry`] if no entry has that key; the error lists the nearest keys.
-/// - [`SpawnError::TypeMismatch`] if the entry exchanges other message types; the error names both.
-/// - [`SpawnError::Duplicate`] if two definitions claim the key.
-/// - [`SpawnError::Thread`] if the operating system cannot start another thread.
-///
-/// # Examples
-///
-/// ```
-/// use places::{dynamic_place, place, Place, PlaceChannel};
-///
-/// #[place]
-/// pub fn greeter(ch: PlaceChannel<String>) {
-///     let name = ch.get().unwrap();
-///     ch.put(format!("Hello, {name}")).unwrap();
-/// }
-///
-/// let p: Place<String> = dynamic_place(module_path!(), "greeter").unwrap();
-/// assert_eq!(p.put_get("places".into()).unwrap(), "Hello, places");
-///
-/// let wrong = dynamic_place::<u8, u8>(module_path!(), "greeter");
-/// assert!(wrong.unwrap_err().to_string().contains("other messages"));
-/// ```
-pub fn dynamic_place<S: Message, R: Message>(
-    module: &str,
-    name: &str,
-) -> Result<Place<S, R>, SpawnError> {
-    crate::node_mode::refuse_stray();
-    let entry = registry::lookup(module, name)?;
-    let mismatch = || SpawnError::TypeMismatch {
-        key: entry.key().to_string(),
-        entry_receives: entry.receives().name(),
-        entry_sends: entry.sends().name(),
-        asked_receives: std::any::type_name::<S>(),
-        asked_sends: std::any::type_name::<R>(),
-    };
-    if entry.receives().id() != std::any::TypeId::of::<S>()
-        || entry.sends().id() != std::any::TypeId::of::<R>()
-    {
-        return Err(mismatch());
-    }
-    if let Some(place) = entry.call_thunk() {
-        // A thunk entry starts its own place; it is the one the caller gets.
-        return place
-            .downcast::<Place<S, R>>()
-            .map(|p| *p)
-            .map_err(|_| mismatch());
-    }
-    let (mine, theirs) = raw_pair::<S, R>();
-    let erased: ErasedChannel = Box::new(theirs);
-    let thunk = entry.prepare(erased).map_err(|_| mismatch())?;
-    start(mine, thunk, &entry.key().to_string())
 }
 
 /// Spawns the place's thread with its signal context and completion bookkeeping.

@@ -1,16 +1,18 @@
 //! The entry registry: every `#[place]` function registers itself here at link time, under a key
-//! made of its module path and its name, so that [`dynamic_place`](crate::dynamic_place) can find
-//! it at run time (and, later, so can a remote node running the same executable).
+//! made of its module path and its name, so that [`dynamic_place`] can find it at run time, and
+//! so can a remote node running the same executable. Starting an entry (here, on a node, by name
+//! or not) goes through one path, `Entry::start_local` / [`Entry::start_remote`], with one
+//! type check.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use crate::channel::{remote_channel, PlaceChannel};
+use crate::channel::{raw_pair, remote_channel, PlaceChannel};
 use crate::error::SpawnError;
 use crate::message::Message;
-use crate::place::PlaceHandle;
+use crate::place::{Place, PlaceHandle};
 use crate::transport::Endpoint;
 
 /// The key a place entry is registered under: the module path of its definition and its name.
@@ -135,16 +137,9 @@ fn bridge_place<S: Message, R: Message>(
     on_finish: Box<dyn FnOnce(i32) + Send>,
 ) -> Result<PlaceHandle, SpawnError> {
     let key = format!("channel {}", endpoint.id());
-    let place =
-        place
-            .downcast::<crate::place::Place<S, R>>()
-            .map_err(|_| SpawnError::TypeMismatch {
-                key: key.clone(),
-                entry_receives: std::any::type_name::<S>(),
-                entry_sends: std::any::type_name::<R>(),
-                asked_receives: std::any::type_name::<S>(),
-                asked_sends: std::any::type_name::<R>(),
-            })?;
+    let place = place
+        .downcast::<Place<S, R>>()
+        .map_err(|_| mismatch(&key, TypeInfo::of::<S>(), TypeInfo::of::<R>(), "?", "?"))?;
     let handle = place.handle();
     crate::transport::relay(place.channel(), endpoint, None).map_err(|e| SpawnError::Thread {
         key: key.clone(),
@@ -156,6 +151,22 @@ fn bridge_place<S: Message, R: Message>(
         .spawn(move || on_finish(watch.wait()))
         .map_err(|source| SpawnError::Thread { key, source })?;
     Ok(handle)
+}
+
+fn mismatch(
+    key: &str,
+    receives: TypeInfo,
+    sends: TypeInfo,
+    asked_receives: &str,
+    asked_sends: &str,
+) -> SpawnError {
+    SpawnError::TypeMismatch {
+        key: key.to_owned(),
+        entry_receives: receives.name().to_owned(),
+        entry_sends: sends.name().to_owned(),
+        asked_receives: asked_receives.to_owned(),
+        asked_sends: asked_sends.to_owned(),
+    }
 }
 
 /// Makes the place's end of a channel whose peer is on another node, for an entry's types.
@@ -210,11 +221,54 @@ impl Entry {
         }
     }
 
-    /// Calls a thunk entry, returning its place (boxed); `None` for a function entry.
-    pub(crate) fn call_thunk(&self) -> Option<Box<dyn Any + Send>> {
+    /// Checks that the entry exchanges the messages a caller asks for: it receives the type
+    /// named `receives` and sends the type named `sends` (as `std::any::type_name` spells them;
+    /// that is all a caller on another node can say).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::TypeMismatch`] naming both pairs of types.
+    pub fn check_types(&self, receives: &str, sends: &str) -> Result<(), SpawnError> {
+        if self.receives.name() == receives && self.sends.name() == sends {
+            Ok(())
+        } else {
+            Err(self.mismatch(receives, sends))
+        }
+    }
+
+    fn mismatch(&self, receives: &str, sends: &str) -> SpawnError {
+        mismatch(
+            &self.key.to_string(),
+            self.receives,
+            self.sends,
+            receives,
+            sends,
+        )
+    }
+
+    /// Starts the entry in a new place of this process whose creator sends `S` and receives `R`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::TypeMismatch`] for other message types (checked by type identity, not
+    /// only by name), [`SpawnError::Thread`] if no thread can be started.
+    pub(crate) fn start_local<S: Message, R: Message>(&self) -> Result<Place<S, R>, SpawnError> {
+        let asked = (std::any::type_name::<S>(), std::any::type_name::<R>());
+        if self.receives.id() != TypeId::of::<S>() || self.sends.id() != TypeId::of::<R>() {
+            return Err(self.mismatch(asked.0, asked.1));
+        }
         match self.kind {
-            EntryKind::Thunk { call, .. } => Some(call()),
-            EntryKind::Function { .. } => None,
+            // A thunk entry starts its own place; it is the one the caller gets.
+            EntryKind::Thunk { call, .. } => call()
+                .downcast::<Place<S, R>>()
+                .map(|p| *p)
+                .map_err(|_| self.mismatch(asked.0, asked.1)),
+            EntryKind::Function { prepare, .. } => {
+                let (mine, theirs) = raw_pair::<S, R>();
+                let erased: ErasedChannel = Box::new(theirs);
+                let thunk = prepare(erased).map_err(|_| self.mismatch(asked.0, asked.1))?;
+                crate::place::start(mine, thunk, &self.key.to_string())
+            }
         }
     }
 
@@ -238,38 +292,32 @@ impl Entry {
         self.sends
     }
 
-    pub(crate) fn prepare(&self, ch: ErasedChannel) -> Result<EntryThunk, ErasedChannel> {
-        match self.kind {
-            EntryKind::Function { prepare, .. } => prepare(ch),
-            EntryKind::Thunk { .. } => Err(ch),
-        }
-    }
-
     /// Starts the entry in a new place whose channel's peer is on another node, on `endpoint`
-    /// (registered by the caller). `on_finish` runs with the place's completion value once it
-    /// has ended. Used by the network layer's router.
+    /// (registered by the caller), after checking the caller's message types as
+    /// [`check_types`](Self::check_types) does. `on_finish` runs with the place's completion
+    /// value once it has ended. Used by the network layer's router.
     ///
     /// # Errors
     ///
-    /// [`SpawnError::Thread`] if the operating system cannot start another thread.
-    pub fn spawn_remote(
+    /// [`SpawnError::TypeMismatch`], or [`SpawnError::Thread`] if the operating system cannot
+    /// start another thread.
+    pub fn start_remote(
         &self,
+        receives: &str,
+        sends: &str,
         endpoint: Arc<Endpoint>,
         on_finish: Box<dyn FnOnce(i32) + Send>,
     ) -> Result<PlaceHandle, SpawnError> {
-        let make_remote = match self.kind {
-            EntryKind::Function { make_remote, .. } => make_remote,
+        self.check_types(receives, sends)?;
+        let (make_remote, prepare) = match self.kind {
+            EntryKind::Function {
+                make_remote,
+                prepare,
+            } => (make_remote, prepare),
             // The thunk starts its place; the place's channel is relayed to the connection.
             EntryKind::Thunk { call, bridge } => return bridge(call(), endpoint, on_finish),
         };
-        let erased = make_remote(endpoint);
-        let thunk = self.prepare(erased).map_err(|_| SpawnError::TypeMismatch {
-            key: self.key.to_string(),
-            entry_receives: self.receives.name(),
-            entry_sends: self.sends.name(),
-            asked_receives: self.receives.name(),
-            asked_sends: self.sends.name(),
-        })?;
+        let thunk = prepare(make_remote(endpoint)).map_err(|_| self.mismatch(receives, sends))?;
         crate::place::start_handle(thunk, &self.key.to_string(), Some(on_finish))
     }
 }
@@ -387,6 +435,44 @@ pub fn entries() -> Vec<&'static Entry> {
     let mut all: Vec<&'static Entry> = inventory::iter::<Entry>.into_iter().collect();
     all.sort_by_key(|e| e.key);
     all
+}
+
+/// Starts the entry registered under `module::name` in a new place.
+///
+/// This is Racket's `dynamic-place`: the entry is found at run time, by the key `#[place]`
+/// registered it under (`module_path!()` of its definition and its function name). `S` is what
+/// the caller sends and the place receives; `R` is what the place sends back.
+///
+/// # Errors
+///
+/// - [`SpawnError::UnknownEntry`] if no entry has that key; the error lists the nearest keys.
+/// - [`SpawnError::TypeMismatch`] if the entry exchanges other message types; the error names both.
+/// - [`SpawnError::Duplicate`] if two definitions claim the key.
+/// - [`SpawnError::Thread`] if the operating system cannot start another thread.
+///
+/// # Examples
+///
+/// ```
+/// use places::{dynamic_place, place, Place, PlaceChannel};
+///
+/// #[place]
+/// pub fn greeter(ch: PlaceChannel<String>) {
+///     let name = ch.get().unwrap();
+///     ch.put(format!("Hello, {name}")).unwrap();
+/// }
+///
+/// let p: Place<String> = dynamic_place(module_path!(), "greeter").unwrap();
+/// assert_eq!(p.put_get("places".into()).unwrap(), "Hello, places");
+///
+/// let wrong = dynamic_place::<u8, u8>(module_path!(), "greeter");
+/// assert!(wrong.unwrap_err().to_string().contains("other messages"));
+/// ```
+pub fn dynamic_place<S: Message, R: Message>(
+    module: &str,
+    name: &str,
+) -> Result<Place<S, R>, SpawnError> {
+    crate::node_mode::refuse_stray();
+    lookup(module, name)?.start_local()
 }
 
 /// Finds the entry registered under `module::name`.

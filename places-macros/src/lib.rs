@@ -238,7 +238,11 @@ pub fn cg_pipeline(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// For a server `bank` it generates:
-/// - `BankRequest` and `BankResponse`, the messages (a variant per method, plus `Log`);
+/// - `BankCall` (a variant per method) and `BankAnswer` (a variant per `rpc`, plus `Log`);
+/// - `BankRequest` = `places::RpcRequest<BankCall>` and `BankResponse` =
+///   `places::RpcResponse<BankAnswer>`, the messages the server's place receives and sends:
+///   every call carries an id that its reply repeats, so a reply that comes after its call gave
+///   up is dropped, and threads sharing one destination get their own replies;
 /// - `make_bank`, a registered place entry running the server loop: start it with
 ///   `Place::spawn(make_bank)`, `dynamic_place(module, "make_bank")`, or on a node;
 /// - a stub per method, `bank_METHOD(&dest, args..) -> Result<T, RpcError>`, for any
@@ -246,7 +250,8 @@ pub fn cg_pipeline(input: TokenStream) -> TokenStream {
 /// - `BankClient::new(&dest)` with the same methods and `.with_deadline(d)`.
 ///
 /// Bodies can read and change every state item, `return` and use `?` (they end the call, not
-/// the server), and call `places::log_to_parent(msg, severity)`.
+/// the server), and call `places::log_to_parent(msg, severity)`. A reply its caller could not
+/// decode does not stop the server.
 ///
 /// # Examples
 ///

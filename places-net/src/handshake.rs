@@ -31,14 +31,8 @@ use crate::wire::{
     encode_frame, read_frame, write_frame, Frame, Kind, WireError, PROTOCOL_VERSION,
 };
 
-/// The first bytes a places client sends.
-pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
-
-/// The largest handshake frame a client accepts (the node's challenge carries its registry).
-const MAX_HANDSHAKE_FRAME: u32 = 1 << 20;
-
-/// The largest frame a node reads from a peer that has not proven the cookie yet.
-const MAX_PROOF_FRAME: u32 = 4 << 10;
+pub use crate::wire::MAGIC;
+use crate::wire::{MAX_HANDSHAKE_FRAME, MAX_PROOF_FRAME};
 
 /// The shared secret of a cluster. Nodes started by this program get it on their stdin.
 #[derive(Clone, PartialEq, Eq)]

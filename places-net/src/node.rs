@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::connection::{Connection, Handler};
 use crate::error::NetError;
 use crate::handshake::{self, Cookie};
-use crate::wire::{Frame, Kind};
+use crate::wire::{Frame, Kind, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 
 /// Set to run the executable as a node.
 pub const NODE_ENV: &str = places_core::NODE_MODE_ENV;
@@ -34,13 +34,6 @@ pub const READY_LINE: &str = "places-node ready ";
 
 /// The line a node prints on stdout when it cannot start, followed by the reason.
 pub const FAILED_LINE: &str = places_core::NODE_FAILED_LINE;
-
-/// How long a new connection has, from its accept, to finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many connections may be in their handshake at once; a new one beyond that pushes out
-/// the oldest, so idle sockets cannot keep real clients out.
-const MAX_PENDING_HANDSHAKES: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -291,6 +284,7 @@ async fn serve_connection(
     let Ok(std_stream) = stream.into_std() else {
         return;
     };
+    crate::connection::tune(&std_stream);
     let Ok(closer) = std_stream.try_clone() else {
         return;
     };
@@ -343,17 +337,9 @@ fn spawn(
     req: SpawnRequest,
 ) -> Result<(), String> {
     let entry = places_core::lookup(&req.module, &req.name).map_err(|e| e.to_string())?;
-    if entry.receives().name() != req.receives || entry.sends().name() != req.sends {
-        return Err(format!(
-            "place entry `{}` exchanges other messages than requested: the entry receives `{}` and sends `{}`, \
-             but the caller asked for a place that receives `{}` and sends `{}`",
-            entry.key(),
-            entry.receives().name(),
-            entry.sends().name(),
-            req.receives,
-            req.sends
-        ));
-    }
+    entry
+        .check_types(&req.receives, &req.sends)
+        .map_err(|e| e.to_string())?;
     static SERIAL: AtomicU64 = AtomicU64::new(1);
     let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
     // Held from the check to the registration, so two spawns cannot both take a name.
@@ -378,7 +364,7 @@ fn spawn(
         }
         exit_conn.send_control_frame(Kind::Exit, id, &code.to_le_bytes());
     });
-    let handle = match entry.spawn_remote(endpoint.clone(), on_finish) {
+    let handle = match entry.start_remote(&req.receives, &req.sends, endpoint.clone(), on_finish) {
         Ok(h) => h,
         Err(e) => {
             endpoint.close();

@@ -28,6 +28,22 @@ use std::io::{self, Read, Write};
 /// The version byte of every frame, and of the handshake's hello.
 pub const PROTOCOL_VERSION: u8 = 2;
 
+/// The first bytes a places client sends (then [`PROTOCOL_VERSION`]).
+pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
+
+/// The largest handshake frame a client accepts (the node's challenge carries its registry).
+pub const MAX_HANDSHAKE_FRAME: u32 = 1 << 20;
+
+/// The largest frame a node reads from a peer that has not proven the cookie yet.
+pub const MAX_PROOF_FRAME: u32 = 4 << 10;
+
+/// How long a new connection has, from its accept, to finish the handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many connections a node lets wait in their handshake at once; a new one beyond that
+/// pushes out the oldest, so idle sockets cannot keep real clients out.
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+
 /// The largest frame a connection accepts after the handshake (2 MiB): one fragment with its
 /// head, or a control frame.
 pub const MAX_FRAME: u32 = 2 << 20;

@@ -162,6 +162,7 @@ impl NodeLink {
         };
         // From here on the connection belongs to this process's event loop: a task reads its
         // frames; senders write their own.
+        crate::connection::tune(&stream);
         let closer = stream.try_clone().map_err(lost)?;
         stream.set_nonblocking(true).map_err(lost)?;
         let runtime = crate::event_loop::runtime().map_err(lost)?;

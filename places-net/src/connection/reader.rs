@@ -370,8 +370,8 @@ impl Reassembly {
                             .max(body.len() + wire::FRAGMENT),
                     );
                     body.reserve_exact(want - body.len());
-                    populate(body);
                 }
+                populate(body, len);
                 r.payload_into_body(body, len).await?;
                 if last {
                     link.table().complete(msg);
@@ -404,19 +404,20 @@ impl Reassembly {
     }
 }
 
-/// Has the kernel back a body's new room in one go rather than a page fault at a time (a
-/// gigabyte is a quarter million faults otherwise). Only a hint: where the kernel lacks it,
-/// the pages come on first touch as usual.
+/// Has the kernel back the room the next `len` bytes of a body go to in one go, rather than a
+/// page fault at a time (a gigabyte is a quarter million faults otherwise), one fragment at a
+/// time so that the reader never stops for long. Only a hint: where the kernel lacks it, the
+/// pages come on first touch as usual.
 #[cfg(target_os = "linux")]
-fn populate(body: &mut Body) {
+fn populate(body: &mut Body, len: usize) {
     const PAGE: usize = 4096;
-    let room = bytes::BufMut::chunk_mut(body);
-    let (ptr, len) = (room.as_mut_ptr() as usize, room.len());
-    if len < 1 << 20 {
+    if len < 64 << 10 {
         return;
     }
+    let room = bytes::BufMut::chunk_mut(body);
+    let (ptr, room_len) = (room.as_mut_ptr() as usize, room.len().min(len));
     let start = ptr.next_multiple_of(PAGE);
-    let end = (ptr + len) & !(PAGE - 1);
+    let end = (ptr + room_len) & !(PAGE - 1);
     if end > start {
         // SAFETY: `[start, end)` is spare capacity of the body's own allocation, alive across
         // the call; populating only backs the pages (they read as zeros), it writes nothing.
@@ -431,4 +432,4 @@ fn populate(body: &mut Body) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn populate(_body: &mut Body) {}
+fn populate(_body: &mut Body, _len: usize) {}
