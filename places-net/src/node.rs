@@ -189,21 +189,25 @@ fn serve() -> Result<(), NetError> {
     let cookie = Arc::new(cookie);
     let settings = own_settings();
     let handle = runtime.handle().clone();
-    runtime.block_on(async move {
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| NetError::Listen {
-                addr: local.to_string(),
-                source,
-            })?;
-        let listener =
-            tokio::net::TcpListener::from_std(listener).map_err(|source| NetError::Listen {
-                addr: local.to_string(),
-                source,
-            })?;
-        accept_loop(listener, cookie, settings, handle).await;
-        Ok(())
-    })
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| NetError::Listen {
+            addr: local.to_string(),
+            source,
+        })?;
+    let listener = {
+        let _inside = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(|source| NetError::Listen {
+            addr: local.to_string(),
+            source,
+        })?
+    };
+    runtime.spawn(accept_loop(listener, cookie, settings, handle));
+    // The event loop's own thread serves; this one waits for the node's end (its creator
+    // closing stdin ends the process).
+    loop {
+        std::thread::park();
+    }
 }
 
 /// The connections still in their handshake, oldest first.
@@ -454,7 +458,8 @@ impl Handler for Router {
                 };
                 let (state, conn) = (self.state.clone(), conn.clone());
                 // Off the event loop: starting a thunk entry runs its code.
-                tokio::task::spawn_blocking(move || match spawn(&state, &conn, id, req) {
+                let runtime = conn.runtime().clone();
+                runtime.spawn_blocking(move || match spawn(&state, &conn, id, req) {
                     Ok(()) => conn.send_control_frame(Kind::SpawnOk, id, &[]),
                     Err(reason) => conn.send_control_frame(Kind::SpawnErr, id, reason.as_bytes()),
                 });

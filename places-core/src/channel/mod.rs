@@ -242,7 +242,8 @@ const REMOTE_SPIN: Duration = Duration::from_micros(100);
 
 /// Waits for the next item of `rx`, until `deadline`, watching the place's kill and break
 /// signals (inside a place) and `stop` (for relays). `network` makes it poll a little longer
-/// before it blocks, since a reply is usually one round trip away.
+/// before it blocks, since a reply is usually one round trip away and a parked thread costs a
+/// wake-up on top of it.
 pub(crate) fn wait_item<T>(
     rx: &Receiver<T>,
     deadline: Option<Instant>,

@@ -297,7 +297,7 @@ fn relay_in<S: Message, R: Message>(
     sizes: Option<&Mutex<VecDeque<u64>>>,
 ) {
     loop {
-        let item = match wait_item(mirror_ep.queue(), None, None, false) {
+        let item = match wait_item(mirror_ep.queue(), None, None, true) {
             Ok(Waited::Got(item)) => item,
             _ => return,
         };

@@ -1,22 +1,23 @@
 //! One authenticated connection between two processes: the [`Link`] that place channels cross.
 //!
 //! Frames go out from the threads that send them ([`outbox`]: a thread writes its own message,
-//! one fragment per turn, and control frames never wait); frames come in on a task of the
-//! process's event loop ([`reader`]), which hands every message, undecoded, to its channel.
+//! one fragment per turn, and control frames never wait). Frames come in through a reading
+//! state machine ([`reader`]) that a task of the process's event loop runs whenever the socket
+//! is readable, handing every message, undecoded, to its channel.
 
 mod outbox;
 mod reader;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use places_core::transport::{ChannelTable, Control, Link, LinkRef, Settings};
+use places_core::transport::{ChannelTable, Control, Link, Settings};
 use places_core::ChannelError;
 
 use crate::wire::{self, encode_frame, header, Frame, Kind, MessageHead, WireError};
 use outbox::Outbox;
-use reader::{FrameReader, Reassembly};
+use reader::ReadState;
 
 /// The most control frames (in bytes) a connection queues for a peer that does not read them
 /// before it stops reading from that peer.
@@ -37,13 +38,18 @@ pub(crate) struct Connection {
     peer: String,
     settings: Settings,
     peer_settings: Settings,
-    stream: Arc<tokio::net::TcpStream>,
+    pub(crate) stream: Arc<tokio::net::TcpStream>,
     out: Arc<Outbox>,
     table: ChannelTable,
     next_id: AtomicU64,
     started: Instant,
     /// Milliseconds since `started` when bytes last arrived.
     last_seen: AtomicU64,
+    /// What the reader keeps between reads (the event loop's task alone takes it).
+    read_state: Mutex<ReadState>,
+    /// Handles the frames that are not about channels; set when reading starts.
+    handler: OnceLock<Arc<dyn Handler>>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// How many bytes the kernel may hold in each direction of a connection (Linux doubles it for
@@ -77,13 +83,21 @@ impl Connection {
             peer,
             settings,
             peer_settings,
-            out: Outbox::new(stream.clone(), runtime, closer),
+            out: Outbox::new(stream.clone(), runtime.clone(), closer),
             stream,
             table: ChannelTable::new(),
             next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
+            read_state: Mutex::new(ReadState::default()),
+            handler: OnceLock::new(),
+            runtime,
         })
+    }
+
+    /// The process's event loop.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     /// The peer's name, for errors.
@@ -107,7 +121,7 @@ impl Connection {
         now.saturating_sub(self.last_seen.load(Ordering::Relaxed))
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let now = self.started.elapsed().as_millis() as u64;
         self.last_seen.store(now, Ordering::Relaxed);
     }
@@ -122,77 +136,30 @@ impl Connection {
         self.out.fail(reason);
     }
 
-    /// Reads frames until the connection ends, as a task of the event loop.
+    /// Reads frames until the connection ends, as a task of the event loop: whenever the
+    /// socket is readable.
     pub(crate) async fn read_loop(self: Arc<Self>, handler: Arc<dyn Handler>) {
-        let link: LinkRef = self.clone();
-        let seen = {
-            let me = Arc::downgrade(&self);
-            move || {
-                if let Some(me) = me.upgrade() {
-                    me.touch();
-                }
-            }
-        };
-        let stream = self.stream.clone();
-        let mut reader = FrameReader::new(&stream, &seen);
-        let mut reassembly = Reassembly::default();
+        let _ = self.handler.set(handler.clone());
         let reason = loop {
-            let (kind, id, len) = match reader.header(wire::MAX_FRAME).await {
-                Ok(h) => h,
-                Err(WireError::Closed) => break "connection closed".to_owned(),
-                Err(e) => break e.to_string(),
+            let pumped = {
+                let mut st = self
+                    .read_state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.pump(&self)
             };
-            let step = match kind {
-                Kind::Data => reassembly.whole(&mut reader, &link, id, len).await,
-                Kind::DataFirst => {
-                    let max = self.settings.max_message;
-                    reassembly.first(&mut reader, &link, id, len, max).await
-                }
-                Kind::DataMore => reassembly.more(&mut reader, &link, id, len, false).await,
-                Kind::DataLast => reassembly.more(&mut reader, &link, id, len, true).await,
-                Kind::Close => reader.skip(len).await.map(|()| self.table.peer_close(id)),
-                Kind::Credit => reader.payload(len).await.map(|p| {
-                    if let Some((bytes, messages)) = wire::parse_credit(&p) {
-                        self.table.credit(id, bytes, messages);
-                    }
-                }),
-                Kind::Error => reader.payload(len).await.map(|p| {
-                    let reason = String::from_utf8_lossy(&p).into_owned();
-                    self.table.error(id, reason);
-                }),
-                Kind::Ping => reader
-                    .skip(len)
-                    .await
-                    .map(|()| self.send_control_frame(Kind::Pong, 0, &[])),
-                Kind::Pong => reader.skip(len).await,
-                other => reader.payload(len).await.map(|payload| {
-                    let frame = Frame {
-                        kind: other,
-                        channel: id,
-                        payload,
-                    };
-                    // Our own code, but a panic here must not leave the connection hanging.
-                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        handler.frame(&self, frame)
-                    }));
-                    if handled.is_err() {
-                        eprintln!(
-                            "places: a panic while handling a {other:?} frame from {}",
-                            self.peer
-                        );
-                    }
-                }),
-            };
-            if let Err(e) = step {
-                break e.to_string();
+            if let Err(e) = pumped {
+                break wire_reason(&e);
             }
             // A peer that asks for answers (pings, say) and never reads them would make this
-            // side queue them without end: stop reading from it until its answers have gone.
+            // side queue them without end: read no more from it until they have gone.
             while self.out.backlog() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if let Err(e) = self.stream.readable().await {
+                break e.to_string();
             }
         };
-        drop(reassembly);
         self.end(&reason, &*handler);
     }
 
@@ -278,5 +245,13 @@ impl Link for Connection {
 
     fn lost(&self) -> Option<String> {
         self.out.failed()
+    }
+}
+
+/// A wire error as a connection's end reason.
+fn wire_reason(e: &WireError) -> String {
+    match e {
+        WireError::Closed => "connection closed".to_owned(),
+        other => other.to_string(),
     }
 }

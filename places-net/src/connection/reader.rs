@@ -1,255 +1,302 @@
-//! The reading side of a connection: a task of the event loop that reads frames through a buffer
-//! (many small frames per read), reassembles fragmented messages, and hands each message,
-//! undecoded, to its channel. It never waits for anything but the socket and never runs user code.
+//! The reading side of a connection, as a state machine: it reads what the socket has (without
+//! waiting), reassembles fragmented messages, and hands each message, undecoded, to its
+//! channel. The event loop runs it whenever the socket is readable; it never waits for anything
+//! but the socket and never runs user code.
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 
 use bytes::BufMut;
 use places_core::codec::Body;
 use places_core::transport::{Incoming, LinkRef};
 
-use crate::wire::{self, Kind, MessageHead, WireError, FIXED};
+use super::Connection;
+use crate::wire::{self, Frame, Kind, MessageHead, WireError, FIXED};
 
-/// Reads frames off a socket of the event loop through a buffer.
-pub(crate) struct FrameReader<'a> {
-    stream: &'a tokio::net::TcpStream,
-    buf: Vec<u8>,
-    start: usize,
-    /// Called with every read that got bytes: any byte is a sign of life.
-    seen: &'a (dyn Fn() + Send + Sync),
-}
-
-/// How much the reader buffers at once.
+/// How much the reader buffers at once (many small frames per read).
 const BUFFER: usize = 64 << 10;
 
-impl<'a> FrameReader<'a> {
-    pub(crate) fn new(
-        stream: &'a tokio::net::TcpStream,
-        seen: &'a (dyn Fn() + Send + Sync),
-    ) -> Self {
+/// The largest front of a first fragment: a head with every channel it may carry, and the
+/// message's length.
+const MAX_FRONT: usize = 5 + wire::MAX_CARRIED * 8 + 8;
+
+/// A message whose fragments are arriving.
+enum Partial {
+    /// Being reassembled: the message (its body grows), and the body's announced length.
+    Building { msg: Incoming, total: usize },
+    /// Refused at its first fragment: its further fragments are skipped.
+    Skipping,
+}
+
+/// The frame being read.
+enum Cur {
+    /// A frame whose whole payload goes into the buffer before it is handled.
+    Whole { kind: Kind, id: u64, len: usize },
+    /// A first fragment: its front (head and length) goes into the buffer, then its body part
+    /// streams into the message.
+    First { id: u64, len: usize },
+    /// Bytes of the body of message `id`; the last of them completes it if `last`.
+    Body { id: u64, left: usize, last: bool },
+    /// Bytes to throw away.
+    Skip { left: usize },
+}
+
+/// What the reader keeps between reads.
+pub(crate) struct ReadState {
+    buf: Vec<u8>,
+    start: usize,
+    cur: Option<Cur>,
+    partial: HashMap<u64, Partial>,
+}
+
+impl Default for ReadState {
+    fn default() -> Self {
         Self {
-            stream,
             buf: Vec::with_capacity(BUFFER),
             start: 0,
-            seen,
+            cur: None,
+            partial: HashMap::new(),
         }
     }
+}
 
+/// A read that got nothing now.
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+impl ReadState {
     fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
 
-    /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
-    async fn fill(&mut self) -> io::Result<usize> {
+    /// Reads what the socket has into the buffer, keeping room for at least `want` more bytes
+    /// (growing only as bytes arrive); `Ok(false)` when it has nothing now.
+    fn fill(&mut self, conn: &Connection, want: usize) -> Result<bool, WireError> {
         if self.start > 0
-            && (self.start == self.buf.len() || self.buf.capacity() - self.buf.len() < 4096)
+            && (self.start == self.buf.len()
+                || self.buf.capacity() - self.buf.len() < want.min(BUFFER))
         {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.buf.capacity() == self.buf.len() {
-            self.buf.reserve(BUFFER);
+        if self.buf.capacity() - self.buf.len() < want.min(BUFFER) {
+            self.buf.reserve(want.min(BUFFER));
         }
+        match conn.stream.try_read_buf(&mut self.buf) {
+            Ok(0) => Err(if self.buffered() == 0 && self.cur.is_none() {
+                WireError::Closed
+            } else {
+                WireError::Truncated
+            }),
+            Ok(_) => {
+                conn.touch();
+                Ok(true)
+            }
+            Err(e) if would_block(&e) => Ok(false),
+            Err(e) => Err(WireError::Io(e)),
+        }
+    }
+
+    /// Reads and handles frames until the socket has nothing more for now. An error breaks the
+    /// framing: the connection must close.
+    pub(crate) fn pump(&mut self, conn: &Arc<Connection>) -> Result<(), WireError> {
+        let link: LinkRef = conn.clone();
         loop {
-            self.stream.readable().await?;
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(n) => {
-                    if n > 0 {
-                        (self.seen)();
+            let Some(cur) = self.cur.take() else {
+                if self.buffered() < wire::HEADER {
+                    if !self.fill(conn, wire::HEADER)? {
+                        return Ok(());
                     }
-                    return Ok(n);
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                self.cur = Some(self.header(&link)?);
+                continue;
+            };
+            match cur {
+                Cur::Whole { kind, id, len } => {
+                    if self.buffered() < len {
+                        self.cur = Some(cur);
+                        if !self.fill(conn, len - self.buffered())? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    let payload = self.buf[self.start..self.start + len].to_vec();
+                    self.start += len;
+                    self.handle(conn, &link, kind, id, payload);
+                }
+                Cur::First { id, len } => {
+                    let front = len.min(MAX_FRONT);
+                    if self.buffered() < front {
+                        self.cur = Some(cur);
+                        if !self.fill(conn, front - self.buffered())? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    self.cur = Some(self.first(&link, id, len));
+                }
+                Cur::Body { id, left, last } => {
+                    if !matches!(self.partial.get(&id), Some(Partial::Building { .. })) {
+                        self.cur = Some(Cur::Skip { left });
+                        continue;
+                    }
+                    let left = self.body(conn, id, left)?;
+                    if left > 0 {
+                        self.cur = Some(Cur::Body { id, left, last });
+                        return Ok(());
+                    }
+                    if last {
+                        if let Some(Partial::Building { msg, .. }) = self.partial.remove(&id) {
+                            link.table().complete(msg);
+                        }
+                    }
+                }
+                Cur::Skip { left } => {
+                    let n = self.buffered().min(left);
+                    self.start += n;
+                    if left > n {
+                        self.cur = Some(Cur::Skip { left: left - n });
+                        if !self.fill(conn, BUFFER)? {
+                            return Ok(());
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// The next frame's kind, channel and payload length; its payload is to be read next.
-    pub(crate) async fn header(&mut self, max: u32) -> Result<(Kind, u64, usize), WireError> {
-        while self.buffered() < wire::HEADER {
-            if self.fill().await? == 0 {
-                return Err(if self.buffered() == 0 {
-                    WireError::Closed
-                } else {
-                    WireError::Truncated
-                });
-            }
-        }
+    /// Parses the next frame header and decides how its payload is read.
+    fn header(&mut self, link: &LinkRef) -> Result<Cur, WireError> {
         let h = &self.buf[self.start..self.start + wire::HEADER];
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        let payload = wire::check_length(len, max)?;
+        let len = wire::check_length(len, wire::MAX_FRAME)?;
         let mut head = [0u8; FIXED as usize];
         head.copy_from_slice(&h[4..]);
-        let (kind, channel) = wire::parse_head(&head)?;
+        let (kind, id) = wire::parse_head(&head)?;
         self.start += wire::HEADER;
-        Ok((kind, channel, payload))
-    }
-
-    /// Appends the next `len` payload bytes to `dst`: what the buffer holds, then straight from
-    /// the socket into `dst` (which the caller has made room in).
-    pub(crate) async fn payload_into(
-        &mut self,
-        dst: &mut Vec<u8>,
-        len: usize,
-    ) -> Result<(), WireError> {
-        let from_buf = self.buffered().min(len);
-        dst.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
-        self.start += from_buf;
-        let mut left = len - from_buf;
-        while left > 0 {
-            if left < BUFFER / 4 {
-                left -= self
-                    .short_remainder(left, |b| dst.extend_from_slice(b))
-                    .await?;
-                continue;
-            }
-            if dst.capacity() - dst.len() < left {
-                dst.reserve(left);
-            }
-            self.stream.readable().await?;
-            match self.stream.try_read_buf(&mut (&mut *dst).limit(left)) {
-                Ok(0) => return Err(WireError::Truncated),
-                Ok(n) => {
-                    (self.seen)();
-                    left -= n;
+        Ok(match kind {
+            Kind::DataFirst => Cur::First { id, len },
+            Kind::DataMore | Kind::DataLast => {
+                let last = kind == Kind::DataLast;
+                match self.partial.get(&id) {
+                    Some(Partial::Building { msg, total }) => {
+                        let (have, total) = (msg.len(), *total);
+                        if have + len > total || (last && have + len != total) {
+                            // Dropping the message closes the channels it carries.
+                            self.partial.remove(&id);
+                            link.table().refuse(
+                                link,
+                                id,
+                                &[],
+                                format!(
+                                    "a message announced as {total} bytes came with {} bytes",
+                                    have + len
+                                ),
+                            );
+                            if !last {
+                                self.partial.insert(id, Partial::Skipping);
+                            }
+                            Cur::Skip { left: len }
+                        } else {
+                            if let Some(Partial::Building { msg, .. }) = self.partial.get_mut(&id) {
+                                grow(msg.body_mut(), total, len);
+                            }
+                            Cur::Body {
+                                id,
+                                left: len,
+                                last,
+                            }
+                        }
+                    }
+                    Some(Partial::Skipping) => {
+                        if last {
+                            self.partial.remove(&id);
+                        }
+                        Cur::Skip { left: len }
+                    }
+                    None => {
+                        link.table().refuse(
+                            link,
+                            id,
+                            &[],
+                            "a fragment of a message that never began".into(),
+                        );
+                        Cur::Skip { left: len }
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(WireError::Io(e)),
             }
-        }
-        Ok(())
+            _ => Cur::Whole { kind, id, len },
+        })
     }
 
-    /// Short remainders go through the buffer, which also picks up the frames after them;
-    /// hands `put` what arrived of the `left` bytes and returns how much that was.
-    async fn short_remainder(
+    /// Handles a whole frame.
+    fn handle(
         &mut self,
-        left: usize,
-        put: impl FnOnce(&[u8]),
-    ) -> Result<usize, WireError> {
-        if self.buffered() == 0 && self.fill().await? == 0 {
-            return Err(WireError::Truncated);
-        }
-        let n = self.buffered().min(left);
-        put(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        Ok(n)
-    }
-
-    /// Appends the next `len` payload bytes to a message body, as [`payload_into`] does.
-    ///
-    /// [`payload_into`]: Self::payload_into
-    pub(crate) async fn payload_into_body(
-        &mut self,
-        dst: &mut Body,
-        len: usize,
-    ) -> Result<(), WireError> {
-        let from_buf = self.buffered().min(len);
-        dst.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
-        self.start += from_buf;
-        let mut left = len - from_buf;
-        while left > 0 {
-            if left < BUFFER / 4 {
-                left -= self
-                    .short_remainder(left, |b| dst.extend_from_slice(b))
-                    .await?;
-                continue;
-            }
-            if dst.spare_capacity() < left {
-                dst.reserve_exact(left);
-            }
-            self.stream.readable().await?;
-            match self.stream.try_read_buf(&mut (&mut *dst).limit(left)) {
-                Ok(0) => return Err(WireError::Truncated),
-                Ok(n) => {
-                    (self.seen)();
-                    left -= n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(WireError::Io(e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// The next `len` payload bytes, in a buffer of exactly that size.
-    pub(crate) async fn payload(&mut self, len: usize) -> Result<Vec<u8>, WireError> {
-        let mut out = Vec::with_capacity(len);
-        self.payload_into(&mut out, len).await?;
-        Ok(out)
-    }
-
-    /// Skips the next `len` payload bytes.
-    pub(crate) async fn skip(&mut self, len: usize) -> Result<(), WireError> {
-        let mut left = len;
-        while left > 0 {
-            if self.buffered() == 0 && self.fill().await? == 0 {
-                return Err(WireError::Truncated);
-            }
-            let n = self.buffered().min(left);
-            self.start += n;
-            left -= n;
-        }
-        Ok(())
-    }
-}
-
-/// A message whose fragments are arriving.
-pub(crate) enum Partial {
-    /// Being reassembled: the message (its body grows), and the body's announced length.
-    Building { msg: Incoming, total: usize },
-    /// Refused at its first fragment: the rest is skipped.
-    Skipping { left: usize },
-}
-
-/// What the read loop keeps between frames: the partial messages, by channel.
-#[derive(Default)]
-pub(crate) struct Reassembly {
-    partial: HashMap<u64, Partial>,
-}
-
-impl Reassembly {
-    /// A `Data` frame: a whole message.
-    pub(crate) async fn whole(
-        &mut self,
-        r: &mut FrameReader<'_>,
+        conn: &Arc<Connection>,
         link: &LinkRef,
+        kind: Kind,
         id: u64,
-        len: usize,
-    ) -> Result<(), WireError> {
-        let payload = r.payload(len).await?;
-        let (head, body) = match MessageHead::parse(&payload) {
-            Ok(parsed) => parsed,
-            Err(why) => {
-                link.table()
-                    .refuse(link, id, &[], format!("a malformed message: {why}"));
-                return Ok(());
-            }
-        };
+        payload: Vec<u8>,
+    ) {
         let table = link.table();
-        if let Some(mut msg) = table.begin(link, id, head.encoding, head.carried, body.len() as u64)
-        {
-            // One copy of a small message: the frame's buffer also held its head.
-            msg.body_mut().extend_from_slice(body);
-            table.complete(msg);
+        match kind {
+            Kind::Data => {
+                let (head, body) = match MessageHead::parse(&payload) {
+                    Ok(parsed) => parsed,
+                    Err(why) => {
+                        return table.refuse(link, id, &[], format!("a malformed message: {why}"))
+                    }
+                };
+                if let Some(mut msg) =
+                    table.begin(link, id, head.encoding, head.carried, body.len() as u64)
+                {
+                    msg.body_mut().extend_from_slice(body);
+                    table.complete(msg);
+                }
+            }
+            Kind::Close => table.peer_close(id),
+            Kind::Credit => {
+                if let Some((bytes, messages)) = wire::parse_credit(&payload) {
+                    table.credit(id, bytes, messages);
+                }
+            }
+            Kind::Error => table.error(id, String::from_utf8_lossy(&payload).into_owned()),
+            Kind::Ping => conn.send_control_frame(Kind::Pong, 0, &[]),
+            Kind::Pong => {}
+            other => {
+                let frame = Frame {
+                    kind: other,
+                    channel: id,
+                    payload,
+                };
+                match conn.handler.get() {
+                    // Our own code, but a panic here must not leave the connection hanging.
+                    Some(h) => {
+                        let handled =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                h.frame(conn, frame)
+                            }));
+                        if handled.is_err() {
+                            eprintln!(
+                                "places: a panic while handling a {other:?} frame from {}",
+                                conn.peer()
+                            );
+                        }
+                    }
+                    None => eprintln!("places: a {other:?} frame before the connection was ready"),
+                }
+            }
         }
-        Ok(())
     }
 
-    /// A `DataFirst` frame: head, announced body length, first body bytes.
-    pub(crate) async fn first(
-        &mut self,
-        r: &mut FrameReader<'_>,
-        link: &LinkRef,
-        id: u64,
-        len: usize,
-        max_message: u64,
-    ) -> Result<(), WireError> {
+    /// A first fragment's front is in the buffer: begins its message (or refuses it).
+    fn first(&mut self, link: &LinkRef, id: u64, len: usize) -> Cur {
         if let Some(Partial::Building { .. }) = self.partial.remove(&id) {
             link.table().refuse(
                 link,
@@ -258,11 +305,8 @@ impl Reassembly {
                 "a message began before the one before it ended".into(),
             );
         }
-        // The head and the length come first; a head larger than one frame is malformed.
-        let head_max = 5 + wire::MAX_CARRIED * 8 + 8;
-        let peek = len.min(head_max);
-        let mut front = r.payload(peek).await?;
-        let parsed = MessageHead::parse(&front).and_then(|(head, rest)| {
+        let front = &self.buf[self.start..self.start + len.min(MAX_FRONT)];
+        let parsed = MessageHead::parse(front).and_then(|(head, rest)| {
             let total: [u8; 8] = rest
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
@@ -273,139 +317,97 @@ impl Reassembly {
                 front.len() - rest.len() + 8,
             ))
         });
+        let max = link.settings().max_message;
         let (head, total, consumed) = match parsed {
             Ok(p) => p,
             Err(why) => {
-                r.skip(len - peek).await?;
                 link.table()
                     .refuse(link, id, &[], format!("a malformed message: {why}"));
-                self.partial
-                    .insert(id, Partial::Skipping { left: usize::MAX });
-                return Ok(());
+                self.partial.insert(id, Partial::Skipping);
+                return Cur::Skip { left: len };
             }
         };
+        self.start += consumed;
         let first_body = len - consumed;
-        if total > max_message || (total as usize) < first_body {
-            r.skip(len - peek).await?;
-            let why = if total > max_message {
-                format!(
-                    "a message of {total} bytes exceeds this node's limit of {max_message} bytes"
-                )
+        if total > max || (total as usize) < first_body {
+            let why = if total > max {
+                format!("a message of {total} bytes exceeds this node's limit of {max} bytes")
             } else {
                 format!("a message of {total} bytes whose first fragment holds {first_body}")
             };
             link.table().refuse(link, id, &head.carried, why);
-            self.partial.insert(
-                id,
-                Partial::Skipping {
-                    left: (total as usize).saturating_sub(first_body),
-                },
-            );
-            return Ok(());
+            self.partial.insert(id, Partial::Skipping);
+            return Cur::Skip { left: first_body };
         }
         let total = total as usize;
-        let table = link.table();
-        match table.begin(link, id, head.encoding, head.carried, total as u64) {
+        match link
+            .table()
+            .begin(link, id, head.encoding, head.carried, total as u64)
+        {
             Some(mut msg) => {
-                let body = msg.body_mut();
-                // Room for what has arrived and the next fragment, never for what is merely
+                // Room for what arrives now and the next fragment, never for what is merely
                 // announced.
-                body.reserve_exact(total.min(first_body + wire::FRAGMENT));
-                body.extend_from_slice(&front[consumed..]);
-                front.clear();
-                r.payload_into_body(body, len - peek).await?;
+                msg.body_mut()
+                    .reserve_exact(total.min(first_body + wire::FRAGMENT));
                 self.partial.insert(id, Partial::Building { msg, total });
+                Cur::Body {
+                    id,
+                    left: first_body,
+                    last: false,
+                }
             }
             None => {
-                r.skip(len - peek).await?;
-                self.partial.insert(
-                    id,
-                    Partial::Skipping {
-                        left: total - first_body,
-                    },
-                );
+                self.partial.insert(id, Partial::Skipping);
+                Cur::Skip { left: first_body }
             }
         }
-        Ok(())
     }
 
-    /// A `DataMore` or `DataLast` frame.
-    pub(crate) async fn more(
-        &mut self,
-        r: &mut FrameReader<'_>,
-        link: &LinkRef,
-        id: u64,
-        len: usize,
-        last: bool,
-    ) -> Result<(), WireError> {
-        match self.partial.remove(&id) {
-            Some(Partial::Building { mut msg, total }) => {
-                let have = msg.len();
-                if have + len > total || (last && have + len != total) {
-                    r.skip(len).await?;
-                    // Dropping the message closes the channels it carries.
-                    drop(msg);
-                    link.table().refuse(
-                        link,
-                        id,
-                        &[],
-                        format!(
-                            "a message announced as {total} bytes came with {} bytes",
-                            have + len
-                        ),
-                    );
-                    if !last {
-                        self.partial
-                            .insert(id, Partial::Skipping { left: usize::MAX });
-                    }
-                    return Ok(());
-                }
-                let body = msg.body_mut();
-                if body.spare_capacity() < len {
-                    // Grow geometrically, but never past the announced length nor to more than
-                    // twice what arrived.
-                    let want = total.min(
-                        (body.len() * 2)
-                            .max(body.len() + len)
-                            .max(body.len() + wire::FRAGMENT),
-                    );
-                    body.reserve_exact(want - body.len());
-                }
-                populate(body, len);
-                r.payload_into_body(body, len).await?;
-                if last {
-                    link.table().complete(msg);
-                } else {
-                    self.partial.insert(id, Partial::Building { msg, total });
-                }
+    /// Moves up to `left` body bytes of message `id` into its body: what the buffer holds, then
+    /// straight from the socket. Returns how many are still to come.
+    fn body(&mut self, conn: &Connection, id: u64, mut left: usize) -> Result<usize, WireError> {
+        let Some(Partial::Building { msg, .. }) = self.partial.get_mut(&id) else {
+            return Ok(left);
+        };
+        let body = msg.body_mut();
+        let n = (self.buf.len() - self.start).min(left);
+        body.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        left -= n;
+        while left > 0 {
+            if body.spare_capacity() < left {
+                body.reserve_exact(left);
             }
-            Some(Partial::Skipping { left }) => {
-                r.skip(len).await?;
-                if !last {
-                    self.partial.insert(
-                        id,
-                        Partial::Skipping {
-                            left: left.saturating_sub(len),
-                        },
-                    );
+            populate(body, left);
+            match conn.stream.try_read_buf(&mut (&mut *body).limit(left)) {
+                Ok(0) => return Err(WireError::Truncated),
+                Ok(n) => {
+                    conn.touch();
+                    left -= n;
                 }
-            }
-            None => {
-                r.skip(len).await?;
-                link.table().refuse(
-                    link,
-                    id,
-                    &[],
-                    "a fragment of a message that never began".into(),
-                );
+                Err(e) if would_block(&e) => return Ok(left),
+                Err(e) => return Err(WireError::Io(e)),
             }
         }
-        Ok(())
+        Ok(0)
+    }
+}
+
+/// Makes room in a body for a fragment of `len` more bytes: geometrically, but never past the
+/// announced `total` nor to more than twice what arrived.
+fn grow(body: &mut Body, total: usize, len: usize) {
+    if body.spare_capacity() < len {
+        let want = total.min(
+            (body.len() * 2)
+                .max(body.len() + len)
+                .max(body.len() + wire::FRAGMENT),
+        );
+        body.reserve_exact(want - body.len());
     }
 }
 
 /// Has the kernel back the room the next `len` bytes of a body go to in one go, rather than a
-/// page fault at a time (a gigabyte is a quarter million faults otherwise), one fragment at a
+/// page fault at a time (a gigabyte is a quarter million faults otherwise), a fragment at a
 /// time so that the reader never stops for long. Only a hint: where the kernel lacks it, the
 /// pages come on first touch as usual.
 #[cfg(target_os = "linux")]
