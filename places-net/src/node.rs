@@ -439,7 +439,7 @@ impl Handler for Router {
         let id = frame.channel;
         match frame.kind {
             Kind::Spawn | Kind::Connect if id == 0 || conn.table().is_known(id) => {
-                conn.send_control_frame(
+                conn.send_reply_frame(
                     Kind::SpawnErr,
                     id,
                     format!("channel {id} is already in use").as_bytes(),
@@ -449,7 +449,7 @@ impl Handler for Router {
                 let req: SpawnRequest = match places_core::codec::decode(&frame.payload) {
                     Ok(r) => r,
                     Err(e) => {
-                        return conn.send_control_frame(
+                        return conn.send_reply_frame(
                             Kind::SpawnErr,
                             id,
                             format!("undecodable spawn request: {e}").as_bytes(),
@@ -460,8 +460,8 @@ impl Handler for Router {
                 // Off the event loop: starting a thunk entry runs its code.
                 let runtime = conn.runtime().clone();
                 runtime.spawn_blocking(move || match spawn(&state, &conn, id, req) {
-                    Ok(()) => conn.send_control_frame(Kind::SpawnOk, id, &[]),
-                    Err(reason) => conn.send_control_frame(Kind::SpawnErr, id, reason.as_bytes()),
+                    Ok(()) => conn.send_reply_frame(Kind::SpawnOk, id, &[]),
+                    Err(reason) => conn.send_reply_frame(Kind::SpawnErr, id, reason.as_bytes()),
                 });
             }
             Kind::Connect => {
@@ -469,8 +469,8 @@ impl Handler for Router {
                     .map_err(|e| format!("undecodable connect request: {e}"))
                     .and_then(|req| connect(conn, id, &req));
                 match answer {
-                    Ok(()) => conn.send_control_frame(Kind::SpawnOk, id, &[]),
-                    Err(reason) => conn.send_control_frame(Kind::SpawnErr, id, reason.as_bytes()),
+                    Ok(()) => conn.send_reply_frame(Kind::SpawnOk, id, &[]),
+                    Err(reason) => conn.send_reply_frame(Kind::SpawnErr, id, reason.as_bytes()),
                 }
             }
             Kind::Kill => {

@@ -19,9 +19,17 @@ use crate::wire::{self, encode_frame, header, Frame, Kind, MessageHead, WireErro
 use outbox::Outbox;
 use reader::ReadState;
 
-/// The most control frames (in bytes) a connection queues for a peer that does not read them
-/// before it stops reading from that peer.
+/// The most answers (in bytes) a connection queues for a peer that does not read them before it
+/// stops reading from that peer; also how much may wait in the queue before small messages are
+/// written by their senders again, rather than queued.
 const MAX_CONTROL_BACKLOG: usize = 1 << 20;
+
+/// Messages up to this size are queued for the writer rather than written with a turn.
+const SMALL: usize = 8 << 10;
+
+/// A small message within this long after the previous one on the connection is left to the
+/// event loop to write together with those that follow (20 us: far less than a round trip).
+const CORK_NANOS: u64 = 20_000;
 
 /// What a connection does with the frames that are not about channels (spawns, exits, logs).
 /// Runs on the event loop: it must not wait, and must not run user code.
@@ -45,6 +53,8 @@ pub(crate) struct Connection {
     started: Instant,
     /// Milliseconds since `started` when bytes last arrived.
     last_seen: AtomicU64,
+    /// Nanoseconds since `started` when the last small message was sent.
+    last_small: AtomicU64,
     /// What the reader keeps between reads (the event loop's task alone takes it).
     read_state: Mutex<ReadState>,
     /// Handles the frames that are not about channels; set when reading starts.
@@ -57,7 +67,7 @@ pub(crate) struct Connection {
 /// any small message queued behind a large one; a bounded buffer keeps that wait to a couple of
 /// milliseconds without slowing a large transfer (measured with `cargo bench --bench
 /// remote_places`).
-const SOCKET_BUFFER: usize = 512 << 10;
+const SOCKET_BUFFER: usize = 256 << 10;
 
 /// Sets a connection's socket buffers (see [`SOCKET_BUFFER`]).
 pub(crate) fn tune(stream: &std::net::TcpStream) {
@@ -89,6 +99,7 @@ impl Connection {
             next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
+            last_small: AtomicU64::new(0),
             read_state: Mutex::new(ReadState::default()),
             handler: OnceLock::new(),
             runtime,
@@ -131,6 +142,12 @@ impl Connection {
         self.out.control(&encode_frame(kind, id, payload));
     }
 
+    /// Queues an answer to what the peer asked (a spawn's answer, say): like a control frame,
+    /// but counted, so that a peer that asks and never reads is read no more.
+    pub(crate) fn send_reply_frame(self: &Arc<Self>, kind: Kind, id: u64, payload: &[u8]) {
+        self.out.reply(&encode_frame(kind, id, payload));
+    }
+
     /// Ends the connection: the reader sees the end and closes every channel with `reason`.
     pub(crate) fn fail(&self, reason: &str) {
         self.out.fail(reason);
@@ -152,8 +169,10 @@ impl Connection {
                 break wire_reason(&e);
             }
             // A peer that asks for answers (pings, say) and never reads them would make this
-            // side queue them without end: read no more from it until they have gone.
-            while self.out.backlog() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
+            // side queue them without end: read no more from it until they have gone. (Only
+            // answers count: two nodes flooding each other with messages must not stop
+            // reading each other.)
+            while self.out.unread_replies() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             if let Err(e) = self.stream.readable().await {
@@ -207,6 +226,18 @@ impl Link for Connection {
             return Err(lost(reason));
         }
         let head = MessageHead::encode(encoding, carried);
+        if body.len() <= SMALL && self.out.backlog() < MAX_CONTROL_BACKLOG {
+            // Queued, not written by this thread, when it sent another one moments ago: the
+            // event loop then writes all that came meanwhile at once.
+            let now = self.started.elapsed().as_nanos() as u64;
+            let last = self.last_small.swap(now, Ordering::Relaxed);
+            let defer = now.saturating_sub(last) < CORK_NANOS;
+            let mut frame = Vec::with_capacity(wire::HEADER + head.len() + body.len());
+            frame.extend_from_slice(&header(Kind::Data, id, head.len() + body.len()));
+            frame.extend_from_slice(&head);
+            frame.extend_from_slice(body);
+            return self.out.queue(&frame, defer).map_err(lost);
+        }
         if body.len() <= wire::FRAGMENT {
             let h = header(Kind::Data, id, head.len() + body.len());
             return self.out.write_frame(&[&h, &head, body]).map_err(lost);
@@ -238,7 +269,11 @@ impl Link for Connection {
             Control::Credit { bytes, messages } => {
                 encode_frame(Kind::Credit, id, &wire::credit_payload(bytes, messages))
             }
-            Control::Error(reason) => encode_frame(Kind::Error, id, reason.as_bytes()),
+            Control::Error(reason) => {
+                return self
+                    .out
+                    .reply(&encode_frame(Kind::Error, id, reason.as_bytes()))
+            }
         };
         self.out.control(&frame);
     }

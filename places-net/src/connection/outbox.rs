@@ -24,6 +24,8 @@ struct State {
     serving: u64,
     /// Why the connection is gone, once it is.
     failed: Option<String>,
+    /// Bytes of answers to the peer (pongs, errors) queued since the queue was last empty.
+    replies: usize,
 }
 
 /// A connection's writer (see the module docs).
@@ -53,6 +55,7 @@ impl Outbox {
                 next: 0,
                 serving: 0,
                 failed: None,
+                replies: 0,
             }),
             turn: Condvar::new(),
             failed_flag: AtomicBool::new(false),
@@ -143,26 +146,53 @@ impl Outbox {
         self.turn.notify_all();
     }
 
-    /// How many bytes of control frames wait to be written.
+    /// How many bytes of frames wait to be written.
     pub(crate) fn backlog(&self) -> usize {
         self.state().control.len()
     }
 
+    /// How many bytes of answers to the peer (pongs, errors) were queued since the queue was
+    /// last empty: a peer that asks for answers and does not read them makes this grow.
+    pub(crate) fn unread_replies(&self) -> usize {
+        self.state().replies
+    }
+
+    /// Queues an answer to something the peer sent (see [`unread_replies`](Self::unread_replies)).
+    pub(crate) fn reply(self: &Arc<Self>, frame: &[u8]) {
+        self.state().replies += frame.len();
+        self.control(frame);
+    }
+
     /// Queues an encoded control frame; never waits (see the module docs).
     pub(crate) fn control(self: &Arc<Self>, frame: &[u8]) {
+        let _ = self.queue(frame, false);
+    }
+
+    /// Queues an encoded frame behind those already queued; never waits. When nobody writes,
+    /// the queue is written at once by this thread (without blocking: what the socket does not
+    /// take goes to the event loop), or, with `defer`, by the event loop, so that frames queued
+    /// meanwhile go out together in one write.
+    pub(crate) fn queue(self: &Arc<Self>, frame: &[u8], defer: bool) -> Result<(), String> {
         let mut st = self.state();
-        if st.failed.is_some() {
-            return;
+        if let Some(r) = &st.failed {
+            return Err(r.clone());
         }
         st.control.extend_from_slice(frame);
         // Someone has the turn or waits for it: they write it before their own frame.
         if st.busy || st.serving != st.next {
-            return;
+            return Ok(());
         }
         st.busy = true;
         let pending = std::mem::take(&mut st.control);
         drop(st);
-        self.flush(pending);
+        if defer {
+            let me = self.clone();
+            self.runtime
+                .spawn(async move { me.flush_later(pending).await });
+        } else {
+            self.flush(pending);
+        }
+        Ok(())
     }
 
     /// Writes control frames without blocking while it has the writer's role; what the socket
@@ -193,6 +223,7 @@ impl Outbox {
             }
             let mut st = self.state();
             if st.control.is_empty() || st.failed.is_some() {
+                st.replies = 0;
                 st.busy = false;
                 self.turn.notify_all();
                 return;
@@ -228,6 +259,7 @@ impl Outbox {
             }
             let mut st = self.state();
             if st.control.is_empty() || st.failed.is_some() {
+                st.replies = 0;
                 st.busy = false;
                 self.turn.notify_all();
                 return;

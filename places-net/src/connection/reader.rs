@@ -267,7 +267,7 @@ impl ReadState {
                 }
             }
             Kind::Error => table.error(id, String::from_utf8_lossy(&payload).into_owned()),
-            Kind::Ping => conn.send_control_frame(Kind::Pong, 0, &[]),
+            Kind::Ping => conn.out.reply(&wire::encode_frame(Kind::Pong, 0, &[])),
             Kind::Pong => {}
             other => {
                 let frame = Frame {
