@@ -231,3 +231,32 @@ fn a_message_this_side_cannot_decode_is_skipped_by_get_select_and_recv() {
     assert_eq!(got.expect("recv timed out").unwrap(), Picky(3));
     assert_eq!(quiet.put_get(4).unwrap(), 4);
 }
+
+/// Answers how many channel ends each message holds.
+#[place]
+pub fn counts_ends(ch: PlaceChannel<u64, Vec<PlaceChannel<u8, u8>>>) {
+    while let Ok(v) = ch.get() {
+        if ch.put(v.len() as u64).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_message_with_more_channel_ends_than_allowed_is_refused_and_its_ends_close() {
+    let n = node();
+    let p: RemotePlace<Vec<PlaceChannel<u8, u8>>, u64> =
+        n.dynamic_place(module_path!(), "counts_ends").unwrap();
+    let most = places::net::wire::MAX_CARRIED;
+    let (theirs, mine): (Vec<_>, Vec<_>) = (0..=most).map(|_| place_channel::<u8, u8>()).unzip();
+    match p.put(theirs) {
+        Err(ChannelError::Unsendable(why)) => assert!(why.contains("at most"), "{why}"),
+        other => panic!("expected the put to be refused, got {other:?}"),
+    }
+    // Nothing went out: the ends that were inside close here.
+    assert_eq!(mine[0].get_timeout(LIMIT), Err(ChannelError::Closed));
+    assert_eq!(mine[most].get_timeout(LIMIT), Err(ChannelError::Closed));
+    // As many as allowed go.
+    let (theirs, _mine): (Vec<_>, Vec<_>) = (0..100).map(|_| place_channel::<u8, u8>()).unzip();
+    assert_eq!(p.put_get(theirs).unwrap(), 100);
+}

@@ -218,3 +218,93 @@ fn credits_never_deadlock_two_places_that_send_to_each_other() {
     assert_eq!(pa.get_timeout(LIMIT).unwrap(), expected);
     assert_eq!(pb.get_timeout(LIMIT).unwrap(), expected);
 }
+
+/// Puts 0.. on the bounded end it is given, reporting each put that returned.
+#[place]
+pub fn counting_producer(ch: PlaceChannel<u64, PlaceChannel<u64, ()>>) {
+    let Ok(out) = ch.get() else { return };
+    for i in 0.. {
+        if out.put(i).is_err() || ch.put(i).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_bounded_end_keeps_its_bound_while_this_side_sends_on_it_too() {
+    let n = node_with(NodeOptions::for_this_test_binary().channel_window(1 << 20, 8));
+    let p: RemotePlace<PlaceChannel<u64, ()>, u64> = n
+        .dynamic_place(module_path!(), "counting_producer")
+        .unwrap();
+    let (far, here) = bounded_place_channel::<u64, ()>(1);
+    p.put(far).unwrap();
+    // This side sends the producer what it never reads, so the relay that carries it keeps
+    // running out of credit and waiting: the producer must still get no more than its bound.
+    let here = std::sync::Arc::new(here);
+    let sender = {
+        let here = here.clone();
+        std::thread::spawn(move || while here.put(()).is_ok() {})
+    };
+    let mut reported = 0;
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        if p.get_timeout(Duration::from_millis(100)).is_ok() {
+            reported += 1;
+        }
+    }
+    assert!(
+        reported <= 2,
+        "{reported} puts returned on a bounded(1) end with nothing taken"
+    );
+    drop(p);
+    drop(n);
+    drop(sender);
+}
+
+/// A number that does not decode when it is 0.
+#[derive(Debug, PartialEq)]
+pub struct NotZero(pub u64);
+
+impl serde::Serialize for NotZero {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NotZero {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <u64 as serde::Deserialize>::deserialize(d)? {
+            0 => Err(serde::de::Error::custom("zero refused")),
+            n => Ok(NotZero(n)),
+        }
+    }
+}
+
+/// Puts 0, 1, 2 on the bounded end it is given (0 does not decode on the other side, which a
+/// later put reports; the producer goes on).
+#[place]
+pub fn not_zero_producer(ch: PlaceChannel<(), PlaceChannel<NotZero, ()>>) {
+    let Ok(out) = ch.get() else { return };
+    for i in 0..3 {
+        match out.put(NotZero(i)) {
+            Ok(()) | Err(ChannelError::Dropped { .. }) => {}
+            Err(_) => return,
+        }
+    }
+    let _ = ch.put(());
+}
+
+#[test]
+fn a_message_dropped_on_a_bounded_end_gives_its_credit_back() {
+    let n = node_with(NodeOptions::for_this_test_binary());
+    let p: RemotePlace<PlaceChannel<NotZero, ()>, ()> = n
+        .dynamic_place(module_path!(), "not_zero_producer")
+        .unwrap();
+    let (far, here) = bounded_place_channel::<NotZero, ()>(1);
+    p.put(far).unwrap();
+    // With room for one message, the producer's second put waits for the credit of the first,
+    // which was dropped here and never taken.
+    assert_eq!(here.get_timeout(LIMIT).unwrap(), NotZero(1));
+    assert_eq!(here.get_timeout(LIMIT).unwrap(), NotZero(2));
+    assert_eq!(p.get_timeout(LIMIT), Ok(()));
+}

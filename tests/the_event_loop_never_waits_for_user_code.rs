@@ -165,3 +165,39 @@ fn a_peer_that_stops_reading_does_not_freeze_the_node() {
     drop(stuck);
     assert_answers(&e);
 }
+
+/// A thunk entry started under a name, whose set-up waits for its gate.
+#[place]
+pub fn slow_named_thunk() -> Place<u64> {
+    wait_for_gate("named-thunk");
+    Place::spawn(echo).expect("spawn the echo place")
+}
+
+#[test]
+fn a_slow_named_thunk_holds_up_neither_connects_nor_other_places() {
+    let n = node();
+    let e: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    std::thread::scope(|s| {
+        let spawning = s.spawn(|| {
+            places::supervise_place_at::<u64, u64>(
+                &n,
+                module_path!(),
+                "slow_named_thunk",
+                places::PlaceOptions::new().named("slow"),
+            )
+            .map(|_| ())
+        });
+        // Whether or not the thunk is running yet: a connect to another name, and another
+        // place, are answered at once.
+        let missing = places::connect_to_named_place::<u64, u64>(&n, "nobody").unwrap_err();
+        assert!(missing.to_string().contains("nobody"), "{missing}");
+        assert_answers(&e);
+        assert!(
+            !spawning.is_finished(),
+            "the thunk did not wait for its gate"
+        );
+        open_gate("named-thunk");
+        spawning.join().unwrap().unwrap();
+    });
+    assert!(n.lost_reason().is_none());
+}

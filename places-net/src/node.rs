@@ -346,16 +346,29 @@ fn spawn(
         .map_err(|e| e.to_string())?;
     static SERIAL: AtomicU64 = AtomicU64::new(1);
     let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-    // Held from the check to the registration, so two spawns cannot both take a name.
-    let mut names = req.named.as_ref().map(|_| lock(named()));
-    if let (Some(name), Some(all)) = (&req.named, &names) {
-        if all.contains_key(name) {
-            return Err(format!("a place named `{name}` already runs on this node"));
-        }
-    }
     let link: LinkRef = conn.clone();
     let endpoint = Endpoint::with_link_windows(link, id);
     conn.table().register(endpoint.clone());
+    // The name is taken before the entry starts (a thunk entry runs user code, which must not
+    // run while the lock is held: the event loop takes it for connects); connections made
+    // meanwhile queue their messages for the place.
+    if let Some(name) = &req.named {
+        let mut all = lock(named());
+        if all.contains_key(name) {
+            drop(all);
+            endpoint.close();
+            return Err(format!("a place named `{name}` already runs on this node"));
+        }
+        all.insert(
+            name.clone(),
+            Named {
+                hub: endpoint.clone(),
+                receives: entry.receives().name(),
+                key: entry.key().to_string(),
+                serial,
+            },
+        );
+    }
     let exit_conn = conn.clone();
     let exit_name = req.named.clone();
     let running = Arc::downgrade(state);
@@ -371,22 +384,13 @@ fn spawn(
     let handle = match entry.start_remote(&req.receives, &req.sends, endpoint.clone(), on_finish) {
         Ok(h) => h,
         Err(e) => {
+            if let Some(name) = &req.named {
+                unname(name, serial);
+            }
             endpoint.close();
             return Err(e.to_string());
         }
     };
-    if let (Some(name), Some(all)) = (&req.named, names.as_mut()) {
-        all.insert(
-            name.clone(),
-            Named {
-                hub: endpoint.clone(),
-                receives: entry.receives().name(),
-                key: entry.key().to_string(),
-                serial,
-            },
-        );
-    }
-    drop(names);
     // A place that ended before it got here has already been left out by its `on_finish`.
     if handle.completion().is_none() {
         lock(&state.places).insert(

@@ -53,7 +53,7 @@ pub const MAX_FRAME: u32 = 2 << 20;
 pub const FRAGMENT: usize = 256 << 10;
 
 /// The most channel ends one message may carry.
-pub const MAX_CARRIED: usize = 4096;
+pub const MAX_CARRIED: usize = places_core::transport::MAX_CARRIED;
 
 /// The largest log record a node passes to its parent (longer ones are cut).
 pub const MAX_LOG_RECORD: usize = 64 << 10;
@@ -317,6 +317,20 @@ impl MessageHead {
             out.extend_from_slice(&id.to_le_bytes());
         }
         out
+    }
+
+    /// The channel ids a head announces, as far as `bytes` hold them (for a head that is
+    /// refused: the channels it carries must still be closed).
+    pub fn carried_anyway(bytes: &[u8]) -> Vec<u64> {
+        let Some(count) = bytes.get(1..5) else {
+            return Vec::new();
+        };
+        let count = u32::from_le_bytes([count[0], count[1], count[2], count[3]]) as usize;
+        bytes[5..]
+            .chunks_exact(8)
+            .take(count)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
     }
 
     /// Reads a head off the front of `bytes`; returns it and the rest.

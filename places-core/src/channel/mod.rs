@@ -688,7 +688,7 @@ impl<S, R> PlaceChannel<S, R> {
         match item {
             Item::Notice => endpoint.take_error(std::any::type_name::<S>()).map(Err),
             Item::Message(msg) => {
-                msg.from.taken(msg.len() as u64);
+                msg.from.taken(msg.charge);
                 match decode(msg) {
                     Ok(v) => Some(Ok(v)),
                     Err((from, reason)) => {

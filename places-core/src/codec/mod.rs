@@ -145,8 +145,8 @@ fn words_out(words: impl ExactSizeIterator<Item = [u8; 8]>) -> Vec<u8> {
 pub enum Body {
     /// Bytes.
     Bytes(Vec<u8>),
-    /// The first `len` bytes of the storage of `words`. Its length is the number of complete
-    /// words; the bytes of a partial last word (up to `len`) are in its spare capacity.
+    /// The first `len` bytes of `words`, which holds `len` bytes rounded up to whole words
+    /// (the bytes of a partial last word past `len` are zero).
     Words {
         /// The storage.
         words: Vec<u64>,
@@ -186,11 +186,11 @@ impl Body {
         self.len() == 0
     }
 
-    /// Its bytes (for words, those of the complete words).
+    /// Its bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Body::Bytes(b) => b,
-            Body::Words { words, .. } => bytemuck::cast_slice::<u64, u8>(words),
+            Body::Words { words, len } => &bytemuck::cast_slice::<u64, u8>(words)[..*len],
         }
     }
 
@@ -215,13 +215,21 @@ impl Body {
 
     /// Appends `bytes`.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
-        bytes::BufMut::put_slice(self, bytes);
+        match self {
+            Body::Bytes(b) => b.extend_from_slice(bytes),
+            Body::Words { .. } => {
+                if self.spare_capacity() < bytes.len() {
+                    self.reserve_exact(bytes.len());
+                }
+                bytes::BufMut::put_slice(self, bytes);
+            }
+        }
     }
 }
 
-// SAFETY: `chunk_mut` hands out only the spare capacity after the `len` filled bytes, and
-// `advance_mut` counts as filled exactly what its caller (who must have written it) says; a
-// `Vec`'s length only ever covers filled bytes (for words, complete words).
+// SAFETY: `chunk_mut` hands out only the room after the `len` filled bytes, and `advance_mut`
+// counts as filled exactly what its caller (who must have written it) says; a `Vec`'s length
+// only ever covers initialized memory (for words, filled bytes and a zeroed tail).
 unsafe impl bytes::BufMut for Body {
     fn remaining_mut(&self) -> usize {
         isize::MAX as usize - self.len()
@@ -241,9 +249,22 @@ unsafe impl bytes::BufMut for Body {
                     at <= words.capacity() * 8,
                     "advanced past the body's capacity"
                 );
+                let whole = at.div_ceil(8);
+                // A partial last word: its bytes past `at` are zeroed, so that the word is
+                // initialized and counted in the vector (nothing is ever kept in spare capacity,
+                // which reallocation need not preserve).
+                let tail = whole * 8 - at;
+                if tail > 0 {
+                    // SAFETY: the `tail` bytes after `at` lie inside the word that holds byte
+                    // `at - 1`, within capacity.
+                    unsafe {
+                        std::ptr::write_bytes(words.as_mut_ptr().cast::<u8>().add(at), 0, tail);
+                    }
+                }
                 *len = at;
-                // SAFETY: every byte before `at` has been written, so every complete word has.
-                unsafe { words.set_len(at / 8) };
+                // SAFETY: every byte before `at` has been written (by the caller now, or
+                // earlier), and the rest of the last word was just zeroed.
+                unsafe { words.set_len(whole) };
             }
         }
     }
@@ -255,14 +276,16 @@ unsafe impl bytes::BufMut for Body {
         match self {
             Body::Bytes(b) => b.spare_capacity_mut().into(),
             Body::Words { words, len } => {
-                let partial = *len - words.len() * 8;
-                let spare = words.spare_capacity_mut();
-                // SAFETY: the spare words are `MaybeUninit`, and so are their bytes: any bit
-                // pattern, alignment 1, and the same memory.
-                let bytes: &mut [std::mem::MaybeUninit<u8>] = unsafe {
-                    std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len() * 8)
-                };
-                (&mut bytes[partial..]).into()
+                let cap = words.capacity() * 8;
+                // SAFETY: bytes `len..cap` of the allocation (the zeroed tail of a partial last
+                // word, then spare capacity) are ours to write; handed out as uninitialized
+                // bytes they are only ever written, never read, by the caller.
+                unsafe {
+                    bytes::buf::UninitSlice::from_raw_parts_mut(
+                        words.as_mut_ptr().cast::<u8>().add(*len),
+                        cap - *len,
+                    )
+                }
             }
         }
     }

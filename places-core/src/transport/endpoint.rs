@@ -15,6 +15,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+thread_local! {
+    /// The endpoints a close under way on this thread has still to close.
+    static CLOSING: std::cell::RefCell<Option<Vec<Arc<Endpoint>>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn closing_here() -> bool {
+    CLOSING.with(|c| c.borrow().is_some())
+}
+
+/// Marks a close under way on this thread, until dropped (also by a panic).
+struct CloseScope;
+
+impl CloseScope {
+    fn enter() -> CloseScope {
+        CLOSING.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        CloseScope
+    }
+}
+
+impl Drop for CloseScope {
+    fn drop(&mut self) {
+        let left = CLOSING.with(|c| c.borrow_mut().take());
+        // After a panic in the loop, what was still to close is closed now, one by one.
+        for e in left.into_iter().flatten() {
+            e.close();
+        }
+    }
+}
+
 /// What an endpoint's queue holds.
 pub(crate) enum Item {
     /// A message, as it arrived.
@@ -63,6 +92,8 @@ pub struct Endpoint {
     /// Credit is released by [`release`](Self::release) alone, not when a message is taken (a
     /// bounded channel's relay releases it when the local peer takes the message).
     manual_credit: AtomicBool,
+    /// See [`set_no_relief`](Self::set_no_relief).
+    no_relief: AtomicBool,
     peer_closed: AtomicBool,
     local_closed: AtomicBool,
     /// Set when the link is lost: why.
@@ -150,6 +181,7 @@ impl Endpoint {
             credit_changed: Condvar::new(),
             order: Mutex::new(()),
             manual_credit: AtomicBool::new(false),
+            no_relief: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
             local_closed: AtomicBool::new(false),
             lost: OnceLock::new(),
@@ -196,6 +228,12 @@ impl Endpoint {
         };
         self.waker.wake();
         sent
+    }
+
+    /// Records the peer's `Close` (done under the table's lock, so that a close here at the
+    /// same moment sees it).
+    pub(crate) fn mark_peer_closed(&self) {
+        self.peer_closed.store(true, Ordering::Release);
     }
 
     /// The peer's `Close` arrived.
@@ -263,6 +301,12 @@ impl Endpoint {
     /// Makes credit follow [`release`](Self::release) only.
     pub(crate) fn set_manual_credit(&self) {
         self.manual_credit.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks an endpoint whose sending and taking are done by two different threads (a relay):
+    /// waiting to send never grants the peer extra credit.
+    pub(crate) fn set_no_relief(&self) {
+        self.no_relief.store(true, Ordering::Relaxed);
     }
 
     /// Gives the sender back the credit of one message of `len` bytes, telling it once half a
@@ -342,6 +386,7 @@ impl Endpoint {
         block: bool,
         interrupted: impl Fn() -> Option<ChannelError>,
     ) -> Result<bool, ChannelError> {
+        let mut relieved = false;
         let mut s = lock(&self.send);
         loop {
             if let Some(e) = self.send_closed() {
@@ -353,10 +398,11 @@ impl Endpoint {
             if !block {
                 return Ok(false);
             }
-            drop(s);
-            self.relieve();
-            s = lock(&self.send);
-            if s.sent_bytes < s.limit_bytes && s.sent_messages < s.limit_messages {
+            if !relieved {
+                relieved = true;
+                drop(s);
+                self.relieve();
+                s = lock(&self.send);
                 continue;
             }
             s = self
@@ -382,9 +428,15 @@ impl Endpoint {
 
     /// A sender of this end waits for credit, so whoever takes this end's messages may be that
     /// very thread (a place that puts, then gets): holding the peer back as well would deadlock
-    /// the two. While it waits, the peer may send this end another window beyond what arrived,
-    /// as much as it would to a local channel.
+    /// the two. Each time a put starts waiting, the peer may send this end one more window
+    /// beyond what arrived (so a queue nobody takes grows by a window per put that had to wait,
+    /// as the two places' own exchange goes on, and not otherwise).
     fn relieve(&self) {
+        // A bounded pair's bound is explicit, and a relay's two directions are two threads:
+        // neither can deadlock this way.
+        if self.manual_credit.load(Ordering::Relaxed) || self.no_relief.load(Ordering::Relaxed) {
+            return;
+        }
         let grant = {
             let mut r = lock(&self.recv);
             let bytes = r.arrived_bytes + r.window.bytes;
@@ -421,7 +473,50 @@ impl Endpoint {
 
     /// Closes this side: tells the peer, drops what is still queued (closing the channels inside
     /// those messages) and, for a named place, closes every route into it. Idempotent.
+    ///
+    /// Messages can carry channels whose queues hold messages that carry channels, and so on:
+    /// the closes that a close leads to are done one after another in a loop, never by a
+    /// recursion as deep as such a chain (which a peer could make as deep as it likes).
     pub fn close(&self) {
+        if closing_here() {
+            return self.close_now();
+        }
+        let _scope = CloseScope::enter();
+        self.close_now();
+        while let Some(next) = CLOSING.with(|c| c.borrow_mut().as_mut().and_then(Vec::pop)) {
+            next.close_now();
+        }
+    }
+
+    /// Closes `endpoint` now, or, when a close is under way on this thread, right after it (see
+    /// [`close`](Self::close)).
+    pub(crate) fn close_soon(endpoint: Arc<Endpoint>) {
+        let deferred = CLOSING.with(|c| match c.borrow_mut().as_mut() {
+            Some(later) => {
+                later.push(endpoint.clone());
+                true
+            }
+            None => false,
+        });
+        if !deferred {
+            endpoint.close();
+        }
+    }
+
+    /// Forgets an endpoint that was registered for a message that never went out: the peer
+    /// never heard of its id, so no `Close` is sent and no tombstone kept.
+    pub(crate) fn discard(&self) {
+        self.local_closed.store(true, Ordering::Release);
+        self.peer_closed.store(true, Ordering::Release);
+        drop(lock(&self.inbox).take());
+        while self.queue.try_recv().is_ok() {}
+        self.link.table().forget(self);
+        self.waker.wake();
+        let _guard = lock(&self.send);
+        self.credit_changed.notify_all();
+    }
+
+    fn close_now(&self) {
         if self.local_closed.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -98,6 +98,20 @@ pub(crate) fn put_remote<S: Message>(
         (None, Some((_, raw))) => raw,
         (None, None) => unreachable!("a value without a raw view was encoded"),
     };
+    let carried_count = scope.as_ref().map_or(0, |s| s.carried.len());
+    if carried_count > super::MAX_CARRIED {
+        if let Some(scope) = scope {
+            open_gates(scope, false);
+        }
+        return Err((
+            None,
+            ChannelError::Unsendable(format!(
+                "a `{}` carrying {carried_count} channel ends (a message carries at most {})",
+                std::any::type_name::<S>(),
+                super::MAX_CARRIED
+            )),
+        ));
+    }
     let max = link.peer_settings().max_message;
     if body.len() as u64 > max {
         if let Some(scope) = scope {
@@ -113,7 +127,7 @@ pub(crate) fn put_remote<S: Message>(
             )),
         ));
     }
-    endpoint.reserve(body.len() as u64);
+    endpoint.reserve(super::charge(body.len(), carried_count));
     let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);
     let sent = link.send_message(endpoint.id(), encoding, carried, body);
     if let Some(scope) = scope {
@@ -243,11 +257,16 @@ pub(crate) fn relay<S: Message, R: Message>(
         }));
         sizes
     });
+    // With gates, a message carries the end: if it never goes out, the peer never hears of
+    // the id.
+    let gated = gates.is_some();
     let (gate_in, gate_out) = match gates {
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
     };
+    mirror_ep.set_no_relief();
     let open = |gate: Option<Receiver<bool>>| gate.is_none_or(|g| g.recv() == Ok(true));
+
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let tx = end.tx().duplicate();
@@ -258,8 +277,10 @@ pub(crate) fn relay<S: Message, R: Message>(
             .spawn(move || {
                 if open(gate_in) {
                     relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref());
+                    mirror_ep.close();
+                } else if gated {
+                    mirror_ep.discard();
                 }
-                mirror_ep.close();
                 // The outgoing relay lets go of the end's queue first: once the peer sees the
                 // close, its puts fail as they would on a local channel.
                 drop(stop_tx);
@@ -279,8 +300,8 @@ pub(crate) fn relay<S: Message, R: Message>(
                         break;
                     }
                 }
+                mirror_ep.close();
             }
-            mirror_ep.close();
             drop(view);
             drop(done_tx);
         })
@@ -301,21 +322,26 @@ fn relay_in<S: Message, R: Message>(
             Ok(Waited::Got(item)) => item,
             _ => return,
         };
-        let len = match &item {
-            Item::Message(m) => m.len() as u64,
-            Item::Notice => 0,
+        let charge = match &item {
+            Item::Message(m) => Some(m.charge),
+            Item::Notice => None,
         };
-        // An error about a message the other relay sent, or a message that did not decode (its
-        // sender was told), gives nothing to pass on.
-        if let Some(Ok(v)) = mirror.take_item(item) {
-            if let Some(q) = sizes {
-                q.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push_back(len);
+        match (mirror.take_item(item), charge) {
+            (Some(Ok(v)), Some(charge)) => {
+                if let Some(q) = sizes {
+                    q.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push_back(charge);
+                }
+                if tx.put(v).is_err() {
+                    return;
+                }
             }
-            if tx.put(v).is_err() {
-                return;
-            }
+            // A message that did not decode (its sender was told) will never be taken by the
+            // peer: on a bounded end its credit comes back now.
+            (None, Some(charge)) if sizes.is_some() => mirror_ep.release(charge),
+            // An error about a message the other relay sent: nothing to pass on.
+            _ => {}
         }
     }
 }

@@ -19,17 +19,26 @@ pub struct Incoming {
     /// The ids of the channel ends inside it, registered as pending on `from`'s link.
     pub(crate) carried: Vec<u64>,
     pub(crate) body: Body,
+    /// The credit it took (its body and the channels it carries).
+    pub(crate) charge: u64,
 }
 
 impl Incoming {
     /// A message of `encoding` with `body`, that arrived on `from` carrying the channel ids
     /// `carried`.
-    pub(crate) fn new(from: Arc<Endpoint>, encoding: u8, carried: Vec<u64>, body: Body) -> Self {
+    pub(crate) fn new(
+        from: Arc<Endpoint>,
+        encoding: u8,
+        carried: Vec<u64>,
+        body: Body,
+        charge: u64,
+    ) -> Self {
         Self {
             from,
             encoding,
             carried,
             body,
+            charge,
         }
     }
 

@@ -31,7 +31,8 @@
 //! **Credit.** Each endpoint has a receive [`Window`] (bytes and messages). A sender may *start* a
 //! message while what it has sent on the channel is below the limits the receiver granted
 //! (initially one window); a message may be larger than the window, so what a receiver holds is at
-//! most a window plus one message. As the receiver's consumer takes messages, the receiver raises
+//! most a window plus one message. A message costs its body's bytes plus [`CARRIED_COST`] for
+//! each channel end inside it (at most [`MAX_CARRIED`] of them). As the receiver's consumer takes messages, the receiver raises
 //! the limits with a `Credit` frame (after half a window). A message that starts beyond the
 //! granted limits is dropped with an error.
 //!
@@ -171,6 +172,19 @@ pub trait Link: Send + Sync + 'static {
 
     /// Why the link is gone, if it is.
     fn lost(&self) -> Option<String>;
+}
+
+/// The most channel ends one message may carry.
+pub const MAX_CARRIED: usize = 4096;
+
+/// The credit (in bytes) each channel end inside a message costs, on top of the message's
+/// body: a channel end becomes an endpoint on the receiving side, which a sender must not get
+/// for free.
+pub const CARRIED_COST: u64 = 1024;
+
+/// The credit a message of `body` bytes carrying `carried` channel ends takes.
+pub(crate) fn charge(body: usize, carried: usize) -> u64 {
+    body as u64 + carried as u64 * CARRIED_COST
 }
 
 /// The error of a link that is gone: [`ChannelError::Lost`] naming its peer.

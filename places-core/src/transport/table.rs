@@ -97,7 +97,17 @@ impl ChannelTable {
             Some(Slot::Pending(ep)) => ep.clone(),
             _ => return,
         };
-        ep.close();
+        Endpoint::close_soon(ep);
+    }
+
+    /// Forgets `endpoint`'s id altogether (see `Endpoint::discard`).
+    pub(crate) fn forget(&self, endpoint: &Endpoint) {
+        let mut st = self.state();
+        if let Some(Slot::Open(e) | Slot::Pending(e)) = st.slots.get(&endpoint.id()) {
+            if std::ptr::eq(&**e, endpoint) {
+                st.slots.remove(&endpoint.id());
+            }
+        }
     }
 
     /// `endpoint` was closed here: remember the id until the peer's `Close` (or forget it when
@@ -178,13 +188,15 @@ impl ChannelTable {
         match target {
             Target::Endpoint(ep) => {
                 // From here the carried ids are registered: dropping the message closes them.
+                let charge = super::charge(len as usize, carried.len());
                 let msg = Incoming::new(
                     ep.clone(),
                     encoding,
                     carried,
                     crate::codec::Body::for_encoding(encoding),
+                    charge,
                 );
-                match ep.arrive(len) {
+                match ep.arrive(charge) {
                     Ok(()) => Some(msg),
                     Err(reason) => {
                         link.send_control(id, Control::Error(reason));
@@ -233,7 +245,10 @@ impl ChannelTable {
         let ep = {
             let mut st = self.state();
             match st.slots.get(&id) {
-                Some(Slot::Open(ep) | Slot::Pending(ep)) => ep.clone(),
+                Some(Slot::Open(ep) | Slot::Pending(ep)) => {
+                    ep.mark_peer_closed();
+                    ep.clone()
+                }
                 Some(Slot::Closed) => {
                     st.slots.remove(&id);
                     return;

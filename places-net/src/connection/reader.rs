@@ -250,12 +250,20 @@ impl ReadState {
                 let (head, body) = match MessageHead::parse(&payload) {
                     Ok(parsed) => parsed,
                     Err(why) => {
-                        return table.refuse(link, id, &[], format!("a malformed message: {why}"))
+                        let carried = MessageHead::carried_anyway(&payload);
+                        return table.refuse(
+                            link,
+                            id,
+                            &carried,
+                            format!("a malformed message: {why}"),
+                        );
                     }
                 };
                 if let Some(mut msg) =
                     table.begin(link, id, head.encoding, head.carried, body.len() as u64)
                 {
+                    // Room first: extending an empty body would grow it a little at a time.
+                    msg.body_mut().reserve_exact(body.len());
                     msg.body_mut().extend_from_slice(body);
                     table.complete(msg);
                 }
@@ -321,8 +329,9 @@ impl ReadState {
         let (head, total, consumed) = match parsed {
             Ok(p) => p,
             Err(why) => {
+                let carried = MessageHead::carried_anyway(front);
                 link.table()
-                    .refuse(link, id, &[], format!("a malformed message: {why}"));
+                    .refuse(link, id, &carried, format!("a malformed message: {why}"));
                 self.partial.insert(id, Partial::Skipping);
                 return Cur::Skip { left: len };
             }
