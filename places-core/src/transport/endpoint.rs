@@ -63,6 +63,16 @@ struct RecvCredit {
     limit_messages: u64,
 }
 
+/// Raises the granted limits to at least `bytes` and `messages`; the new limits if they rose.
+fn raise(r: &mut RecvCredit, bytes: u64, messages: u64) -> Option<(u64, u64)> {
+    if bytes <= r.limit_bytes && messages <= r.limit_messages {
+        return None;
+    }
+    r.limit_bytes = r.limit_bytes.max(bytes);
+    r.limit_messages = r.limit_messages.max(messages);
+    Some((r.limit_bytes, r.limit_messages))
+}
+
 /// The sending side's credit: what was sent and the limits the receiver granted.
 struct SendCredit {
     sent_bytes: u64,
@@ -322,14 +332,17 @@ impl Endpoint {
             let due = bytes.saturating_sub(r.limit_bytes) >= half(r.window.bytes)
                 || messages.saturating_sub(r.limit_messages) >= half(r.window.messages);
             if due {
-                r.limit_bytes = r.limit_bytes.max(bytes);
-                r.limit_messages = r.limit_messages.max(messages);
-                Some((r.limit_bytes, r.limit_messages))
+                raise(&mut r, bytes, messages)
             } else {
                 None
             }
         };
-        if let Some((bytes, messages)) = grant {
+        self.grant(grant);
+    }
+
+    /// Tells the peer new limits, if there are any (and this side is still open).
+    fn grant(&self, limits: Option<(u64, u64)>) {
+        if let Some((bytes, messages)) = limits {
             if !self.local_closed.load(Ordering::Acquire) {
                 self.link
                     .send_control(self.id, Control::Credit { bytes, messages });
@@ -439,22 +452,13 @@ impl Endpoint {
         }
         let grant = {
             let mut r = lock(&self.recv);
-            let bytes = r.arrived_bytes + r.window.bytes;
-            let messages = r.arrived_messages + r.window.messages;
-            if bytes > r.limit_bytes || messages > r.limit_messages {
-                r.limit_bytes = r.limit_bytes.max(bytes);
-                r.limit_messages = r.limit_messages.max(messages);
-                Some((r.limit_bytes, r.limit_messages))
-            } else {
-                None
-            }
+            let (bytes, messages) = (
+                r.arrived_bytes + r.window.bytes,
+                r.arrived_messages + r.window.messages,
+            );
+            raise(&mut r, bytes, messages)
         };
-        if let Some((bytes, messages)) = grant {
-            if !self.local_closed.load(Ordering::Acquire) {
-                self.link
-                    .send_control(self.id, Control::Credit { bytes, messages });
-            }
-        }
+        self.grant(grant);
     }
 
     /// Counts a message of `len` bytes as sent.

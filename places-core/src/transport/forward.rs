@@ -99,33 +99,28 @@ pub(crate) fn put_remote<S: Message>(
         (None, None) => unreachable!("a value without a raw view was encoded"),
     };
     let carried_count = scope.as_ref().map_or(0, |s| s.carried.len());
-    if carried_count > super::MAX_CARRIED {
-        if let Some(scope) = scope {
-            open_gates(scope, false);
-        }
-        return Err((
-            None,
-            ChannelError::Unsendable(format!(
-                "a `{}` carrying {carried_count} channel ends (a message carries at most {})",
-                std::any::type_name::<S>(),
-                super::MAX_CARRIED
-            )),
-        ));
-    }
     let max = link.peer_settings().max_message;
-    if body.len() as u64 > max {
+    let refusal = if carried_count > super::MAX_CARRIED {
+        Some(format!(
+            "a `{}` carrying {carried_count} channel ends (a message carries at most {})",
+            std::any::type_name::<S>(),
+            super::MAX_CARRIED
+        ))
+    } else if body.len() as u64 > max {
+        Some(format!(
+            "a `{}` of {} encoded bytes exceeds the largest message node `{}` accepts ({max} bytes)",
+            std::any::type_name::<S>(),
+            body.len(),
+            link.peer()
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
         if let Some(scope) = scope {
             open_gates(scope, false);
         }
-        return Err((
-            None,
-            ChannelError::Unsendable(format!(
-                "a `{}` of {} encoded bytes exceeds the largest message node `{}` accepts ({max} bytes)",
-                std::any::type_name::<S>(),
-                body.len(),
-                link.peer()
-            )),
-        ));
+        return Err((None, ChannelError::Unsendable(why)));
     }
     endpoint.reserve(super::charge(body.len(), carried_count));
     let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);

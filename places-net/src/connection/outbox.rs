@@ -221,14 +221,10 @@ impl Outbox {
                     }
                 }
             }
-            let mut st = self.state();
-            if st.control.is_empty() || st.failed.is_some() {
-                st.replies = 0;
-                st.busy = false;
-                self.turn.notify_all();
-                return;
+            match self.next_batch() {
+                Some(more) => pending = more,
+                None => return,
             }
-            pending = std::mem::take(&mut st.control);
         }
     }
 
@@ -257,17 +253,27 @@ impl Outbox {
                     }
                 }
             }
-            let mut st = self.state();
-            if st.control.is_empty() || st.failed.is_some() {
-                st.replies = 0;
-                st.busy = false;
-                self.turn.notify_all();
-                return;
+            match self.next_batch() {
+                Some(more) => pending = more,
+                None => return,
             }
-            pending = std::mem::take(&mut st.control);
         }
     }
 
+    /// After a batch went out: what was queued meanwhile, or (when nothing was) gives the
+    /// writer's role back.
+    fn next_batch(&self) -> Option<Vec<u8>> {
+        let mut st = self.state();
+        if st.control.is_empty() || st.failed.is_some() {
+            st.replies = 0;
+            st.busy = false;
+            self.turn.notify_all();
+            return None;
+        }
+        Some(std::mem::take(&mut st.control))
+    }
+
+    /// Gives the writer's role back after a write failed.
     fn release(&self) {
         let mut st = self.state();
         st.busy = false;
