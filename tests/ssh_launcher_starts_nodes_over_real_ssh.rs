@@ -11,6 +11,15 @@ use places::{create_place_node, NetError, NodeOptions, RemotePlace};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// The tests that ship the executable share one cache directory on the (local) test host, and
+/// one of them overwrites the copy there on purpose, and another removes it: they take this lock
+/// so that none sees the others' changes between checking the copy and running it.
+static SHIP_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn ship_cache() -> std::sync::MutexGuard<'static, ()> {
+    SHIP_CACHE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 places::node_test_entry!();
 
 /// Echoes numbers until its creator leaves.
@@ -69,6 +78,7 @@ fn the_executable_can_be_shipped_to_the_host() {
     let Some((dest, opts)) = ssh("the_executable_can_be_shipped_to_the_host") else {
         return;
     };
+    let _cache = ship_cache();
     let node = create_place_node(&dest, opts.ship_executable(true)).unwrap();
     let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
     assert_eq!(p.put_get(7).unwrap(), 7);
@@ -202,6 +212,7 @@ fn a_shipped_copy_is_checked_before_every_use() {
     let Some((dest, opts)) = ssh("a_shipped_copy_is_checked_before_every_use") else {
         return;
     };
+    let _cache = ship_cache();
     let node = create_place_node(&dest, opts.clone().ship_executable(true)).unwrap();
     drop(node);
     let copy = shipped_copy().expect("the shipped copy");
@@ -222,6 +233,7 @@ fn two_programs_shipping_at_once_both_get_a_whole_copy() {
     let Some((dest, opts)) = ssh("two_programs_shipping_at_once_both_get_a_whole_copy") else {
         return;
     };
+    let _cache = ship_cache();
     if let Some(copy) = shipped_copy() {
         let _ = std::fs::remove_dir_all(copy.parent().unwrap());
     }
