@@ -53,8 +53,8 @@ pub use places_core::{
     processor_count, sync, CgIndex, CgRange, Channel, ChannelError, CodecError, Comm, CommError,
     Completion, DeadEvt, Entry, EntryKey, Envelope, ForkJoinError, Link, LogRecord, Message,
     Partition, Payload, Place, PlaceChannel, PlaceHandle, Recv, ReplyTo, Routed, RpcError,
-    RpcRequest, RpcResponse, Select, SelectedEvent, Severity, SharedBytes, SharedF64s, SharedI64s,
-    SpawnError, Tag, TryPutError, TypeInfo, TypedChannel,
+    RpcRequest, RpcResponse, Select, SelectedEvent, Severity, SharedBytes, SharedF64s, SharedI32s,
+    SharedI64s, SpawnError, Tag, TryPutError, TypeInfo, TypedChannel,
 };
 pub use places_macros::{
     cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,
@@ -114,7 +114,7 @@ pub mod prelude {
     pub use crate::{
         cg_for, cg_pipeline, dynamic_place, fork_join, place, place_channel, processor_count, sync,
         ChannelError, Comm, DeadEvt, ForkJoinError, Place, PlaceChannel, Select, SharedBytes,
-        SharedF64s, SharedI64s, SpawnError,
+        SharedF64s, SharedI32s, SharedI64s, SpawnError,
     };
 }
 

@@ -12,11 +12,15 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::channel::{raw_pair, PlaceChannel};
 use crate::codec;
 use crate::error::{ChannelError, CodecError};
 use crate::message::Message;
+
+mod barrier;
+use barrier::SharedBarrier;
 
 /// Why a communicator operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +204,9 @@ pub struct Comm {
     /// Per sender, envelopes received while waiting for another tag (and, at `id`, messages a
     /// member sent itself).
     pending: RefCell<Vec<VecDeque<Envelope>>>,
+    /// The group's barrier when all members share this process's memory (`local_group`);
+    /// otherwise barriers are messages.
+    shared_barrier: Option<Arc<SharedBarrier>>,
     /// `Comm` is `Send` but not `Sync`: `pending` is a `RefCell`.
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -227,6 +234,7 @@ impl Comm {
             cnt,
             links,
             pending: RefCell::new((0..cnt).map(|_| VecDeque::new()).collect()),
+            shared_barrier: None,
             _not_sync: PhantomData,
         }
     }
@@ -234,6 +242,17 @@ impl Comm {
     /// A group of `cnt` members in this process, fully connected by place channels; element `i`
     /// is member `i`'s view. Hand each to the thread or place that plays that member.
     pub fn local_group(cnt: usize) -> Vec<Comm> {
+        let barrier = Arc::new(SharedBarrier::new(cnt));
+        let mut group = Self::linked_group(cnt);
+        for member in &mut group {
+            member.shared_barrier = Some(barrier.clone());
+        }
+        group
+    }
+
+    /// A group of `cnt` members in this process linked by place channels only: barriers are
+    /// messages, as between nodes.
+    fn linked_group(cnt: usize) -> Vec<Comm> {
         let mut links: Vec<Vec<Option<Box<dyn Link>>>> =
             (0..cnt).map(|_| (0..cnt).map(|_| None).collect()).collect();
         for (i, j) in (0..cnt).flat_map(|i| ((i + 1)..cnt).map(move |j| (i, j))) {
@@ -299,11 +318,23 @@ impl Comm {
     ///
     /// [`CommError::MemberGone`] naming a member that is gone.
     ///
-    /// The barrier gathers at member 0 and then releases the others. When it fails at member 0,
-    /// the members that already reached it are not released: they wait until member 0's `Comm`
-    /// is dropped (then they see [`CommError::MemberGone`] for member 0). A member 0 that goes on
-    /// after a failed barrier should therefore end its part of the group promptly.
+    /// Members that share this process's memory (a [`local_group`](Self::local_group), which
+    /// is what `fork_join!` uses) meet on shared counters: a waiter spins for a few
+    /// microseconds, then yields, then sleeps, so a barrier between busy members costs well under
+    /// a microsecond and an idle wait costs no core. A member whose `Comm` is dropped before it
+    /// arrives fails every barrier of the group from then on, for everyone.
+    ///
+    /// Members linked by messages gather at member 0, which then releases the others. When it
+    /// fails at member 0, the members that already reached it are not released: they wait until
+    /// member 0's `Comm` is dropped (then they see [`CommError::MemberGone`] for member 0). A
+    /// member 0 that goes on after a failed barrier should therefore end its part of the group
+    /// promptly.
     pub fn try_barrier(&self) -> Result<(), CommError> {
+        if let Some(barrier) = &self.shared_barrier {
+            return barrier
+                .wait()
+                .map_err(|rank| CommError::MemberGone { rank });
+        }
         // Gather at member 0, then release: 2 (cnt - 1) messages.
         if self.id == 0 {
             for m in 1..self.cnt {
@@ -396,6 +427,14 @@ impl Comm {
                 return Ok(envelope);
             }
             self.pending.borrow_mut()[src].push_back(envelope);
+        }
+    }
+}
+
+impl Drop for Comm {
+    fn drop(&mut self) {
+        if let Some(barrier) = &self.shared_barrier {
+            barrier.depart(self.id);
         }
     }
 }
@@ -621,8 +660,40 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_barrier_at_member_0_releases_the_others_when_its_comm_drops() {
+    fn a_member_gone_before_a_shared_barrier_fails_every_waiter_at_once() {
         let mut g = Comm::local_group(3);
+        let waiter = g.pop().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || tx.send(waiter.try_barrier()).unwrap());
+        drop(g.pop()); // member 1 is gone before the barrier
+        let released = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("member 2 was released when member 1's Comm dropped");
+        assert!(
+            matches!(released, Err(CommError::MemberGone { rank: 1 })),
+            "{released:?}"
+        );
+        assert!(matches!(
+            g[0].try_barrier(),
+            Err(CommError::MemberGone { rank: 1 })
+        ));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_message_barrier_holds_every_member_until_all_arrive() {
+        let handles: Vec<_> = Comm::linked_group(3)
+            .into_iter()
+            .map(|cg| std::thread::spawn(move || (0..20).try_for_each(|_| cg.try_barrier())))
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_failed_message_barrier_at_member_0_releases_the_others_when_its_comm_drops() {
+        let mut g = Comm::linked_group(3);
         let waiter = g.pop().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || tx.send(waiter.try_barrier()).unwrap());

@@ -48,7 +48,7 @@ pub use rpc::{
     log_message, log_record, log_to_parent, LogRecord, RpcError, RpcRequest, RpcResponse, Severity,
 };
 pub use select::{Select, SelectedEvent};
-pub use shared::{SharedBytes, SharedF64s, SharedI64s};
+pub use shared::{SharedBytes, SharedF64s, SharedI32s, SharedI64s};
 pub use typed::{async_bi_channel, TypedChannel};
 
 /// The number of parallel computation units (cores or hardware threads) available to this

@@ -10,7 +10,7 @@
 //! at the time it was sent.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -194,6 +194,35 @@ impl SharedI64s {
     ///
     /// If `index >= len()`.
     pub fn fetch_add(&self, index: usize, delta: i64) -> i64 {
+        self.cells[index].fetch_add(delta, Ordering::Relaxed)
+    }
+}
+
+shared_vector! {
+    /// A shared, fixed-size vector of `i32`: half the memory of [`SharedI64s`] for data that
+    /// fits, such as the keys and counts of an integer sort (Racket has no such vector; its
+    /// fixnum vector is [`SharedI64s`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = places::SharedI32s::from_slice(&[3, 1]);
+    /// v.fetch_add(1, 2);
+    /// assert_eq!(v.to_vec(), [3, 3]);
+    /// ```
+    SharedI32s, i32, AtomicI32, 0,
+    load: |v| v,
+    store: |v| v
+}
+
+impl SharedI32s {
+    /// Adds `delta` to the element at `index`, wrapping, and returns the old value. Concurrent
+    /// adds from several places all count.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= len()`.
+    pub fn fetch_add(&self, index: usize, delta: i32) -> i32 {
         self.cells[index].fetch_add(delta, Ordering::Relaxed)
     }
 }
