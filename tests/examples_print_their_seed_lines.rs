@@ -29,6 +29,16 @@ fn run(name: &str) -> String {
 }
 
 fn run_with(name: &str, args: &[&str]) -> String {
+    let (status, stdout, stderr) = run_to_end(name, args);
+    assert!(
+        status.success(),
+        "{name} failed with {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+/// Runs an example to completion (killing it after a minute): its exit status, stdout, stderr.
+fn run_to_end(name: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new(example(name))
         .args(args)
         .stdout(Stdio::piped())
@@ -39,13 +49,11 @@ fn run_with(name: &str, args: &[&str]) -> String {
     loop {
         if let Some(status) = child.try_wait().expect("poll example") {
             let out = child.wait_with_output().expect("example output");
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(
-                status.success(),
-                "{name} failed with {status}\nstdout:\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+            return (
+                status,
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
             );
-            return stdout;
         }
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
@@ -292,4 +300,41 @@ fn the_readme_tour_shows_every_step() {
             && out.contains("`tour::hello_world`"),
         "the misspelt-entry step did not name the entry:\n{out}"
     );
+}
+
+#[test]
+fn nas_is_and_cg_verify_and_exit_with_what_they_print() {
+    for name in ["nas_is", "nas_cg"] {
+        for mode in [
+            &["--mode", "seq"][..],
+            &["--mode", "places", "--workers", "2"],
+        ] {
+            let args: Vec<&str> = ["--class", "S"].iter().chain(mode).copied().collect();
+            let (status, out, err) = run_to_end(name, &args);
+            assert_eq!(status.code(), Some(0), "{name} {args:?}:\n{out}{err}");
+            assert!(out.contains(" VERIFICATION SUCCESSFUL"), "{out}");
+            assert!(
+                out.contains(" Verification    =               SUCCESSFUL"),
+                "{out}"
+            );
+            let mut bad = args.clone();
+            bad.push("--corrupt");
+            let (status, out, err) = run_to_end(name, &bad);
+            assert_eq!(status.code(), Some(1), "{name} {bad:?}:\n{out}{err}");
+            assert!(
+                out.contains(" Verification    =                   FAILED"),
+                "{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nas_examples_refuse_what_they_cannot_do_with_a_clear_message() {
+    let (status, _, err) = run_to_end("nas_cg", &["--mode", "nodes"]);
+    assert!(!status.success());
+    assert!(err.contains("--mode nodes needs RMPI"), "{err}");
+    let (status, _, err) = run_to_end("nas_is", &["--class", "Q"]);
+    assert!(!status.success());
+    assert!(err.contains("write S, W, A or B"), "{err}");
 }
