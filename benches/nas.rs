@@ -9,7 +9,16 @@
 //! Every run is verified (a run that does not verify stops the bench). Medians over several
 //! samples, modes interleaved sample by sample so that noise on a shared machine hits all of
 //! them. `PLACES_BENCH_QUICK=1` runs class S, one sample.
+//!
+//! The reference figures were measured on another machine of this kind. To compare with NPB on
+//! this machine, side by side, point `PLACES_NPB_BIN` at a directory holding NPB's class A
+//! binaries `cg_A_ser`, `cg_A_omp`, `is_A_ser`, `is_A_omp` (for example NPB-CPP's NPB-SER and
+//! NPB-OMP codes built with `g++ -O3 -mcmodel=medium [-fopenmp]`); each then runs in every
+//! sample too (the OpenMP ones with `OMP_NUM_THREADS=2`), and the bench prints our times against
+//! their medians. NPB's code is not part of this project.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 #[path = "../examples/common/nas/mod.rs"]
@@ -49,6 +58,31 @@ const CG_A: Reference = Reference {
 
 const MODES: [Mode; 3] = [Mode::Seq, Mode::Places(1), Mode::Places(2)];
 
+/// Runs an NPB binary and returns the time it printed, or `None` (with a message) if it did not
+/// run or did not verify.
+fn npb(dir: &Path, name: &str) -> Option<Duration> {
+    let out = Command::new(dir.join(name))
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .map_err(|e| eprintln!("could not run {name}: {e}"))
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("SUCCESSFUL") {
+        eprintln!("{name} did not verify:\n{text}");
+        return None;
+    }
+    let line = text.lines().find(|l| l.contains("Time in seconds"))?;
+    let secs: f64 = line.rsplit('=').next()?.trim().parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// The NPB binaries' medians on this machine: serial and OpenMP with 2 threads.
+#[derive(Default)]
+struct SideBySide {
+    serial: Vec<Duration>,
+    omp: Vec<Duration>,
+}
+
 fn check(report: Report) -> Duration {
     assert!(report.verified, "a run did not verify:\n{report}");
     report.time
@@ -59,13 +93,16 @@ fn print(
     class: Class,
     times: &[Vec<Duration>; 3],
     r: &Reference,
+    here: &SideBySide,
     mops: impl Fn(Duration) -> f64,
 ) {
     println!("{name} class {class}:");
+    let serial_here = (!here.serial.is_empty()).then(|| median(here.serial.clone()));
+    let omp_here = (!here.omp.is_empty()).then(|| median(here.omp.clone()));
     for (mode, samples) in MODES.iter().zip(times) {
         let t = median(samples.clone());
         let s = t.as_secs_f64();
-        let versus = match mode {
+        let mut versus = match mode {
             Mode::Places(2) => format!(
                 "{:.2}x NPB OpenMP (target <= 1.2x), {:.2}x NPB MPI, {:.2}x Racket places, Racket RMPI / ours {:.0}x",
                 s / r.omp,
@@ -76,6 +113,17 @@ fn print(
             Mode::Seq => format!("{:.2}x NPB serial (target <= 1.1x)", s / r.serial),
             _ => format!("{:.2}x NPB serial", s / r.serial),
         };
+        let here = match mode {
+            Mode::Places(2) => omp_here.map(|o| ("OpenMP", o)),
+            _ => serial_here.map(|o| ("serial", o)),
+        };
+        if let Some((what, o)) = here {
+            versus += &format!(
+                "; here: {:.2}x NPB {what} ({:.3} s)",
+                s / o.as_secs_f64(),
+                o.as_secs_f64()
+            );
+        }
         println!(
             "  {:<22} {:>8.3} s {:>9.1} Mop/s   {versus}",
             mode.to_string(),
@@ -105,7 +153,17 @@ fn main() {
     let matrix = nas::cg::make_matrix(&cgp);
     let mut is_times: [Vec<Duration>; 3] = Default::default();
     let mut cg_times: [Vec<Duration>; 3] = Default::default();
+    let npb_dir = std::env::var_os("PLACES_NPB_BIN")
+        .map(PathBuf::from)
+        .filter(|_| class == Class::A);
+    let (mut is_here, mut cg_here) = (SideBySide::default(), SideBySide::default());
     for sample in 0..samples {
+        if let Some(dir) = &npb_dir {
+            is_here.serial.extend(npb(dir, "is_A_ser"));
+            is_here.omp.extend(npb(dir, "is_A_omp"));
+            cg_here.serial.extend(npb(dir, "cg_A_ser"));
+            cg_here.omp.extend(npb(dir, "cg_A_omp"));
+        }
         for k in 0..MODES.len() {
             let m = (sample + k) % MODES.len();
             let report = nas::is::run(&isp, keys.clone(), MODES[m]).expect("IS");
@@ -114,6 +172,6 @@ fn main() {
             cg_times[m].push(check(report));
         }
     }
-    print("IS", class, &is_times, &IS_A, |t| isp.mops(t));
-    print("CG", class, &cg_times, &CG_A, |t| cgp.mops(t));
+    print("IS", class, &is_times, &IS_A, &is_here, |t| isp.mops(t));
+    print("CG", class, &cg_times, &CG_A, &cg_here, |t| cgp.mops(t));
 }
