@@ -7,7 +7,8 @@
 //! - the Mandelbrot image at 2000x2000 (dissertation Figure 3.4's kernel): sequential loop,
 //!   `fork_join!` + `cg_for!` on 1 place and on `processor_count()` places writing a `SharedBytes`,
 //!   and rayon's `par_chunks_mut` over the rows of a `Vec<u8>`;
-//! - an empty `fork_join!` against an empty `rayon::scope` with as many spawned tasks.
+//! - an empty `fork_join!` against an empty `rayon::scope` with as many spawned tasks;
+//! - `cg.barrier()` between 2 places against `std::sync::Barrier` between 2 threads.
 //!
 //! Medians over several samples, contenders interleaved sample by sample so that noise on a
 //! shared machine hits all of them. `PLACES_BENCH_QUICK=1` runs a smaller image and fewer samples.
@@ -77,6 +78,38 @@ fn empty_rayon_scope(np: usize, reps: u32) -> Duration {
     start.elapsed() / reps
 }
 
+/// The time per `cg.barrier()` when 2 places do `reps` of them back to back.
+fn places_barrier(reps: u32) -> Duration {
+    let times = fork_join!(2, cg, [reps: u32] -> Duration, {
+        cg.barrier();
+        let start = Instant::now();
+        for _ in 0..reps {
+            cg.barrier();
+        }
+        start.elapsed() / reps
+    })
+    .expect("fork_join");
+    times.into_iter().max().unwrap_or_default()
+}
+
+/// The same with `std::sync::Barrier` between 2 threads.
+fn std_barrier(reps: u32) -> Duration {
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = || {
+            barrier.wait();
+            let start = Instant::now();
+            for _ in 0..reps {
+                barrier.wait();
+            }
+            start.elapsed() / reps
+        };
+        let other = s.spawn(run);
+        let mine = run();
+        mine.max(other.join().expect("barrier thread"))
+    })
+}
+
 fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
     let out = f();
@@ -132,6 +165,13 @@ fn main() {
     }
     let (efj, eray) = (median(efj), median(eray));
 
+    let (mut pb, mut sb) = (vec![], vec![]);
+    for _ in 0..samples {
+        pb.push(places_barrier(reps * 100));
+        sb.push(std_barrier(reps * 100));
+    }
+    let (pb, sb) = (median(pb), median(sb));
+
     let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("{:<44} {:>10}", "sequential loop", ms(seq));
     println!(
@@ -164,5 +204,12 @@ fn main() {
         efj.as_secs_f64() * 1e6,
         eray.as_secs_f64() * 1e6,
         r(efj, eray)
+    );
+    println!(
+        "{:<44} {:>10.2} us  vs std::sync::Barrier between 2 threads {:.2} us: {:.2}x (target < 2 us)",
+        "cg.barrier() between 2 places",
+        pb.as_secs_f64() * 1e6,
+        sb.as_secs_f64() * 1e6,
+        r(pb, sb)
     );
 }

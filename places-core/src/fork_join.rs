@@ -56,6 +56,11 @@ type Outcome<R> = Result<R, (usize, String)>;
 /// Starts `np` places, each running `body(&comm, args.clone())` with its own member of a fresh
 /// communicator group, and returns their results in rank order.
 ///
+/// Members run on parked threads kept for them (a fresh thread only when none is idle), so a call
+/// costs a few thread wake-ups, not a thread start per member. Each member gets a fresh place
+/// context, as any place does; `thread_local!` values of the program's own belong to the thread,
+/// so a member may see what an earlier member on the same thread left in one.
+///
 /// This is the function behind [`fork_join!`](crate::fork_join), which lifts a block into `body`
 /// and builds `args` from its parameter list. `body` must capture nothing (a `fn` item or a
 /// closure without captures): everything a member needs arrives through `args` or its `Comm`.
@@ -112,10 +117,11 @@ where
             i32::from(failed)
         });
         let name = format!("fork_join member {rank} of {np}");
-        let member = place::start(mine, thunk, &name).map_err(|source| ForkJoinError::Spawn {
-            rank,
-            source: Box::new(source),
-        })?;
+        let member =
+            place::start_pooled(mine, thunk, &name).map_err(|source| ForkJoinError::Spawn {
+                rank,
+                source: Box::new(source),
+            })?;
         members.push(member);
     }
     let mut results = Vec::with_capacity(np);

@@ -26,6 +26,7 @@ mod error;
 mod fork_join;
 mod message;
 mod place;
+mod pool;
 mod registry;
 mod rpc;
 mod select;

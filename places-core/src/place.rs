@@ -1,4 +1,5 @@
-//! Places: isolated parallel tasks, each on its own OS thread, started from a registered entry.
+//! Places: isolated parallel tasks, each on its own OS thread (fork-join members on parked
+//! threads of a pool), started from a registered entry.
 
 use std::fmt;
 use std::ops::Deref;
@@ -111,12 +112,40 @@ pub(crate) fn start<S, R>(
     Ok(Place { channel, control })
 }
 
+/// Where a place runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Thread {
+    /// A thread of its own, named after the place.
+    Own,
+    /// A parked thread of the [pool](crate::pool), for places that start often.
+    Pooled,
+}
+
+/// [`start`] on a thread of the pool (fork-join members).
+pub(crate) fn start_pooled<S, R>(
+    channel: PlaceChannel<S, R>,
+    thunk: EntryThunk,
+    name: &str,
+) -> Result<Place<S, R>, SpawnError> {
+    let PlaceHandle { control } = start_on(thunk, name, None, Thread::Pooled)?;
+    Ok(Place { channel, control })
+}
+
 /// Starts a place thread running `thunk`; `on_finish` runs on that thread with the completion
 /// value after the place has ended.
 pub(crate) fn start_handle(
     thunk: EntryThunk,
     name: &str,
     on_finish: Option<Box<dyn FnOnce(i32) + Send>>,
+) -> Result<PlaceHandle, SpawnError> {
+    start_on(thunk, name, on_finish, Thread::Own)
+}
+
+fn start_on(
+    thunk: EntryThunk,
+    name: &str,
+    on_finish: Option<Box<dyn FnOnce(i32) + Send>>,
+    thread: Thread,
 ) -> Result<PlaceHandle, SpawnError> {
     let (kill_tx, kill_rx) = crossbeam_channel::bounded::<Never>(0);
     let (break_tx, break_rx) = crossbeam_channel::unbounded::<()>();
@@ -138,19 +167,24 @@ pub(crate) fn start_handle(
         killed,
     };
     let thread_control = control.clone();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let code = run(thunk, ctx, &thread_control);
-            if let Some(f) = on_finish {
-                // A kill recorded 1 first; that is the place's completion value.
-                f(thread_control.completion().unwrap_or(code));
-            }
-        })
-        .map_err(|source| SpawnError::Thread {
-            key: name.to_owned(),
-            source,
-        })?;
+    let body = move || {
+        let code = run(thunk, ctx, &thread_control);
+        if let Some(f) = on_finish {
+            // A kill recorded 1 first; that is the place's completion value.
+            f(thread_control.completion().unwrap_or(code));
+        }
+    };
+    let started = match thread {
+        Thread::Own => std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(body)
+            .map(drop),
+        Thread::Pooled => crate::pool::run(Box::new(body), "places pooled member"),
+    };
+    started.map_err(|source| SpawnError::Thread {
+        key: name.to_owned(),
+        source,
+    })?;
     Ok(PlaceHandle { control })
 }
 
