@@ -8,8 +8,6 @@
 //! other nodes; the forms built on it (`cg_for!`, `cg_pipeline!`, barriers) never ask which.
 
 use std::any::Any;
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -18,6 +16,7 @@ use crate::channel::{raw_pair, PlaceChannel};
 use crate::codec;
 use crate::error::{ChannelError, CodecError};
 use crate::message::Message;
+use crate::stash::Stash;
 
 mod barrier;
 use barrier::SharedBarrier;
@@ -74,15 +73,69 @@ pub struct Envelope {
     payload: Payload,
 }
 
-/// Message kinds on a link; a receive takes the first message of its kind and leaves the others
-/// queued, so a barrier never swallows a user message or the other way round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Tag {
-    /// `send`/`recv`, and the forms built on them (`cg_pipeline!`).
-    User,
-    /// Barrier traffic.
-    Barrier,
+/// What kind of message an envelope holds: a receive takes the first message of its tag from a
+/// member and leaves the others queued, so a barrier never swallows a user message or the other
+/// way round.
+///
+/// Tags are open: `Tag::user(n)` for a program's own kinds of message (`send`/`recv` use
+/// [`Tag::USER`]), `Tag::reserved(n)` for layers built on `Comm` (barriers, and collectives such
+/// as RMPI's), which can add kinds of their own without changing this crate.
+///
+/// # Examples
+///
+/// ```
+/// use places::{Comm, Tag};
+///
+/// let g = Comm::local_group(2);
+/// g[1].send_tagged(0, Tag::user(7), "later".to_string()).unwrap();
+/// g[1].send(0, 1u8).unwrap();
+/// // Tag 0 (`send`) first, past the queued tag-7 message, which then still arrives.
+/// assert_eq!(g[0].recv::<u8>(1).unwrap(), 1);
+/// assert_eq!(g[0].recv_tagged::<String>(1, Tag::user(7)).unwrap(), "later");
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Tag(u32);
+
+impl Tag {
+    /// The first reserved tag: tags from here on belong to layers built on `Comm`.
+    const RESERVED: u32 = 1 << 31;
+    /// What [`Comm::send`] and [`Comm::recv`] use.
+    pub const USER: Tag = Tag(0);
+    /// Barrier messages (between members that do not share memory).
+    pub const BARRIER: Tag = Tag(Self::RESERVED);
+
+    /// A program's own tag `n`.
+    ///
+    /// # Panics
+    ///
+    /// If `n >= 2^31`: those tags are reserved.
+    pub const fn user(n: u32) -> Tag {
+        assert!(n < Self::RESERVED, "user tags are below 2^31");
+        Tag(n)
+    }
+
+    /// Reserved tag `n`, for a layer built on `Comm`. `Tag::reserved(0)` is [`Tag::BARRIER`];
+    /// each layer should take a range of its own.
+    ///
+    /// # Panics
+    ///
+    /// If `n >= 2^31`.
+    pub const fn reserved(n: u32) -> Tag {
+        assert!(n < Self::RESERVED, "reserved tags are numbered below 2^31");
+        Tag(Self::RESERVED + n)
+    }
+
+    /// Whether this is a reserved tag.
+    pub const fn is_reserved(self) -> bool {
+        self.0 >= Self::RESERVED
+    }
+
+    /// The tag's number on the wire.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
 }
 
 /// A message in flight: moved as a value between threads, or encoded bytes between nodes.
@@ -203,11 +256,11 @@ pub struct Comm {
     links: Vec<Option<Box<dyn Link>>>,
     /// Per sender, envelopes received while waiting for another tag (and, at `id`, messages a
     /// member sent itself).
-    pending: RefCell<Vec<VecDeque<Envelope>>>,
+    pending: Vec<Stash<Envelope>>,
     /// The group's barrier when all members share this process's memory (`local_group`);
     /// otherwise barriers are messages.
     shared_barrier: Option<Arc<SharedBarrier>>,
-    /// `Comm` is `Send` but not `Sync`: `pending` is a `RefCell`.
+    /// `Comm` is `Send` but not `Sync`: its stashes are `RefCell`s.
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
@@ -233,7 +286,7 @@ impl Comm {
             id,
             cnt,
             links,
-            pending: RefCell::new((0..cnt).map(|_| VecDeque::new()).collect()),
+            pending: (0..cnt).map(|_| Stash::new()).collect(),
             shared_barrier: None,
             _not_sync: PhantomData,
         }
@@ -284,7 +337,7 @@ impl Comm {
     /// [`CommError::Rank`] for a rank outside the group, [`CommError::MemberGone`] when `dest`
     /// is gone.
     pub fn send<T: Message>(&self, dest: usize, value: T) -> Result<(), CommError> {
-        self.send_tagged(dest, Tag::User, value)
+        self.send_tagged(dest, Tag::USER, value)
     }
 
     /// Waits for the next message from member `src`.
@@ -295,8 +348,7 @@ impl Comm {
     /// [`CommError::TypeMismatch`] when `src` sent another type (the message is dropped),
     /// [`CommError::EmptySelf`] for a receive from oneself with nothing sent to oneself.
     pub fn recv<T: Message>(&self, src: usize) -> Result<T, CommError> {
-        let envelope = self.recv_tagged(src, Tag::User)?;
-        decode(src, envelope.payload)
+        self.recv_tagged(src, Tag::USER)
     }
 
     /// Blocks until every member has called `barrier` (the dissertation's `CGBarrier`).
@@ -338,14 +390,14 @@ impl Comm {
         // Gather at member 0, then release: 2 (cnt - 1) messages.
         if self.id == 0 {
             for m in 1..self.cnt {
-                self.recv_tagged(m, Tag::Barrier)?;
+                self.recv_tagged::<()>(m, Tag::BARRIER)?;
             }
             for m in 1..self.cnt {
-                self.send_tagged(m, Tag::Barrier, ())?;
+                self.send_tagged(m, Tag::BARRIER, ())?;
             }
         } else {
-            self.send_tagged(0, Tag::Barrier, ())?;
-            self.recv_tagged(0, Tag::Barrier)?;
+            self.send_tagged(0, Tag::BARRIER, ())?;
+            self.recv_tagged::<()>(0, Tag::BARRIER)?;
         }
         Ok(())
     }
@@ -382,8 +434,12 @@ impl Comm {
         }
     }
 
-    /// Sends under a tag (for collectives built on the group).
-    #[doc(hidden)]
+    /// Sends `value` to member `dest` under `tag`; returns at once. A receive of another tag
+    /// leaves it queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
     pub fn send_tagged<T: Message>(
         &self,
         dest: usize,
@@ -393,7 +449,7 @@ impl Comm {
         let envelope = Envelope::local(tag, value);
         match self.link(dest)? {
             None => {
-                self.pending.borrow_mut()[dest].push_back(envelope);
+                self.pending[dest].keep(envelope);
                 Ok(())
             }
             Some(link) => link
@@ -402,31 +458,27 @@ impl Comm {
         }
     }
 
-    /// The first envelope of `tag` from `src`; envelopes of other tags that arrive first wait in
-    /// `pending`.
-    #[doc(hidden)]
-    pub fn recv_tagged(&self, src: usize, tag: Tag) -> Result<Envelope, CommError> {
+    /// Waits for the first message of `tag` from member `src`; messages of other tags that
+    /// arrive first stay queued, in order, for the receives that ask for them.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_tagged<T: Message>(&self, src: usize, tag: Tag) -> Result<T, CommError> {
+        let envelope = self.recv_envelope(src, tag)?;
+        decode(src, envelope.payload)
+    }
+
+    /// The first envelope of `tag` from `src`.
+    fn recv_envelope(&self, src: usize, tag: Tag) -> Result<Envelope, CommError> {
         let link = self.link(src)?;
-        {
-            let mut pending = self.pending.borrow_mut();
-            let queue = &mut pending[src];
-            if let Some(pos) = queue.iter().position(|e| e.tag == tag) {
-                if let Some(e) = queue.remove(pos) {
-                    return Ok(e);
-                }
-            }
-        }
-        let Some(link) = link else {
-            return Err(CommError::EmptySelf { rank: src });
-        };
-        loop {
-            let envelope = link
-                .recv()
-                .map_err(|_| CommError::MemberGone { rank: src })?;
-            if envelope.tag == tag {
-                return Ok(envelope);
-            }
-            self.pending.borrow_mut()[src].push_back(envelope);
+        let stash = &self.pending[src];
+        let wanted = |e: &Envelope| e.tag == tag;
+        match link {
+            None => stash.take(wanted).ok_or(CommError::EmptySelf { rank: src }),
+            Some(link) => stash.take_or_receive(wanted, || {
+                link.recv().map_err(|_| CommError::MemberGone { rank: src })
+            }),
         }
     }
 }
@@ -614,10 +666,10 @@ mod tests {
     fn tags_keep_barrier_and_user_messages_apart() {
         let g = Comm::local_group(2);
         g[1].send(0, 7u8).unwrap();
-        g[1].send_tagged(0, Tag::Barrier, ()).unwrap();
+        g[1].send_tagged(0, Tag::BARRIER, ()).unwrap();
         g[1].send(0, 8u8).unwrap();
         // The barrier message is taken past the queued user message, which then still arrives.
-        g[0].recv_tagged(1, Tag::Barrier).unwrap();
+        g[0].recv_tagged::<()>(1, Tag::BARRIER).unwrap();
         assert_eq!(g[0].recv::<u8>(1).unwrap(), 7);
         assert_eq!(g[0].recv::<u8>(1).unwrap(), 8);
     }

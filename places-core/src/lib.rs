@@ -31,6 +31,7 @@ mod registry;
 mod rpc;
 mod select;
 mod shared;
+mod stash;
 pub mod transport;
 mod typed;
 

@@ -1,13 +1,12 @@
 //! Receiving by kind (Racket's `named-place-typed-channel%` and `tc-get`), and Racket's
 //! async bi-channels.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 
 use crate::channel::{place_channel, Channel, PlaceChannel};
 use crate::error::ChannelError;
 use crate::message::Message;
+use crate::stash::Stash;
 
 /// A channel whose messages are taken by kind: [`get`](Self::get) returns the first message of
 /// the kind asked for and keeps the others, in order, for later calls.
@@ -40,7 +39,7 @@ use crate::message::Message;
 pub struct TypedChannel<C, S, R, K, F> {
     channel: C,
     kind_of: F,
-    pending: RefCell<VecDeque<R>>,
+    pending: Stash<R>,
     _types: PhantomData<fn(S) -> K>,
 }
 
@@ -55,7 +54,7 @@ where
         Self {
             channel,
             kind_of,
-            pending: RefCell::new(VecDeque::new()),
+            pending: Stash::new(),
             _types: PhantomData,
         }
     }
@@ -67,21 +66,8 @@ where
     ///
     /// The channel's error when it closes before a message of `kind` comes.
     pub fn get(&self, kind: K) -> Result<R, ChannelError> {
-        {
-            let mut pending = self.pending.borrow_mut();
-            if let Some(i) = pending.iter().position(|m| (self.kind_of)(m) == kind) {
-                if let Some(m) = pending.remove(i) {
-                    return Ok(m);
-                }
-            }
-        }
-        loop {
-            let m = self.channel.get()?;
-            if (self.kind_of)(&m) == kind {
-                return Ok(m);
-            }
-            self.pending.borrow_mut().push_back(m);
-        }
+        self.pending
+            .take_or_receive(|m| (self.kind_of)(m) == kind, || self.channel.get())
     }
 
     /// The next message of any kind (kept ones first).
@@ -90,7 +76,7 @@ where
     ///
     /// The channel's error when it closes.
     pub fn get_any(&self) -> Result<R, ChannelError> {
-        match self.pending.borrow_mut().pop_front() {
+        match self.pending.pop() {
             Some(m) => Ok(m),
             None => self.channel.get(),
         }
@@ -107,10 +93,7 @@ where
 
     /// The wrapped channel and the messages kept so far.
     pub fn into_parts(self) -> (C, Vec<R>) {
-        (
-            self.channel,
-            self.pending.into_inner().into_iter().collect(),
-        )
+        (self.channel, self.pending.into_vec())
     }
 }
 
