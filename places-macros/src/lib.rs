@@ -253,6 +253,10 @@ pub fn cg_pipeline(input: TokenStream) -> TokenStream {
 /// the server), and call `places::log_to_parent(msg, severity)`. A reply its caller could not
 /// decode does not stop the server.
 ///
+/// Attributes written before the server's name apply to the whole server: `#[cfg(..)]`,
+/// `#[cfg_attr(..)]` and lint attributes go on every generated item, doc comments on the entry
+/// `make_NAME`. Other attributes are an error there (put them on a method).
+///
 /// # Examples
 ///
 /// ```

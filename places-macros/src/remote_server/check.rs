@@ -9,6 +9,15 @@ const CLIENT_METHODS: [&str; 2] = ["new", "with_deadline"];
 /// The response variant that carries `log_to_parent` messages.
 const LOG_VARIANT: &str = "Log";
 
+/// Whether an attribute may go on a server declaration (it then applies to the whole server).
+pub(crate) fn allowed_on_server(a: &syn::Attribute) -> bool {
+    [
+        "cfg", "cfg_attr", "doc", "allow", "warn", "deny", "forbid", "expect",
+    ]
+    .iter()
+    .any(|name| a.path().is_ident(name))
+}
+
 pub(crate) fn check(server: &Server) -> syn::Result<()> {
     let mut errors = Errors::default();
     for e in &server.errors {
@@ -37,12 +46,32 @@ pub(crate) fn check(server: &Server) -> syn::Result<()> {
         }
         seen_state.push(name);
     }
+    for a in &server.attrs {
+        let p = a.path();
+        let allowed = [
+            "cfg", "cfg_attr", "doc", "allow", "warn", "deny", "forbid", "expect",
+        ]
+        .iter()
+        .any(|name| p.is_ident(name));
+        if !allowed {
+            let shown = quote::ToTokens::to_token_stream(p)
+                .to_string()
+                .replace(' ', "");
+            errors.error_spanned_by(
+                a,
+                format!(
+                    "`#[{shown}]` cannot go on a server declaration: only `#[cfg]`, `#[cfg_attr]`, doc comments and lint attributes (`#[allow]`, ..) can, and they apply to everything the server generates; put other attributes on a method"
+                ),
+            );
+        }
+    }
     let mut seen: Vec<(String, String)> = Vec::new();
     for m in &server.methods {
-        let name = m.name.to_string();
+        // As the expansion names things: `r#new` is the method `new`.
+        let name = syn::ext::IdentExt::unraw(&m.name).to_string();
         let variant = super::expand::camel(&name);
         if CLIENT_METHODS.contains(&name.as_str()) {
-            let client = super::expand::camel(&server.name.to_string());
+            let client = super::expand::camel(&syn::ext::IdentExt::unraw(&server.name).to_string());
             errors.error_spanned_by(
                 &m.name,
                 format!("`{name}` is taken by the generated `{client}Client::{name}`; rename the method"),

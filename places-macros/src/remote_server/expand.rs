@@ -120,12 +120,14 @@ fn messages(server: &Server, krate: &syn::Path, n: &Names) -> TokenStream {
 /// macro's own errors are reported.
 pub(crate) fn fallback(server: &Server, flavor: Flavor) -> TokenStream {
     let mut clean = server.clone();
+    clean.attrs.retain(super::check::allowed_on_server);
     clean.states.retain(|s| s.ty.is_some() && s.init.is_some());
     let mut variants: Vec<String> = vec!["Log".to_owned()];
     clean.methods.retain(|m| {
         let v = variant(m).to_string();
         let keep = !variants.contains(&v)
-            && !["new", "with_deadline"].contains(&m.name.to_string().as_str());
+            && !["new", "with_deadline"]
+                .contains(&syn::ext::IdentExt::unraw(&m.name).to_string().as_str());
         variants.push(v);
         keep
     });
@@ -148,7 +150,7 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
     let krate = crate::crate_path::runtime_path(server.krate.clone());
     let n = names(server);
     let vis = &server.vis;
-    let attrs = &server.attrs;
+    let attrs = &server.attrs[..];
     let sname = server.name.to_string();
     let (req, resp, client, entry) = (&n.request, &n.response, &n.client, &n.entry);
     let (call_ty, reply_ty) = (&n.call, &n.reply);
@@ -352,8 +354,7 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
     let client_doc = format!(
         "A typed client of the `{sname}` server over any channel to it (a local or remote place, or a named-place connection)."
     );
-    quote! {
-        #(#attrs)*
+    let items = quote! {
         #msgs
 
         #server_fn
@@ -382,5 +383,49 @@ pub(crate) fn expand(server: &Server, flavor: Flavor) -> TokenStream {
         }
 
         #(#stubs)*
+    };
+    spread_attributes(items, attrs, entry)
+}
+
+/// Puts the attributes written on the server declaration where they mean what they say: `cfg`,
+/// `cfg_attr` and lint attributes on every generated item (so a `#[cfg(..)]` takes the whole
+/// server in or out), doc comments on the entry `make_NAME`, which stands for the server.
+/// (`check` has refused every other attribute.)
+fn spread_attributes(items: TokenStream, attrs: &[syn::Attribute], entry: &Ident) -> TokenStream {
+    if attrs.is_empty() {
+        return items;
     }
+    let Ok(mut file) = syn::parse2::<syn::File>(items.clone()) else {
+        return items;
+    };
+    let (docs, everywhere): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .cloned()
+        .partition(|a| a.path().is_ident("doc"));
+    for item in &mut file.items {
+        let (item_attrs, is_entry) = match item {
+            syn::Item::Fn(f) => {
+                let is_entry = f.sig.ident == *entry;
+                (&mut f.attrs, is_entry)
+            }
+            syn::Item::Enum(i) => (&mut i.attrs, false),
+            syn::Item::Struct(i) => (&mut i.attrs, false),
+            syn::Item::Impl(i) => (&mut i.attrs, false),
+            syn::Item::Type(i) => (&mut i.attrs, false),
+            syn::Item::Const(i) => (&mut i.attrs, false),
+            syn::Item::Static(i) => (&mut i.attrs, false),
+            syn::Item::Mod(i) => (&mut i.attrs, false),
+            syn::Item::Use(i) => (&mut i.attrs, false),
+            syn::Item::Macro(i) => (&mut i.attrs, false),
+            syn::Item::Trait(i) => (&mut i.attrs, false),
+            _ => continue,
+        };
+        let mut front = everywhere.clone();
+        if is_entry {
+            front.extend(docs.iter().cloned());
+        }
+        front.append(item_attrs);
+        *item_attrs = front;
+    }
+    quote!(#file)
 }
