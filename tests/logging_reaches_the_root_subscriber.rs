@@ -16,6 +16,12 @@ pub fn logs(_ch: PlaceChannel<()>) {
     places::log_message(Severity::Warning, "hello from two nodes away");
 }
 
+/// Logs an info line and ends.
+#[place]
+pub fn logs_nearby(_ch: PlaceChannel<()>) {
+    places::log_message(Severity::Info, "hello from next door");
+}
+
 /// Starts a node of its own with `logs` on it, waits for that place, and reports the node's
 /// address.
 #[place]
@@ -116,4 +122,19 @@ fn log_to_parent_in_a_server_reaches_the_root() {
         node.dynamic_place(module_path!(), "make_chatty").unwrap();
     assert_eq!(chatty_work(&server).unwrap(), 7);
     assert!(log.wait_for("working hard"), "{}", log.text());
+}
+
+#[test]
+fn records_carry_the_nodes_log_prefix() {
+    let log = captured();
+    let node = create_place_node("localhost", NodeOptions::for_this_test_binary()).unwrap();
+    assert_eq!(node.log_prefix(), format!("PLACE {}", node.addr()));
+    let p: RemotePlace<()> = node.dynamic_place(module_path!(), "logs_nearby").unwrap();
+    p.wait();
+    let expected = format!("{}: hello from next door", node.log_prefix());
+    assert!(
+        log.wait_for(&expected),
+        "not logged: {expected:?}\n{}",
+        log.text()
+    );
 }

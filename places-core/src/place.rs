@@ -347,7 +347,7 @@ impl<S, R> Place<S, R> {
     /// [`Select`](crate::Select) and [`sync!`](crate::sync).
     pub fn dead_evt(&self) -> DeadEvt {
         DeadEvt {
-            control: self.control.clone(),
+            source: DeadSource::Local(self.control.clone()),
         }
     }
 
@@ -390,22 +390,100 @@ impl<S, R> fmt::Debug for Place<S, R> {
 /// Ready once a place has ended; see [`Place::dead_evt`].
 #[derive(Clone)]
 pub struct DeadEvt {
-    control: Arc<Control>,
+    source: DeadSource,
+}
+
+#[derive(Clone)]
+enum DeadSource {
+    Local(Arc<Control>),
+    Remote(Arc<PlaceEnd>),
 }
 
 impl DeadEvt {
     /// Whether the place has ended.
     pub fn is_ready(&self) -> bool {
-        self.control.completion().is_some()
+        self.completion().is_some()
     }
 
-    /// The place's completion value, once it has ended.
+    /// The place's completion value, once it has ended (1 for a place on a node that was lost).
     pub fn completion(&self) -> Option<i32> {
-        self.control.completion()
+        match &self.source {
+            DeadSource::Local(control) => control.completion(),
+            DeadSource::Remote(end) => end.completion(),
+        }
     }
 
     pub(crate) fn receiver(&self) -> &Receiver<Never> {
-        &self.control.dead_rx
+        match &self.source {
+            DeadSource::Local(control) => &control.dead_rx,
+            DeadSource::Remote(end) => &end.done_rx,
+        }
+    }
+}
+
+/// The end of a place that another runtime runs (a place on another node): its completion value
+/// once known, and a [`DeadEvt`] that becomes ready then. The network layer keeps one per remote
+/// place.
+pub struct PlaceEnd {
+    code: std::sync::OnceLock<i32>,
+    /// Dropped when the place has ended; waiters wake on the disconnection.
+    done_tx: Mutex<Option<Sender<Never>>>,
+    done_rx: Receiver<Never>,
+}
+
+impl PlaceEnd {
+    /// A place that has not ended yet.
+    pub fn new() -> Arc<Self> {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        Arc::new(Self {
+            code: std::sync::OnceLock::new(),
+            done_tx: Mutex::new(Some(tx)),
+            done_rx: rx,
+        })
+    }
+
+    /// The place has ended with `code` (the first value reported wins).
+    pub fn finish(&self, code: i32) {
+        let _ = self.code.set(code);
+        self.done_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// The completion value, once the place has ended.
+    pub fn completion(&self) -> Option<i32> {
+        self.code.get().copied()
+    }
+
+    /// Waits for the end; the completion value (1 if none was reported).
+    pub fn wait(&self) -> i32 {
+        let _ = self.done_rx.recv();
+        self.completion().unwrap_or(1)
+    }
+
+    /// [`wait`](Self::wait), giving up after `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
+        match self.done_rx.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.completion().unwrap_or(1)),
+        }
+    }
+
+    /// An event that becomes ready when the place ends, for [`Select`](crate::Select) and
+    /// [`sync!`](crate::sync).
+    pub fn dead_evt(self: &Arc<Self>) -> DeadEvt {
+        DeadEvt {
+            source: DeadSource::Remote(self.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for PlaceEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlaceEnd")
+            .field("completion", &self.completion())
+            .finish()
     }
 }
 

@@ -56,6 +56,7 @@ use std::sync::Arc;
 
 use crate::error::ChannelError;
 
+pub use crate::place::PlaceEnd;
 pub use endpoint::Endpoint;
 pub(crate) use endpoint::Item;
 pub(crate) use forward::{decoding_route, put_remote, relay, PairHook};

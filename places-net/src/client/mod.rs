@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use places_core::transport::{Endpoint, LinkRef};
 use places_core::{Message, PlaceChannel};
 
@@ -35,29 +35,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A place's completion, as reported by its node.
-pub(crate) struct Completion {
-    pub(crate) code: OnceLock<i32>,
-    /// Dropped when the code is set or the node is lost; waiters wake on the disconnection.
-    done_tx: Mutex<Option<Sender<()>>>,
-    pub(crate) done_rx: Receiver<()>,
-}
-
-impl Completion {
-    pub(crate) fn new() -> Arc<Completion> {
-        let (tx, rx) = crossbeam_channel::bounded(0);
-        Arc::new(Completion {
-            code: OnceLock::new(),
-            done_tx: Mutex::new(Some(tx)),
-            done_rx: rx,
-        })
-    }
-
-    pub(crate) fn finish(&self, code: i32) {
-        let _ = self.code.set(code);
-        lock(&self.done_tx).take();
-    }
-}
+/// A place's completion, as reported by its node (or 1 when the node is lost).
+pub(crate) type Completion = places_core::transport::PlaceEnd;
 
 /// The creator's side of one connection: pending spawns and completions.
 #[derive(Default)]

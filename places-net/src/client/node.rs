@@ -93,6 +93,12 @@ impl RemoteNode {
         self.slot.lock().addr.clone()
     }
 
+    /// What marks this node's log records where they reach the root program's subscriber,
+    /// `PLACE ADDR` (Racket's `get-log-prefix`).
+    pub fn log_prefix(&self) -> String {
+        format!("PLACE {}", self.addr())
+    }
+
     /// The node's process id, for a node this program started.
     pub fn pid(&self) -> Option<u32> {
         self.slot.lock().process.as_ref().map(NodeProcess::id)

@@ -4,7 +4,6 @@ use std::ops::Deref;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use crossbeam_channel::RecvTimeoutError;
 use places_core::{Message, PlaceChannel};
 
 use super::{Completion, RemoteNode};
@@ -40,16 +39,32 @@ impl<S, R> RemotePlace<S, R> {
     /// Waits for the place to end and returns its completion value: 0 or its exit code when it
     /// returns, 1 when it panics, is killed, or its node is lost.
     pub fn wait(&self) -> i32 {
-        let _ = self.completion.done_rx.recv();
-        self.completion.code.get().copied().unwrap_or(1)
+        self.completion.wait()
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
-        match self.completion.done_rx.recv_timeout(timeout) {
-            Err(RecvTimeoutError::Timeout) => None,
-            _ => Some(self.completion.code.get().copied().unwrap_or(1)),
-        }
+        self.completion.wait_timeout(timeout)
+    }
+
+    /// An event that becomes ready when the place ends (or its node is lost), for
+    /// [`Select`](places_core::Select) and [`sync!`](places_core::sync), exactly as
+    /// [`Place::dead_evt`](places_core::Place::dead_evt) for a local place.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use places::{create_place_node, NodeOptions, RemotePlace};
+    /// # let node = create_place_node("localhost", NodeOptions::new()).unwrap();
+    /// let p: RemotePlace<u64> = node.dynamic_place("my_crate", "worker").unwrap();
+    /// let dead = p.dead_evt();
+    /// places::sync! {
+    ///     recv(p) -> n => println!("got {n:?}"),
+    ///     dead(dead) -> code => println!("the worker ended with {code}"),
+    /// }
+    /// ```
+    pub fn dead_evt(&self) -> places_core::DeadEvt {
+        self.completion.dead_evt()
     }
 
     /// Kills the place on its node: its channels close at once (here and for every client of a

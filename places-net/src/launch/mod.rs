@@ -57,6 +57,7 @@ pub struct NodeOptions {
     pub(crate) heartbeat: Duration,
     pub(crate) ssh_port: Option<u16>,
     pub(crate) ssh_identity: Option<PathBuf>,
+    pub(crate) ssh_bin: Option<PathBuf>,
     pub(crate) ssh_options: Vec<String>,
     pub(crate) command_template: Option<String>,
     pub(crate) ship_executable: bool,
@@ -77,6 +78,7 @@ impl Default for NodeOptions {
             heartbeat: Duration::from_secs(1),
             ssh_port: None,
             ssh_identity: None,
+            ssh_bin: None,
             ssh_options: Vec::new(),
             command_template: None,
             ship_executable: false,
@@ -109,6 +111,13 @@ impl NodeOptions {
     /// The ssh port of the host (default: ssh's own default or `~/.ssh/config`).
     pub fn ssh_port(mut self, port: u16) -> Self {
         self.ssh_port = Some(port);
+        self
+    }
+
+    /// The ssh client for this node (Racket's `#:ssh-bin-path`); default:
+    /// [`ssh_bin_path`](crate::ssh_bin_path), that is `PLACES_SSH` or `ssh` from `PATH`.
+    pub fn ssh_bin(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssh_bin = Some(path.into());
         self
     }
 

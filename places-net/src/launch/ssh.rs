@@ -17,17 +17,18 @@ pub fn ssh_bin_path() -> PathBuf {
 /// `ssh [options] -- DEST`, ready for the remote command. A destination that begins with `-`
 /// would be read as an option by some clients: it is refused.
 pub(crate) fn ssh_command(dest: &str, opts: &NodeOptions) -> Result<Command, NetError> {
+    let ssh = opts.ssh_bin.clone().unwrap_or_else(ssh_bin_path);
     if dest.starts_with('-') || dest.is_empty() {
         return Err(NetError::Launch {
             host: dest.to_owned(),
-            exe: ssh_bin_path().display().to_string(),
+            exe: ssh.display().to_string(),
             source: std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "an ssh destination must be a host name (it may not be empty or begin with `-`)",
             ),
         });
     }
-    let mut c = Command::new(ssh_bin_path());
+    let mut c = Command::new(ssh);
     // Never prompt: a node start that needs a password fails with ssh's message instead.
     c.args(["-o", "BatchMode=yes"]);
     if let Some(port) = opts.ssh_port {

@@ -107,7 +107,7 @@ impl Supervision {
         // The current instance's handle, kept so that its channel stays open.
         let mut _current: Option<RemotePlace<S, R>> = None;
         loop {
-            let _ = done.done_rx.recv();
+            done.wait();
             if link.conn.lost_reason().is_some() {
                 // The node is gone: go on only on the node's next incarnation.
                 match self.slot.next_link(generation, Duration::from_secs(120)) {
@@ -118,7 +118,7 @@ impl Supervision {
                     None => return,
                 }
             }
-            let code = done.code.get().copied().unwrap_or(1);
+            let code = done.completion().unwrap_or(1);
             if !self.policy.apply(code, started.elapsed(), &mut attempts) {
                 return;
             }
