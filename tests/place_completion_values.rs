@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use places::prelude::*;
+use places::BreakKind;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -65,8 +66,8 @@ fn computes(ch: PlaceChannel<String, ()>) {
 #[place]
 fn reports_break(ch: PlaceChannel<String, ()>) {
     match ch.get() {
-        Err(ChannelError::Break) => {
-            let _ = ch.put("break".to_string());
+        Err(ChannelError::Break(kind)) => {
+            let _ = ch.put(format!("{kind}"));
         }
         other => {
             let _ = ch.put(format!("unexpected {other:?}"));
@@ -146,6 +147,28 @@ fn break_interrupts_a_get() {
     p.break_place();
     assert_eq!(p.get_timeout(LIMIT).unwrap(), "break");
     assert_eq!(p.wait(), 0);
+}
+
+#[test]
+fn each_break_kind_reaches_the_place_as_sent() {
+    for (kind, text) in [
+        (BreakKind::Break, "break"),
+        (BreakKind::HangUp, "hang-up break"),
+        (BreakKind::Terminate, "terminate break"),
+    ] {
+        let p: Place<(), String> = Place::spawn(reports_break).unwrap();
+        p.break_place_with(kind);
+        assert_eq!(p.get_timeout(LIMIT).unwrap(), text);
+        assert_eq!(p.wait(), 0);
+    }
+    // A computing place sees the kind at its next check_break.
+    let p: Place<(), String> = Place::spawn(computes).unwrap();
+    p.handle().break_place_with(BreakKind::Terminate);
+    let msg = p.get_timeout(LIMIT).unwrap();
+    assert_eq!(
+        msg,
+        "stopped: the place was sent a terminate break while waiting for a message"
+    );
 }
 
 #[test]

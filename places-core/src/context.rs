@@ -20,7 +20,7 @@ pub(crate) struct PlaceContext {
     /// Disconnected when the place is killed.
     pub(crate) kill: Receiver<Never>,
     /// One `()` per break sent to the place.
-    pub(crate) breaks: Receiver<()>,
+    pub(crate) breaks: Receiver<crate::BreakKind>,
     /// Set when the place is killed, so that non-blocking operations notice too.
     pub(crate) killed: Arc<AtomicBool>,
 }
@@ -137,7 +137,7 @@ pub fn check_break() -> Result<(), ChannelError> {
         return killed();
     }
     match ctx.breaks.try_recv() {
-        Ok(()) => Err(ChannelError::Break),
+        Ok(kind) => Err(ChannelError::Break(kind)),
         Err(TryRecvError::Empty) => Ok(()),
         Err(TryRecvError::Disconnected) => killed(),
     }

@@ -20,9 +20,11 @@ pub enum ChannelError {
     #[error("no message arrived within {0:?}")]
     Timeout(Duration),
     /// The calling place was sent a break by [`Place::break_place`](crate::Place::break_place)
-    /// while it waited; the message, if one comes, stays in the channel.
-    #[error("the place was sent a break while waiting for a message")]
-    Break,
+    /// (or [`break_place_with`](crate::Place::break_place_with)) while it waited; the message, if
+    /// one comes, stays in the channel. The kind says which break (Racket's `#f`, `'hang-up`,
+    /// `'terminate`).
+    #[error("the place was sent a {0} while waiting for a message")]
+    Break(crate::BreakKind),
     /// The channel's peer was on another node that is gone or unreachable; the text says which
     /// node and what happened.
     #[error("place channel lost: {0}")]
@@ -130,4 +132,27 @@ pub enum CodecError {
         /// The version this build writes and reads.
         expected: u8,
     },
+}
+
+/// The kinds of break a place can be sent (Racket's `place-break` with `#f`, `'hang-up` or
+/// `'terminate`); the place sees it as [`ChannelError::Break`] and decides what it means, as a
+/// Racket place's break handler would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakKind {
+    /// A plain break (Racket's `exn:break`, like Ctrl-C).
+    Break,
+    /// A hang-up (Racket's `exn:break:hang-up`, like SIGHUP).
+    HangUp,
+    /// A request to terminate (Racket's `exn:break:terminate`, like SIGTERM).
+    Terminate,
+}
+
+impl std::fmt::Display for BreakKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BreakKind::Break => "break",
+            BreakKind::HangUp => "hang-up break",
+            BreakKind::Terminate => "terminate break",
+        })
+    }
 }

@@ -41,7 +41,7 @@ pub use channel::{
 };
 pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
 pub use context::{check_break, exit};
-pub use error::{ChannelError, CodecError, SpawnError};
+pub use error::{BreakKind, ChannelError, CodecError, SpawnError};
 pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{DeadEvt, Place, PlaceHandle};

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::channel::{raw_pair, PlaceChannel};
 use crate::context::{self, Exit, Never, PlaceContext};
-use crate::error::SpawnError;
+use crate::error::{BreakKind, SpawnError};
 use crate::message::{Completion, Message};
 use crate::registry::EntryThunk;
 
@@ -148,7 +148,7 @@ fn start_on(
     thread: Thread,
 ) -> Result<PlaceHandle, SpawnError> {
     let (kill_tx, kill_rx) = crossbeam_channel::bounded::<Never>(0);
-    let (break_tx, break_rx) = crossbeam_channel::unbounded::<()>();
+    let (break_tx, break_rx) = crossbeam_channel::unbounded::<BreakKind>();
     let (dead_tx, dead_rx) = crossbeam_channel::bounded::<Never>(0);
     let killed = Arc::new(AtomicBool::new(false));
     let control = Arc::new(Control {
@@ -212,7 +212,12 @@ impl PlaceHandle {
 
     /// See [`Place::break_place`].
     pub fn break_place(&self) {
-        self.control.break_place();
+        self.control.break_place(BreakKind::Break);
+    }
+
+    /// See [`Place::break_place_with`].
+    pub fn break_place_with(&self, kind: BreakKind) {
+        self.control.break_place(kind);
     }
 }
 
@@ -244,7 +249,7 @@ fn run(thunk: EntryThunk, ctx: PlaceContext, control: &Control) -> i32 {
 /// What the creator and the place thread share about the place's life.
 struct Control {
     state: Mutex<State>,
-    break_tx: Sender<()>,
+    break_tx: Sender<BreakKind>,
     /// Disconnected (ready) once the place has a completion value.
     dead_rx: Receiver<Never>,
     killed: Arc<AtomicBool>,
@@ -290,9 +295,9 @@ impl Control {
         }
     }
 
-    fn break_place(&self) {
+    fn break_place(&self, kind: BreakKind) {
         // Fails only if the place has ended, when there is nobody left to interrupt.
-        let _ = self.break_tx.send(());
+        let _ = self.break_tx.send(kind);
     }
 
     fn kill(&self) {
@@ -338,9 +343,37 @@ impl<S, R> Place<S, R> {
     }
 
     /// Sends the place a break (Racket's `place-break`): a `get` it is blocked in (or its next
-    /// one, or its next [`check_break`](crate::check_break)) returns [`ChannelError::Break`](crate::ChannelError::Break).
+    /// one, or its next [`check_break`](crate::check_break)) returns
+    /// [`ChannelError::Break`](crate::ChannelError::Break)`(BreakKind::Break)`.
     pub fn break_place(&self) {
-        self.control.break_place();
+        self.control.break_place(BreakKind::Break);
+    }
+
+    /// Sends the place a break of `kind` (Racket's `(place-break p 'hang-up)` and
+    /// `(place-break p 'terminate)`); the place sees [`ChannelError::Break`](crate::ChannelError::Break)`(kind)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::{BreakKind, ChannelError, Place, PlaceChannel};
+    ///
+    /// fn server(ch: PlaceChannel<String, ()>) -> i32 {
+    ///     loop {
+    ///         match ch.get() {
+    ///             Err(ChannelError::Break(BreakKind::Terminate)) => return 15,
+    ///             Err(ChannelError::Break(_)) => continue, // ignore the others
+    ///             _ => return 1,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let p: Place<(), String> = Place::spawn(server).unwrap();
+    /// p.break_place_with(BreakKind::HangUp);
+    /// p.break_place_with(BreakKind::Terminate);
+    /// assert_eq!(p.wait(), 15);
+    /// ```
+    pub fn break_place_with(&self, kind: BreakKind) {
+        self.control.break_place(kind);
     }
 
     /// An event that becomes ready when the place ends (Racket's `place-dead-evt`), for use with

@@ -233,7 +233,7 @@ pub(crate) enum Waited<T> {
     Got(T),
     Disconnected,
     Timeout,
-    Break,
+    Break(crate::BreakKind),
     Stopped,
 }
 
@@ -325,7 +325,7 @@ fn block_on_item<T>(
     if let (Some(b), Some(c)) = (brk, signals) {
         if i == b {
             return match op.recv(&c.breaks) {
-                Ok(()) => Ok(Waited::Break),
+                Ok(kind) => Ok(Waited::Break(kind)),
                 Err(_) => context::killed(),
             };
         }
@@ -739,7 +739,7 @@ impl<S, R> PlaceChannel<S, R> {
                 }
                 Waited::Disconnected | Waited::Stopped => Err(ChannelError::Closed),
                 Waited::Timeout => Err(timed_out()),
-                Waited::Break => Err(ChannelError::Break),
+                Waited::Break(kind) => Err(ChannelError::Break(kind)),
             },
             Rx::Remote { endpoint, .. } => {
                 if let Some(done) = self.remote_ready(endpoint) {
@@ -755,7 +755,7 @@ impl<S, R> PlaceChannel<S, R> {
                         Waited::Disconnected => return Err(endpoint.closed_error()),
                         Waited::Stopped => return Err(ChannelError::Closed),
                         Waited::Timeout => return Err(timed_out()),
-                        Waited::Break => return Err(ChannelError::Break),
+                        Waited::Break(kind) => return Err(ChannelError::Break(kind)),
                     }
                 }
             }
