@@ -206,10 +206,17 @@ pub mod support {
 
     /// Runs `server` with `sink` as the destination of `log_to_parent`.
     pub fn with_server_log<R>(sink: impl Fn(LogRecord) + 'static, server: impl FnOnce() -> R) -> R {
-        let previous = LOG_SINK.with(|s| s.borrow_mut().replace(Box::new(sink)));
-        let out = server();
-        LOG_SINK.with(|s| *s.borrow_mut() = previous);
-        out
+        /// Puts the previous sink back however `server` ends (a panic, a kill, `places::exit`):
+        /// the thread may serve another place next (fork-join members share pooled threads).
+        struct Restore(Option<LogSink>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                let _ = LOG_SINK.try_with(|s| *s.borrow_mut() = previous);
+            }
+        }
+        let _restore = Restore(LOG_SINK.with(|s| s.borrow_mut().replace(Box::new(sink))));
+        server()
     }
 
     /// Sends `call` with a fresh id and waits for the reply with that id, showing log messages

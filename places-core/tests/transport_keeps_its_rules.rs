@@ -275,3 +275,54 @@ fn a_chain_of_channels_inside_messages_closes_without_deep_recursion() {
         .count();
     assert_eq!(closes, 50_000);
 }
+
+/// A message whose `Serialize` panics.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct PanicsWhenEncoded;
+
+impl serde::Serialize for PanicsWhenEncoded {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("this Serialize panics on purpose")
+    }
+}
+
+#[test]
+fn a_serialize_that_panics_leaves_no_encoding_scope_on_its_thread() {
+    // Threads serve one place after another (fork-join members share pooled threads): a put
+    // whose encoding panics must not leave its scope behind, where a later place on the same
+    // thread would bridge a local channel onto the dead message's link.
+    let (before, _b) = places_core::place_channel::<u8, u8>();
+    assert!(places_core::codec::encode_body(&before).is_err());
+    let w = Window::new(1 << 20, 16);
+    let (_l, link) = link(w, 1 << 30);
+    let ep = Endpoint::new(link.clone(), 1, w, w);
+    link.table().register(ep.clone());
+    let ch: PlaceChannel<PanicsWhenEncoded, PanicsWhenEncoded> = remote_channel(ep);
+    let put = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ch.put(PanicsWhenEncoded)));
+    assert!(put.is_err(), "the Serialize panicked through put");
+    let (after, _b) = places_core::place_channel::<u8, u8>();
+    let encoded = places_core::codec::encode_body(&after);
+    assert!(
+        encoded.is_err(),
+        "a local channel was encoded into a dead scope: {:?}",
+        encoded.map(|(_, b)| b.len())
+    );
+}
+
+#[test]
+fn a_server_that_panics_leaves_no_log_sink_on_its_thread() {
+    use std::sync::atomic::AtomicUsize;
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let served = std::panic::catch_unwind(|| {
+        places_core::__private::rpc::with_server_log(
+            |_| {
+                HITS.fetch_add(1, Ordering::SeqCst);
+            },
+            || panic!("a server body panics on purpose"),
+        )
+    });
+    assert!(served.is_err());
+    // Outside a server, `log_to_parent` is `log_message`: the dead server's sink gets nothing.
+    places_core::log_to_parent("after the server", places_core::Severity::Info);
+    assert_eq!(HITS.load(Ordering::SeqCst), 0);
+}

@@ -83,7 +83,11 @@ impl Matrix {
             rowstr[rowstr.len() - 1] == a.len() && a.len() == colidx.len(),
             "rowstr ends at the number of values"
         );
-        let cols = colidx.iter().max().map_or(0, |&c| c as usize + 1);
+        // Saturating: on a 32-bit target `u32::MAX + 1` would wrap to 0 and vouch for nothing.
+        let cols = colidx
+            .iter()
+            .max()
+            .map_or(0, |&c| (c as usize).saturating_add(1));
         Self {
             rowstr,
             colidx,

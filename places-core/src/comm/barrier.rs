@@ -11,8 +11,9 @@
 //!   into a barrier that is still being left.
 //! - `gone` holds the rank (plus one) of the first member whose `Comm` was dropped. A member gone
 //!   before it arrives can never arrive: every waiter, now and later, fails with its rank. A
-//!   waiter checks `generation` before `gone`, so a member that leaves right after a barrier it
-//!   completed does not fail those still leaving it.
+//!   member that completes a barrier and leaves at once sets `gone` after its `generation` step,
+//!   so a waiter that sees `gone` looks at `generation` once more before it fails: a barrier
+//!   that completed never fails anyone still leaving it.
 //! - A sleeper announces itself in `sleepers` before its last look at `generation`, and the waker
 //!   advances `generation` before it looks at `sleepers` (both sequentially consistent): either
 //!   the sleeper sees the new generation or the waker sees the sleeper and notifies under the
@@ -72,7 +73,7 @@ impl SharedBarrier {
             if released() {
                 return Ok(());
             }
-            self.check_gone()?;
+            self.check_gone_after(&released)?;
             round = round.wrapping_add(1);
             if !round.is_multiple_of(64) {
                 std::hint::spin_loop();
@@ -93,7 +94,7 @@ impl SharedBarrier {
             if released() {
                 break Ok(());
             }
-            if let Err(rank) = self.check_gone() {
+            if let Err(rank) = self.check_gone_after(&released) {
                 break Err(rank);
             }
             held = match self.wake.wait_timeout(held, RECHECK) {
@@ -113,6 +114,17 @@ impl SharedBarrier {
             .compare_exchange(0, rank + 1, Ordering::SeqCst, Ordering::SeqCst);
         let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.wake.notify_all();
+    }
+
+    /// [`check_gone`](Self::check_gone) for a waiter: a member that completed this barrier
+    /// and left right after it makes `gone` set, but this barrier still counts, so `generation`
+    /// is looked at again after `gone` (the departure follows its barrier's `generation` step in
+    /// the sequentially consistent order, so a waiter that sees the one sees the other).
+    fn check_gone_after(&self, released: &impl Fn() -> bool) -> Result<(), usize> {
+        match self.check_gone() {
+            Err(_) if released() => Ok(()),
+            other => other,
+        }
     }
 
     fn check_gone(&self) -> Result<(), usize> {
@@ -167,6 +179,27 @@ mod tests {
         b.depart(2);
         assert_eq!(waiter.join().unwrap(), Err(2));
         assert_eq!(b.wait(), Err(2));
+    }
+
+    #[test]
+    fn a_member_that_leaves_right_after_a_barrier_does_not_fail_it() {
+        // The last to arrive returns and departs at once, while the other is still leaving the
+        // same barrier: that barrier must succeed for both.
+        for _ in 0..2000 {
+            let b = Arc::new(SharedBarrier::new(2));
+            let other = {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let r = b.wait();
+                    b.depart(1);
+                    r
+                })
+            };
+            let mine = b.wait();
+            b.depart(0);
+            assert_eq!(mine, Ok(()));
+            assert_eq!(other.join().unwrap(), Ok(()));
+        }
     }
 
     #[test]

@@ -103,8 +103,19 @@ thread_local! {
 /// Runs `f` with `scope` as this thread's encoding scope; returns `f`'s result and the scope
 /// (with the channels bridged meanwhile).
 pub(crate) fn encoding_for<T>(scope: EncodeScope, f: impl FnOnce() -> T) -> (T, EncodeScope) {
-    let outer = ENCODING.with(|e| e.borrow_mut().replace(scope));
+    /// Puts the outer scope back if `f` unwinds (a `Serialize` that panics): the thread may
+    /// run another place next, which must not encode into a dead message's scope.
+    struct Restore(Option<Option<EncodeScope>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                let _ = ENCODING.try_with(|e| *e.borrow_mut() = outer);
+            }
+        }
+    }
+    let mut restore = Restore(Some(ENCODING.with(|e| e.borrow_mut().replace(scope))));
     let out = f();
+    let outer = restore.0.take().unwrap_or_default();
     let scope = ENCODING.with(|e| std::mem::replace(&mut *e.borrow_mut(), outer));
     match scope {
         Some(scope) => (out, scope),
