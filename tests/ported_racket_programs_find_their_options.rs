@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use places::prelude::*;
-use places::{create_place_node, NetError, NodeOptions, RemoteNode, RemotePlace};
+use places::{create_place_node, NetError, NodeOptions, PlaceOptions, RemoteNode, RemotePlace};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -92,4 +92,149 @@ fn each_node_can_use_its_own_ssh_client() {
     assert!(text.contains("node-a.invalid"), "{text}");
     assert!(marker.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers its first message with `first: ..`, every later one with `echo: ..`.
+#[place]
+pub fn greeter(ch: PlaceChannel<String, String>) {
+    let Ok(first) = ch.get() else { return };
+    if ch.put(format!("first: {first}")).is_err() {
+        return;
+    }
+    while let Ok(m) = ch.get() {
+        if ch.put(format!("echo: {m}")).is_err() {
+            return;
+        }
+    }
+}
+
+/// Ends at once with 1.
+#[place]
+pub fn fails(_ch: PlaceChannel<String, String>) -> i32 {
+    1
+}
+
+/// Waits until `evt` is ready (or fails the test).
+fn ended(evt: &places::DeadEvt) -> i32 {
+    places::sync! {
+        dead(evt) -> code => code,
+        timeout(LIMIT) => panic!("the place did not end within {LIMIT:?}"),
+    }
+}
+
+#[test]
+fn a_restarted_place_keeps_its_handle_and_gets_its_initial_message_again() {
+    let n = node();
+    let p: RemotePlace<String> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "greeter",
+        PlaceOptions::new()
+            .initial_message("hello".to_string())
+            .restart_on_exit(true),
+    )
+    .unwrap();
+    // Put at once: the initial message still comes first.
+    p.put("x".to_string()).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "first: hello");
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "echo: x");
+    for round in 0..3 {
+        let dead = p.dead_evt();
+        p.kill();
+        assert_eq!(ended(&dead), 1);
+        // Sent while the place is down or restarting: it waits for the next instance, which
+        // gets the initial message first.
+        p.put(format!("after kill {round}")).unwrap();
+        assert_eq!(p.get_timeout(LIMIT).unwrap(), "first: hello");
+        assert_eq!(
+            p.get_timeout(LIMIT).unwrap(),
+            format!("echo: after kill {round}")
+        );
+    }
+}
+
+#[test]
+fn a_place_without_a_policy_gets_its_initial_message_first() {
+    let n = node();
+    let p: RemotePlace<String> = n
+        .dynamic_place_with(
+            module_path!(),
+            "greeter",
+            PlaceOptions::new().initial_message("hi".to_string()),
+        )
+        .unwrap();
+    p.put("y".to_string()).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "first: hi");
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "echo: y");
+}
+
+#[test]
+fn an_initial_message_of_another_type_is_refused_naming_both() {
+    let n = node();
+    let err = places::supervise_place_at::<String, String>(
+        &n,
+        module_path!(),
+        "greeter",
+        PlaceOptions::new().initial_message(7u32),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, NetError::Spawn { .. }), "{err:?}");
+    assert!(text.contains("u32") && text.contains("String"), "{text}");
+}
+
+#[test]
+fn when_the_policy_gives_up_the_handle_closes() {
+    let n = node();
+    let p: RemotePlace<String> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "fails",
+        PlaceOptions::new().restart_on_exit(places::restart_every(0.05).retry(2)),
+    )
+    .unwrap();
+    assert_eq!(p.get_timeout(LIMIT), Err(ChannelError::Closed));
+    assert_eq!(p.wait_timeout(LIMIT), Some(1));
+}
+
+#[test]
+fn spawn_node_with_place_at_takes_the_places_options() {
+    let node = places::spawn_node_with_place_at::<places::Routed<String, String>, ()>(
+        "localhost",
+        module_path!(),
+        "named_echo",
+        NodeOptions::for_this_test_binary(),
+        PlaceOptions::new().named("first").restart_on_exit(true),
+    )
+    .unwrap();
+    let c = places::connect_to_named_place::<String, String>(&node, "first").unwrap();
+    assert_eq!(c.put_get("a".to_string()).unwrap(), "a!");
+    let first: RemotePlace<places::Routed<String, String>, ()> =
+        node.first_place().expect("the first place");
+    let dead = first.dead_evt();
+    first.kill();
+    assert_eq!(ended(&dead), 1);
+    // Restarted under its name: a new connection reaches it.
+    let deadline = std::time::Instant::now() + LIMIT;
+    let answer = loop {
+        if let Ok(c) = places::connect_to_named_place::<String, String>(&node, "first") {
+            if let Ok(v) = c.put_get("b".to_string()) {
+                break v;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the named place did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(answer, "b!");
+}
+
+/// A named place answering each connection's messages with `..!`.
+#[place]
+pub fn named_echo(ch: PlaceChannel<(), places::Routed<String, String>>) {
+    while let Ok(places::Routed { msg, reply }) = ch.get() {
+        let _ = reply.put(format!("{msg}!"));
+    }
 }

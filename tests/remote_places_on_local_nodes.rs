@@ -225,8 +225,14 @@ fn one_channel_trait_serves_local_and_remote_places() {
 #[test]
 fn nodes_can_be_started_with_a_place_or_in_the_background() {
     let opts = || NodeOptions::for_this_test_binary();
-    let n =
-        spawn_node_with_place_at::<u64, u64>("localhost", module_path!(), "echo", opts()).unwrap();
+    let n = spawn_node_with_place_at::<u64, u64>(
+        "localhost",
+        module_path!(),
+        "echo",
+        opts(),
+        PlaceOptions::new(),
+    )
+    .unwrap();
     assert!(
         n.first_place::<String, String>().is_none(),
         "wrong types give nothing"

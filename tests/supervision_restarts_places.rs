@@ -164,7 +164,8 @@ fn a_supervised_process_reports_its_exit() {
 #[test]
 fn supervise_thread_at_starts_a_place_on_the_node() {
     let n = node();
-    let p: RemotePlace<()> = places::supervise_thread_at(&n, module_path!(), "crashes").unwrap();
+    let p: RemotePlace<()> =
+        places::supervise_thread_at(&n, module_path!(), "crashes", PlaceOptions::new()).unwrap();
     assert_eq!(p.wait_timeout(Duration::from_secs(20)), Some(1));
 }
 

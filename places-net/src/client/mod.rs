@@ -24,6 +24,7 @@ pub(crate) use node::NodeSlot;
 pub use node::{
     create_place_node, spawn_node_at, spawn_nodes_join, spawn_remote_node, PendingNode, RemoteNode,
 };
+pub(crate) use place::Instances;
 pub use place::{
     connect_to_named_place, spawn_node_supervise_place_at, spawn_node_with_place_at, RemotePlace,
 };

@@ -127,6 +127,22 @@ impl RemoteNode {
         self.link().spawn_place(module, name, None)
     }
 
+    /// [`dynamic_place`](Self::dynamic_place) with options (Racket's `launch-place` with
+    /// `#:restart-on-exit` and `#:initial-message`): a name, a restart policy, an initial message.
+    /// This is [`supervise_place_at`](crate::supervise_place_at) on this node.
+    ///
+    /// # Errors
+    ///
+    /// As [`supervise_place_at`](crate::supervise_place_at).
+    pub fn dynamic_place_with<S: Message, R: Message>(
+        &self,
+        module: &str,
+        name: &str,
+        opts: crate::PlaceOptions,
+    ) -> Result<RemotePlace<S, R>, NetError> {
+        crate::supervise_place_at(self, module, name, opts)
+    }
+
     /// Takes the place that [`spawn_node_with_place_at`](crate::spawn_node_with_place_at)
     /// started (Racket's `node-get-first-place`). Returns `None` if there is none, it was taken
     /// already, or `S` and `R` are not its types.

@@ -14,11 +14,38 @@ use crate::supervise::{supervise_place_at, PlaceOptions};
 use crate::wire::Kind;
 
 /// A place on another node: the same channel API as a local [`Place`](places_core::Place).
+///
+/// A place started with a restart policy ([`PlaceOptions::restart_on_exit`]) keeps its handle
+/// across restarts: the handle's channel talks to whichever instance runs now. What is put while
+/// no instance runs waits for the next one (a message in flight when an instance ends may end
+/// with it, as with any place that ends); once the policy gives up, the channel closes.
+/// [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout), [`dead_evt`](Self::dead_evt)
+/// and [`kill`](Self::kill) act on the instance that runs when they are called.
 pub struct RemotePlace<S, R = S> {
     channel: PlaceChannel<S, R>,
-    conn: Arc<Connection>,
-    id: u64,
-    pub(crate) completion: Arc<Completion>,
+    target: Target,
+}
+
+/// What a handle's control operations reach.
+enum Target {
+    /// One instance: the connection to its node and its channel id there.
+    Direct {
+        conn: Arc<Connection>,
+        id: u64,
+        completion: Arc<Completion>,
+    },
+    /// Whichever instance of a supervised place runs now.
+    Supervised(Arc<dyn Instances>),
+}
+
+/// The instances of a supervised place, as its handle sees them.
+pub(crate) trait Instances: Send + Sync {
+    /// The current (or, when none runs, the last) instance's end.
+    fn completion(&self) -> Arc<Completion>;
+    /// Kills the current instance.
+    fn kill(&self);
+    /// Where the current instance runs, for `Debug`.
+    fn describe(&self) -> String;
 }
 
 impl<S, R> RemotePlace<S, R> {
@@ -30,21 +57,39 @@ impl<S, R> RemotePlace<S, R> {
     ) -> Self {
         Self {
             channel,
-            conn,
-            id,
-            completion,
+            target: Target::Direct {
+                conn,
+                id,
+                completion,
+            },
+        }
+    }
+
+    /// A handle whose channel is relayed to the current instance of a supervised place.
+    pub(crate) fn supervised(channel: PlaceChannel<S, R>, instances: Arc<dyn Instances>) -> Self {
+        Self {
+            channel,
+            target: Target::Supervised(instances),
+        }
+    }
+
+    /// This instance's end (for a supervised handle: the current instance's).
+    pub(crate) fn completion(&self) -> Arc<Completion> {
+        match &self.target {
+            Target::Direct { completion, .. } => completion.clone(),
+            Target::Supervised(i) => i.completion(),
         }
     }
 
     /// Waits for the place to end and returns its completion value: 0 or its exit code when it
     /// returns, 1 when it panics, is killed, or its node is lost.
     pub fn wait(&self) -> i32 {
-        self.completion.wait()
+        self.completion().wait()
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<i32> {
-        self.completion.wait_timeout(timeout)
+        self.completion().wait_timeout(timeout)
     }
 
     /// An event that becomes ready when the place ends (or its node is lost), for
@@ -64,13 +109,16 @@ impl<S, R> RemotePlace<S, R> {
     /// }
     /// ```
     pub fn dead_evt(&self) -> places_core::DeadEvt {
-        self.completion.dead_evt()
+        self.completion().dead_evt()
     }
 
     /// Kills the place on its node: its channels close at once (here and for every client of a
     /// named place), and its completion value is 1.
     pub fn kill(&self) {
-        self.conn.send_control_frame(Kind::Kill, self.id, &[]);
+        match &self.target {
+            Target::Direct { conn, id, .. } => conn.send_control_frame(Kind::Kill, *id, &[]),
+            Target::Supervised(i) => i.kill(),
+        }
     }
 
     /// The creator's end of the place's channel.
@@ -95,10 +143,17 @@ impl<S, R> Deref for RemotePlace<S, R> {
 
 impl<S, R> std::fmt::Debug for RemotePlace<S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemotePlace")
-            .field("node", &self.conn.peer())
-            .field("channel", &self.id)
-            .finish()
+        match &self.target {
+            Target::Direct { conn, id, .. } => f
+                .debug_struct("RemotePlace")
+                .field("node", &conn.peer())
+                .field("channel", id)
+                .finish(),
+            Target::Supervised(i) => f
+                .debug_struct("RemotePlace")
+                .field("supervised", &i.describe())
+                .finish(),
+        }
     }
 }
 
@@ -120,20 +175,22 @@ pub fn connect_to_named_place<Req: Message, Resp: Message>(
 }
 
 /// Starts a node on `host` with one place running `module::name` on it (Racket's
-/// `spawn-node-with-place-at`); the place is the node's [`first_place`](RemoteNode::first_place).
+/// `spawn-node-with-place-at`), started with `place_opts` (a name, a restart policy, an initial
+/// message); the place is the node's [`first_place`](RemoteNode::first_place).
 ///
 /// # Errors
 ///
 /// The errors of [`create_place_node`](crate::create_place_node) and of
-/// [`RemoteNode::dynamic_place`].
+/// [`supervise_place_at`].
 pub fn spawn_node_with_place_at<S: Message, R: Message>(
     host: &str,
     module: &str,
     name: &str,
-    opts: NodeOptions,
+    node_opts: NodeOptions,
+    place_opts: PlaceOptions,
 ) -> Result<RemoteNode, NetError> {
     let (node, place) =
-        spawn_node_supervise_place_at::<S, R>(host, module, name, opts, PlaceOptions::new())?;
+        spawn_node_supervise_place_at::<S, R>(host, module, name, node_opts, place_opts)?;
     *node.first.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(place));
     Ok(node)
 }

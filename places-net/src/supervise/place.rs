@@ -1,12 +1,14 @@
 //! Starting places on nodes under supervision, by name or not.
 
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use places_core::Message;
+use places_core::{Message, PlaceChannel, Select, TryPutError};
 
 use super::RestartOnExit;
-use crate::client::{Completion, NodeSlot, RemoteNode, RemotePlace};
+use crate::client::{Completion, Instances, NodeSlot, RemoteNode, RemotePlace};
 use crate::error::NetError;
 
 /// How [`supervise_place_at`] starts a place.
@@ -14,6 +16,7 @@ use crate::error::NetError;
 pub struct PlaceOptions {
     named: Option<String>,
     restart: RestartOnExit,
+    initial: Option<Initial>,
 }
 
 impl std::fmt::Debug for PlaceOptions {
@@ -21,7 +24,25 @@ impl std::fmt::Debug for PlaceOptions {
         f.debug_struct("PlaceOptions")
             .field("named", &self.named)
             .field("restart", &self.restart)
+            .field(
+                "initial_message",
+                &self.initial.as_ref().map(|i| i.type_name),
+            )
             .finish()
+    }
+}
+
+/// A message each instance gets before any other: a fresh copy per instance.
+struct Initial {
+    make: Box<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>,
+    type_id: TypeId,
+    type_name: &'static str,
+}
+
+impl Initial {
+    /// A copy for the next instance, if the place receives `S` (checked before the first start).
+    fn make<S: Message>(&self) -> Option<S> {
+        (self.make)().downcast::<S>().ok().map(|b| *b)
     }
 }
 
@@ -34,7 +55,7 @@ impl PlaceOptions {
     /// What to do when the place ends: `true`, a [`restart_every`](crate::restart_every)
     /// policy, or a [`RestartOnExit`]. A restarted named place is reachable again under its
     /// name (connections to the old instance are closed); the handle [`supervise_place_at`]
-    /// returned keeps referring to the first instance.
+    /// returned talks to each new instance in turn (see [`RemotePlace`]).
     pub fn restart_on_exit(mut self, policy: impl Into<RestartOnExit>) -> Self {
         self.restart = policy.into();
         self
@@ -48,64 +69,173 @@ impl PlaceOptions {
         self.named = Some(name.into());
         self
     }
+
+    /// A message the place receives before anything else, and every restarted instance again
+    /// (Racket's `#:initial-message`, which Racket documents and ignores). Its type must be the
+    /// type the place receives; each instance gets a clone.
+    pub fn initial_message<T: Message + Clone + Sync>(mut self, message: T) -> Self {
+        self.initial = Some(Initial {
+            make: Box::new(move || Box::new(message.clone())),
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+        });
+        self
+    }
 }
 
 /// Starts the entry `module::name` on `node` (Racket's `supervise-place-at`), under a name when
-/// the options give one, restarted by the options' policy.
+/// the options give one, restarted by the options' policy, each instance first receiving the
+/// options' initial message. With a restart policy, the handle stays valid across restarts (see
+/// [`RemotePlace`]).
 ///
 /// # Errors
 ///
 /// [`NetError::Spawn`] with the node's reason (an unknown entry, other message types, a name
-/// already taken), or [`NetError::Lost`] when the node is gone.
+/// already taken, an initial message of another type than the place receives), or
+/// [`NetError::Lost`] when the node is gone.
 pub fn supervise_place_at<S: Message, R: Message>(
     node: &RemoteNode,
     module: &str,
     name: &str,
     opts: PlaceOptions,
 ) -> Result<RemotePlace<S, R>, NetError> {
+    if let Some(init) = &opts.initial {
+        if init.type_id != TypeId::of::<S>() {
+            return Err(NetError::Spawn {
+                node: node.name().to_owned(),
+                key: format!("{module}::{name}"),
+                reason: format!(
+                    "the initial message for {module}::{name} is a `{}`, but the place receives `{}`",
+                    init.type_name,
+                    std::any::type_name::<S>()
+                ),
+            });
+        }
+    }
     let first = node
         .link()
         .spawn_place::<S, R>(module, name, opts.named.clone())?;
-    if !matches!(opts.restart, RestartOnExit::Never) {
-        let job = Supervision {
-            slot: node.slot.clone(),
-            module: module.to_owned(),
-            name: name.to_owned(),
-            named: opts.named,
-            policy: opts.restart,
-        };
-        let done = first.completion.clone();
+    if matches!(opts.restart, RestartOnExit::Never) {
+        if let Some(init) = opts.initial.as_ref().and_then(Initial::make::<S>) {
+            first.put(init).map_err(|e| NetError::Lost {
+                node: node.name().to_owned(),
+                reason: format!("the initial message could not be sent: {e}"),
+            })?;
+        }
+        return Ok(first);
+    }
+    let current = Arc::new(Current {
+        state: Mutex::new(CurrentState {
+            place: Arc::new(first),
+            generation: 1,
+            over: false,
+        }),
+        changed: Condvar::new(),
+        describe: format!("{module}::{name} on {}", node.name()),
+    });
+    let (mine, relay_end) = places_core::place_channel::<S, R>();
+    let (poke, poked) = places_core::place_channel::<(), ()>();
+    let relay = Relay {
+        user: relay_end,
+        current: current.clone(),
+        initial: opts.initial,
+        poked,
+    };
+    let job = Supervision {
+        slot: node.slot.clone(),
+        module: module.to_owned(),
+        name: name.to_owned(),
+        named: opts.named,
+        policy: opts.restart,
+        current: current.clone(),
+        poke,
+    };
+    let start = |what: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
-            .name(format!("places supervisor {module}::{name}"))
-            .spawn(move || job.run::<S, R>(done))
+            .name(format!("places {what} {module}::{name}"))
+            .spawn(f)
+            .map(drop)
             .map_err(|e| NetError::Lost {
                 node: node.name().to_owned(),
-                reason: format!("could not start a supervisor thread: {e}"),
-            })?;
-    }
-    Ok(first)
+                reason: format!("could not start a {what} thread: {e}"),
+            })
+    };
+    start("relay", Box::new(move || relay.run()))?;
+    start("supervisor", Box::new(move || job.run()))?;
+    Ok(RemotePlace::supervised(mine, current))
 }
 
-/// Restarts one supervised place according to its policy, for as long as its node is there.
-struct Supervision {
+/// Starts `module::name` on `node` with `opts` (Racket's `supervise-thread-at`). Racket
+/// distinguishes threads from places inside a node; here every place already is a thread of the
+/// node's process, so this is [`supervise_place_at`].
+///
+/// # Errors
+///
+/// As [`supervise_place_at`].
+pub fn supervise_thread_at<S: Message, R: Message>(
+    node: &RemoteNode,
+    module: &str,
+    name: &str,
+    opts: PlaceOptions,
+) -> Result<RemotePlace<S, R>, NetError> {
+    supervise_place_at(node, module, name, opts)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The instances of one supervised place: the one running now (or the last one), counted.
+struct Current<S, R> {
+    state: Mutex<CurrentState<S, R>>,
+    changed: Condvar,
+    describe: String,
+}
+
+struct CurrentState<S, R> {
+    place: Arc<RemotePlace<S, R>>,
+    /// Instances started so far.
+    generation: u64,
+    /// The policy gave up (or the node is gone for good): no instance will follow `place`.
+    over: bool,
+}
+
+impl<S: Message, R: Message> Instances for Current<S, R> {
+    fn completion(&self) -> Arc<Completion> {
+        lock(&self.state).place.completion()
+    }
+
+    fn kill(&self) {
+        let place = lock(&self.state).place.clone();
+        place.kill();
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+/// Restarts one supervised place according to its policy, for as long as its node is there,
+/// and tells the relay about each new instance.
+struct Supervision<S, R> {
     slot: Arc<NodeSlot>,
     module: String,
     name: String,
     named: Option<String>,
     policy: RestartOnExit,
+    current: Arc<Current<S, R>>,
+    poke: PlaceChannel<(), ()>,
 }
 
-impl Supervision {
-    fn run<S: Message, R: Message>(mut self, first: Arc<Completion>) {
-        let mut done = first;
+impl<S: Message, R: Message> Supervision<S, R> {
+    fn run(mut self) {
         let mut started = Instant::now();
         let mut attempts = 0u32;
         let (mut link, mut generation) = {
             let st = self.slot.lock();
             (st.link.clone(), st.generation)
         };
-        // The current instance's handle, kept so that its channel stays open.
-        let mut _current: Option<RemotePlace<S, R>> = None;
+        let mut done = lock(&self.current.state).place.completion();
         loop {
             done.wait();
             if link.conn.lost_reason().is_some() {
@@ -115,17 +245,22 @@ impl Supervision {
                         link = l;
                         generation = g;
                     }
-                    None => return,
+                    None => return self.finish(),
                 }
             }
             let code = done.completion().unwrap_or(1);
             if !self.policy.apply(code, started.elapsed(), &mut attempts) {
-                return;
+                return self.finish();
             }
             match link.spawn_place::<S, R>(&self.module, &self.name, self.named.clone()) {
                 Ok(p) => {
-                    done = p.completion.clone();
-                    _current = Some(p);
+                    done = p.completion();
+                    let mut st = lock(&self.current.state);
+                    st.place = Arc::new(p);
+                    st.generation += 1;
+                    drop(st);
+                    self.current.changed.notify_all();
+                    let _ = self.poke.put(());
                     started = Instant::now();
                 }
                 // The node is gone (or refuses): wait for its next incarnation, if it has one.
@@ -137,24 +272,118 @@ impl Supervision {
                         done = Completion::new();
                         done.finish(1);
                     }
-                    None => return,
+                    None => return self.finish(),
                 },
             }
         }
     }
+
+    /// No instance will follow: the relay closes the handle's channel.
+    fn finish(self) {
+        lock(&self.current.state).over = true;
+        self.current.changed.notify_all();
+        let _ = self.poke.put(());
+    }
 }
 
-/// Starts `module::name` on `node` (Racket's `supervise-thread-at`). Racket distinguishes
-/// threads from places inside a node; here every place already is a thread of the node's
-/// process, so this is [`supervise_place_at`] with default options.
-///
-/// # Errors
-///
-/// As [`supervise_place_at`].
-pub fn supervise_thread_at<S: Message, R: Message>(
-    node: &RemoteNode,
-    module: &str,
-    name: &str,
-) -> Result<RemotePlace<S, R>, NetError> {
-    supervise_place_at(node, module, name, PlaceOptions::new())
+/// How many messages the relay holds for an instance that is not taking them (more wait in the
+/// handle's channel).
+const RELAY_HOLD: usize = 64;
+
+/// Carries messages between a supervised place's handle and its current instance.
+struct Relay<S, R> {
+    /// The handle's channel, from the relay's side: what the user puts arrives here.
+    user: PlaceChannel<R, S>,
+    current: Arc<Current<S, R>>,
+    initial: Option<Initial>,
+    /// A `()` whenever the supervisor started an instance or gave up.
+    poked: PlaceChannel<(), ()>,
+}
+
+impl<S: Message, R: Message> Relay<S, R> {
+    fn run(self) {
+        let mut pending: VecDeque<S> = VecDeque::new();
+        let mut seen = 0u64;
+        let mut instance: Option<Arc<RemotePlace<S, R>>> = None;
+        let mut supervisor_gone = false;
+        loop {
+            {
+                let st = lock(&self.current.state);
+                if st.generation != seen {
+                    seen = st.generation;
+                    instance = Some(st.place.clone());
+                    if let Some(init) = self.initial.as_ref().and_then(Initial::make::<S>) {
+                        pending.push_front(init);
+                    }
+                }
+                let ended = instance
+                    .as_ref()
+                    .is_none_or(|p| p.completion().completion().is_some());
+                if st.over && ended {
+                    // Dropping `user` closes the handle's channel.
+                    return;
+                }
+            }
+            // An instance known to have ended gets nothing more: what waits, waits for the next.
+            if instance
+                .as_ref()
+                .is_some_and(|p| p.completion().completion().is_some())
+            {
+                instance = None;
+            }
+            if let Some(p) = &instance {
+                while let Some(m) = pending.pop_front() {
+                    match p.try_put(m) {
+                        Ok(()) => {}
+                        Err(TryPutError::Full(m)) => {
+                            pending.push_front(m);
+                            break;
+                        }
+                        // The instance is gone; the message went with it.
+                        Err(_) => {
+                            instance = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            let mut sel = Select::new();
+            let from_user = (pending.len() < RELAY_HOLD).then(|| sel.recv(&self.user));
+            let from_place = instance.as_ref().map(|p| sel.recv(p.channel()));
+            let poke = (!supervisor_gone).then(|| sel.recv(&self.poked));
+            // Retry soon while messages wait for room; otherwise look again now and then.
+            let wait = if pending.is_empty() || instance.is_none() {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(1)
+            };
+            let Ok(ev) = sel.select_timeout(wait) else {
+                continue;
+            };
+            let i = Some(ev.index());
+            if i == from_user {
+                match ev.recv(&self.user) {
+                    Ok(m) => pending.push_back(m),
+                    // The handle is gone.
+                    Err(_) => return,
+                }
+            } else if i == from_place {
+                let Some(p) = instance.clone() else { continue };
+                match ev.recv(p.channel()) {
+                    Ok(m) => {
+                        if self.user.put(m).is_err() {
+                            return;
+                        }
+                    }
+                    // This instance has ended: wait for the next one.
+                    Err(_) => {
+                        drop(sel);
+                        instance = None;
+                    }
+                }
+            } else if i == poke && ev.recv(&self.poked).is_err() {
+                supervisor_gone = true;
+            }
+        }
+    }
 }
