@@ -67,8 +67,9 @@ pub use places_net::{
     spawn_nodes_join, spawn_remote_node, ssh_bin_path, start_message_router_thread,
     supervise_place_at, supervise_process_at, supervise_thread_at, AfterSeconds, Cookie,
     EventContainer, EverySeconds, IntoEventContainer, MessageRouter, NetError, NodeOptions,
-    OnChannel, PendingNode, PlaceOptions, RemoteNode, RemotePlace, RemoteProcess, RestartEvery,
-    RestartOnExit, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
+    NodeStatus, OnChannel, PendingNode, PlaceOptions, PlaceState, PlaceStatus, RemoteNode,
+    RemotePlace, RemoteProcess, RestartEvery, RestartOnExit, RouterThread, StopToken, Stopper,
+    DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that

@@ -338,3 +338,28 @@ fn nas_examples_refuse_what_they_cannot_do_with_a_clear_message() {
     assert!(!status.success());
     assert!(err.contains("write S, W, A or B"), "{err}");
 }
+
+#[test]
+fn places_top_prints_a_table_per_node() {
+    let out = run_with("places_top", &["--once"]);
+    assert!(out.starts_with("places_top: 2 nodes, snapshot 1"), "{out}");
+    let nodes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("node localhost"))
+        .collect();
+    assert_eq!(nodes.len(), 2, "{out}");
+    assert!(nodes
+        .iter()
+        .all(|l| l.contains(" pid ") && l.contains(" heartbeat ")));
+    for entry in ["places_top::echo", "places_top::stuck", "places_top::flaky"] {
+        assert_eq!(
+            out.matches(entry).count(),
+            if entry.ends_with("echo") { 4 } else { 2 },
+            "{entry}\n{out}"
+        );
+    }
+    assert!(
+        out.contains(" store0 ") && out.contains(" store1 "),
+        "{out}"
+    );
+}

@@ -19,6 +19,7 @@ pub mod handshake;
 mod launch;
 mod node;
 mod router;
+mod status;
 mod supervise;
 pub mod wire;
 
@@ -37,6 +38,7 @@ pub use router::{
     EventContainer, EverySeconds, IntoEventContainer, MessageRouter, OnChannel, RouterThread,
     StopToken, Stopper,
 };
+pub use status::{NodeStatus, PlaceState, PlaceStatus};
 pub use supervise::{
     restart_every, supervise_place_at, supervise_process_at, supervise_thread_at, PlaceOptions,
     RemoteProcess, RestartEvery, RestartOnExit,

@@ -55,6 +55,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) sends: String,
     /// Register the place under this name, for `connect_to_named_place`.
     pub(crate) named: Option<String>,
+    /// How many instances of it ran before this one (its supervisor counts), for status views.
+    pub(crate) restarts: u32,
 }
 
 /// What a `Connect` frame asks for.
@@ -123,7 +125,21 @@ pub fn run_if_requested() {
     std::process::exit(code);
 }
 
+/// The address this node listens on, once it does.
+fn listen_addr() -> Option<String> {
+    LISTENING.get().cloned()
+}
+
+static LISTENING: OnceLock<String> = OnceLock::new();
+
+/// When this node's process started serving.
+fn started() -> &'static std::time::Instant {
+    static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+    STARTED.get_or_init(std::time::Instant::now)
+}
+
 fn serve() -> Result<(), NetError> {
+    started();
     let stdin = std::io::stdin();
     let mut line = String::new();
     stdin
@@ -139,6 +155,7 @@ fn serve() -> Result<(), NetError> {
     let local = listener
         .local_addr()
         .map_err(|source| NetError::Listen { addr, source })?;
+    let _ = LISTENING.set(local.to_string());
     println!("{READY_LINE}{local}");
     let _ = std::io::stdout().flush();
 
@@ -305,12 +322,16 @@ async fn serve_connection(
         peer_settings,
     );
     let is_parent = parent().set(Arc::downgrade(&conn)).is_ok();
-    let router: Arc<dyn Handler> = Arc::new(Router {
-        state: Arc::new(RouterState {
-            places: Mutex::new(HashMap::new()),
-            is_parent: AtomicBool::new(is_parent),
-        }),
+    let state = Arc::new(RouterState {
+        places: Mutex::new(HashMap::new()),
+        is_parent: AtomicBool::new(is_parent),
     });
+    {
+        let mut all = lock(connections());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&state));
+    }
+    let router: Arc<dyn Handler> = Arc::new(Router { state });
     conn.read_loop(router).await;
 }
 
@@ -319,6 +340,63 @@ struct Running {
     handle: PlaceHandle,
     endpoint: Arc<Endpoint>,
     name: Option<(String, u64)>,
+    key: String,
+    started: std::time::Instant,
+    restarts: u32,
+    /// Start order on this node.
+    serial: u64,
+}
+
+/// Every connection's places, for status snapshots.
+fn connections() -> &'static Mutex<Vec<Weak<RouterState>>> {
+    static ALL: OnceLock<Mutex<Vec<Weak<RouterState>>>> = OnceLock::new();
+    ALL.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// This node's status, without what only its client knows (its name, restarts, heartbeat).
+fn status(addr: String) -> crate::NodeStatus {
+    let states: Vec<Arc<RouterState>> = lock(connections())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    let mut places: Vec<(u64, crate::PlaceStatus)> = Vec::new();
+    for state in states {
+        for r in lock(&state.places).values() {
+            let s = r.endpoint.stats();
+            places.push((
+                r.serial,
+                crate::PlaceStatus {
+                    key: r.key.clone(),
+                    name: r.name.as_ref().map(|(n, _)| n.clone()),
+                    state: if r.handle.completion().is_some() {
+                        crate::PlaceState::Ending
+                    } else {
+                        crate::PlaceState::Running
+                    },
+                    uptime: r.started.elapsed(),
+                    restarts: r.restarts,
+                    queued: s.queued,
+                    messages_in: s.messages_in,
+                    bytes_in: s.bytes_in,
+                    messages_out: s.messages_out,
+                    bytes_out: s.bytes_out,
+                },
+            ));
+        }
+    }
+    places.sort_by_key(|(serial, _)| *serial);
+    let mut named: Vec<String> = lock(named()).keys().cloned().collect();
+    named.sort_unstable();
+    crate::NodeStatus {
+        name: String::new(),
+        addr,
+        pid: std::process::id(),
+        uptime: started().elapsed(),
+        restarts: 0,
+        heartbeat_rtt: None,
+        places: places.into_iter().map(|(_, p)| p).collect(),
+        named,
+    }
 }
 
 struct RouterState {
@@ -398,6 +476,10 @@ fn spawn(
             Running {
                 handle,
                 endpoint,
+                key: format!("{}::{}", req.module, req.name),
+                started: std::time::Instant::now(),
+                restarts: req.restarts,
+                serial,
                 name: req.named.map(|n| (n, serial)),
             },
         );
@@ -489,6 +571,18 @@ impl Handler for Router {
                     r.endpoint.close();
                     conn.send_control_frame(Kind::Exit, id, &1i32.to_le_bytes());
                 }
+            }
+            Kind::Status => {
+                // Off the event loop: the snapshot takes locks that place threads take too.
+                let conn = conn.clone();
+                let runtime = conn.runtime().clone();
+                runtime.spawn_blocking(move || {
+                    let addr = listen_addr().unwrap_or_default();
+                    match places_core::codec::encode(&status(addr)) {
+                        Ok(bytes) => conn.send_reply_frame(Kind::StatusReply, id, &bytes),
+                        Err(e) => eprintln!("places-node: could not encode a status: {e}"),
+                    }
+                });
             }
             Kind::Shutdown if self.state.is_parent.load(Ordering::Relaxed) => {
                 std::process::exit(0)

@@ -111,6 +111,10 @@ pub enum Kind {
     Error = 20,
     /// Credit for the channel: `u64 LE` byte limit and `u64 LE` message limit, running totals.
     Credit = 21,
+    /// Asks the node for a status snapshot; the reply carries the same channel id.
+    Status = 22,
+    /// A status snapshot (an encoded `NodeStatus`).
+    StatusReply = 23,
 }
 
 impl Kind {
@@ -139,6 +143,8 @@ impl Kind {
             19 => DataLast,
             20 => Error,
             21 => Credit,
+            22 => Status,
+            23 => StatusReply,
             _ => return None,
         })
     }

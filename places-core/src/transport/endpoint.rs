@@ -44,6 +44,21 @@ impl Drop for CloseScope {
     }
 }
 
+/// An endpoint's traffic: see [`Endpoint::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Messages that arrived and wait to be taken.
+    pub queued: u64,
+    /// Messages (and bytes, as counted for credit) that arrived.
+    pub messages_in: u64,
+    /// See `messages_in`.
+    pub bytes_in: u64,
+    /// Messages (and bytes) sent.
+    pub messages_out: u64,
+    /// See `messages_out`.
+    pub bytes_out: u64,
+}
+
 /// What an endpoint's queue holds.
 pub(crate) enum Item {
     /// A message, as it arrived.
@@ -294,6 +309,29 @@ impl Endpoint {
     /// The queue the channel's consumer takes from.
     pub(crate) fn queue(&self) -> &Receiver<Item> {
         &self.queue
+    }
+
+    /// This endpoint's traffic so far, for status views. For a named place's endpoint the
+    /// counts include its connections' routes.
+    pub fn stats(&self) -> EndpointStats {
+        let mut s = EndpointStats {
+            queued: self.queue.len() as u64,
+            ..EndpointStats::default()
+        };
+        let mut add = |e: &Endpoint| {
+            let r = lock(&e.recv);
+            s.messages_in += r.arrived_messages;
+            s.bytes_in += r.arrived_bytes;
+            drop(r);
+            let w = lock(&e.send);
+            s.messages_out += w.sent_messages;
+            s.bytes_out += w.sent_bytes;
+        };
+        add(self);
+        for route in lock(&self.routes).iter().filter_map(Weak::upgrade) {
+            add(&route);
+        }
+        s
     }
 
     /// The async receiver's waker.

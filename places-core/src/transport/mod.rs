@@ -57,8 +57,8 @@ use std::sync::Arc;
 use crate::error::ChannelError;
 
 pub use crate::place::PlaceEnd;
-pub use endpoint::Endpoint;
 pub(crate) use endpoint::Item;
+pub use endpoint::{Endpoint, EndpointStats};
 pub(crate) use forward::{decoding_route, put_remote, relay, PairHook};
 pub use incoming::Incoming;
 pub(crate) use incoming::{decode_incoming, encoding_for};

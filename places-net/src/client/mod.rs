@@ -44,6 +44,7 @@ pub(crate) type Completion = places_core::transport::PlaceEnd;
 struct Client {
     spawns: Mutex<HashMap<u64, Sender<Result<(), String>>>>,
     completions: Mutex<HashMap<u64, Arc<Completion>>>,
+    statuses: Mutex<HashMap<u64, Sender<Vec<u8>>>>,
 }
 
 /// Log records from nodes reach the root's `tracing` subscriber from this thread, not from the
@@ -97,6 +98,11 @@ impl Handler for Client {
                     conn.peer()
                 ),
             },
+            Kind::StatusReply => {
+                if let Some(w) = lock(&self.statuses).remove(&frame.channel) {
+                    let _ = w.send(frame.payload);
+                }
+            }
             other => eprintln!(
                 "places: ignored an unexpected {other:?} frame from node {}",
                 conn.peer()
@@ -105,6 +111,8 @@ impl Handler for Client {
     }
 
     fn lost(&self, _conn: &Arc<Connection>, reason: &str) {
+        // Waiters for a status see the disconnection.
+        lock(&self.statuses).clear();
         for (_, w) in lock(&self.spawns).drain() {
             let _ = w.send(Err(reason.to_owned()));
         }
@@ -171,6 +179,7 @@ impl NodeLink {
         module: &str,
         name: &str,
         named: Option<String>,
+        restarts: u32,
     ) -> Result<RemotePlace<S, R>, NetError> {
         let req = SpawnRequest {
             module: module.to_owned(),
@@ -178,12 +187,41 @@ impl NodeLink {
             receives: std::any::type_name::<S>().to_owned(),
             sends: std::any::type_name::<R>().to_owned(),
             named,
+            restarts,
         };
         let key = format!("{module}::{name}");
         let completion = Completion::new();
         let (channel, id) =
             self.request::<S, R>(Kind::Spawn, &req, &key, Some(completion.clone()))?;
         Ok(RemotePlace::new(channel, self.conn.clone(), id, completion))
+    }
+
+    /// Asks the node for a status snapshot (waiting at most `limit`).
+    pub(crate) fn status(&self, limit: Duration) -> Result<crate::NodeStatus, NetError> {
+        let id = self.conn.fresh_id();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        lock(&self.client.statuses).insert(id, tx);
+        if let Some(r) = self.conn.lost_reason() {
+            lock(&self.client.statuses).remove(&id);
+            return Err(self.lost(r));
+        }
+        self.conn.send_control_frame(Kind::Status, id, &[]);
+        let bytes = match rx.recv_timeout(limit) {
+            Ok(bytes) => bytes,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                lock(&self.client.statuses).remove(&id);
+                return Err(self.lost(format!("no status reply within {limit:?}")));
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                let reason = self
+                    .conn
+                    .lost_reason()
+                    .unwrap_or_else(|| "connection closed".into());
+                return Err(self.lost(reason));
+            }
+        };
+        places_core::codec::decode::<crate::NodeStatus>(&bytes)
+            .map_err(|e| self.lost(format!("an undecodable status reply: {e}")))
     }
 
     /// Opens a channel, sends a request for it (a spawn or a connect) and waits for the reply.
@@ -268,6 +306,6 @@ fn start_heartbeat(conn: &Arc<Connection>, interval: Duration) {
                 ));
                 return;
             }
-            conn.send_control_frame(Kind::Ping, 0, &[]);
+            conn.send_control_frame(Kind::Ping, 0, &conn.ping_payload());
         });
 }

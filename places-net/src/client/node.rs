@@ -93,6 +93,22 @@ impl RemoteNode {
         self.slot.lock().addr.clone()
     }
 
+    /// A snapshot of the node: its process, every place running on it (for whichever program
+    /// started it) with its traffic, its named places, and what this program knows of it
+    /// (restarts, the last heartbeat's round trip).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Lost`] when the node is gone or does not answer within 10 s.
+    pub fn status(&self) -> Result<crate::NodeStatus, NetError> {
+        let link = self.link();
+        let mut status = link.status(Duration::from_secs(10))?;
+        status.name = self.name.clone();
+        status.restarts = self.restarts();
+        status.heartbeat_rtt = link.conn.heartbeat_rtt();
+        Ok(status)
+    }
+
     /// What marks this node's log records where they reach the root program's subscriber,
     /// `PLACE ADDR` (Racket's `get-log-prefix`).
     pub fn log_prefix(&self) -> String {
@@ -124,7 +140,7 @@ impl RemoteNode {
         module: &str,
         name: &str,
     ) -> Result<RemotePlace<S, R>, NetError> {
-        self.link().spawn_place(module, name, None)
+        self.link().spawn_place(module, name, None, 0)
     }
 
     /// [`dynamic_place`](Self::dynamic_place) with options (Racket's `launch-place` with

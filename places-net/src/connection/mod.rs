@@ -53,6 +53,8 @@ pub(crate) struct Connection {
     started: Instant,
     /// Milliseconds since `started` when bytes last arrived.
     last_seen: AtomicU64,
+    /// The last heartbeat round trip in nanoseconds (0: none yet).
+    rtt_ns: AtomicU64,
     /// Nanoseconds since `started` when the last small message was sent.
     last_small: AtomicU64,
     /// What the reader keeps between reads (the event loop's task alone takes it).
@@ -99,6 +101,7 @@ impl Connection {
             next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
+            rtt_ns: AtomicU64::new(0),
             last_small: AtomicU64::new(0),
             read_state: Mutex::new(ReadState::default()),
             handler: OnceLock::new(),
@@ -130,6 +133,34 @@ impl Connection {
     pub(crate) fn silent_for_ms(&self) -> u64 {
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// A ping's payload: when it leaves, in nanoseconds since the connection started.
+    pub(crate) fn ping_payload(&self) -> [u8; 8] {
+        (self.started.elapsed().as_nanos() as u64).to_le_bytes()
+    }
+
+    /// A pong came back with the payload of its ping: records the round trip.
+    pub(crate) fn pong(&self, payload: &[u8]) {
+        if let Ok(sent) = <[u8; 8]>::try_from(payload).map(u64::from_le_bytes) {
+            let now = self.started.elapsed().as_nanos() as u64;
+            if let Some(rtt) = now.checked_sub(sent) {
+                self.rtt_ns.store(rtt.max(1), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The last heartbeat's round trip, once one came back.
+    pub(crate) fn heartbeat_rtt(&self) -> Option<Duration> {
+        match self.rtt_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// A fresh channel id of this side's parity.
+    pub(crate) fn fresh_id(&self) -> u64 {
+        places_core::transport::Link::next_id(self)
     }
 
     pub(crate) fn touch(&self) {

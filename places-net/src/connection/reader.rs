@@ -275,8 +275,16 @@ impl ReadState {
                 }
             }
             Kind::Error => table.error(id, String::from_utf8_lossy(&payload).into_owned()),
-            Kind::Ping => conn.out.reply(&wire::encode_frame(Kind::Pong, 0, &[])),
-            Kind::Pong => {}
+            // The ping's payload (a timestamp of at most 8 bytes) comes back with the pong.
+            Kind::Ping => {
+                let echo = if payload.len() <= 8 {
+                    &payload[..]
+                } else {
+                    &[][..]
+                };
+                conn.out.reply(&wire::encode_frame(Kind::Pong, 0, echo))
+            }
+            Kind::Pong => conn.pong(&payload),
             other => {
                 let frame = Frame {
                     kind: other,

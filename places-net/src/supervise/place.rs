@@ -114,7 +114,7 @@ pub fn supervise_place_at<S: Message, R: Message>(
     }
     let first = node
         .link()
-        .spawn_place::<S, R>(module, name, opts.named.clone())?;
+        .spawn_place::<S, R>(module, name, opts.named.clone(), 0)?;
     if matches!(opts.restart, RestartOnExit::Never) {
         if let Some(init) = opts.initial.as_ref().and_then(Initial::make::<S>) {
             first.put(init).map_err(|e| NetError::Lost {
@@ -252,7 +252,8 @@ impl<S: Message, R: Message> Supervision<S, R> {
             if !self.policy.apply(code, started.elapsed(), &mut attempts) {
                 return self.finish();
             }
-            match link.spawn_place::<S, R>(&self.module, &self.name, self.named.clone()) {
+            let restarts = u32::try_from(lock(&self.current.state).generation).unwrap_or(u32::MAX);
+            match link.spawn_place::<S, R>(&self.module, &self.name, self.named.clone(), restarts) {
                 Ok(p) => {
                     done = p.completion();
                     let mut st = lock(&self.current.state);
