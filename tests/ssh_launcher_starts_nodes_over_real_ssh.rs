@@ -83,17 +83,10 @@ fn the_executable_can_be_shipped_to_the_host() {
     let p: RemotePlace<u64> = node.dynamic_place(module_path!(), "echo").unwrap();
     assert_eq!(p.put_get(7).unwrap(), 7);
     // The test host is this machine: the copy is in the ssh user's cache, named by its hash.
-    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_default();
-    let exe_name = std::env::current_exe()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_owned();
-    let cache = home.join(".cache/places");
-    let shipped = std::fs::read_dir(&cache)
-        .map(|dirs| dirs.flatten().any(|d| d.path().join(&exe_name).is_file()))
-        .unwrap_or(false);
-    assert!(shipped, "no copy of {exe_name:?} under {}", cache.display());
+    assert!(
+        shipped_copy().is_some(),
+        "no copy of this build under ~/.cache/places"
+    );
 }
 
 #[test]
@@ -196,15 +189,18 @@ fn an_ssh_destination_that_looks_like_an_option_is_refused() {
     assert!(!touched.exists(), "ssh read the destination as an option");
 }
 
-/// The copy `ship_executable` keeps of this test binary on the (local) test host.
+/// The copy `ship_executable` keeps of this build of the test binary on the (local) test host
+/// (copies of earlier builds, under other hashes, may be there too).
 fn shipped_copy() -> Option<PathBuf> {
     let home = std::env::var("HOME").map(PathBuf::from).ok()?;
-    let exe_name = std::env::current_exe().ok()?.file_name()?.to_owned();
+    let exe = std::env::current_exe().ok()?;
+    let me = std::fs::read(&exe).ok()?;
+    let exe_name = exe.file_name()?.to_owned();
     std::fs::read_dir(home.join(".cache/places"))
         .ok()?
         .flatten()
         .map(|d| d.path().join(&exe_name))
-        .find(|p| p.is_file())
+        .find(|p| std::fs::read(p).is_ok_and(|bytes| bytes == me))
 }
 
 #[test]
