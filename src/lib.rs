@@ -76,7 +76,8 @@ pub use places_net::{
 /// talk to nodes directly.
 pub mod net {
     pub use places_net::{
-        cluster_cookie, handshake, wire, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV,
+        cluster_cookie, handshake, wire, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE,
+        SETTINGS_ENV, STANDALONE,
     };
 }
 

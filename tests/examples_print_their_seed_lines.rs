@@ -363,3 +363,53 @@ fn places_top_prints_a_table_per_node() {
         "{out}"
     );
 }
+
+#[test]
+fn any_places_program_serves_as_a_standalone_node_from_its_command_line() {
+    // The cookie never comes on the command line.
+    let (status, _, err) = run_to_end("hello_world", &["--places-node", "--cookie", "00"]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("never taken from the command line"), "{err}");
+    // With a cookie file it listens, says where, and runs the handshake with a client that has
+    // the cookie (which, being this test binary, has other entries: the node says which).
+    let dir = std::env::temp_dir().join(format!("places-argv-node-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cookie = places::Cookie::random().unwrap();
+    let file = dir.join("cookie");
+    std::fs::write(&file, cookie.to_hex()).unwrap();
+    let mut child = Command::new(example("hello_world"))
+        .args(["--places-node", "--listen", "127.0.0.1:0", "--cookie-file"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix(places::net::READY_LINE) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30));
+    let attached = addr
+        .as_ref()
+        .ok()
+        .map(|a| places::RemoteNode::connect(a, &cookie));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    match attached.expect("a ready line") {
+        Err(places::NetError::Registry(diff)) => {
+            assert!(diff.contains("hello_world::hello_world"), "{diff}")
+        }
+        other => panic!("expected the registries to differ, got {other:?}"),
+    }
+}

@@ -31,7 +31,9 @@ pub use client::{
 pub use error::NetError;
 pub use handshake::Cookie;
 pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT};
-pub use node::{run_if_requested, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV};
+pub use node::{
+    run_if_requested, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV, STANDALONE,
+};
 pub use router::{
     after_seconds, every_seconds, mr_connect_to, mr_spawn_remote_node,
     mr_supervise_named_dynamic_place_at, on_channel, start_message_router_thread, AfterSeconds,

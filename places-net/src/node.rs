@@ -110,11 +110,16 @@ fn own_settings() -> Settings {
 /// calling it from a test that the launcher selects (see
 /// [`NodeOptions::exe_args`](crate::NodeOptions::exe_args)).
 pub fn run_if_requested() {
-    if std::env::var_os(NODE_ENV).is_none() {
-        return;
-    }
+    let start = match requested() {
+        Ok(Some(start)) => start,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("places-node: {e}");
+            std::process::exit(2);
+        }
+    };
     places_core::node_mode::enter();
-    let code = match serve() {
+    let code = match serve(start) {
         Ok(()) => 0,
         Err(e) => {
             println!("{FAILED_LINE}{e}");
@@ -138,16 +143,99 @@ fn started() -> &'static std::time::Instant {
     STARTED.get_or_init(std::time::Instant::now)
 }
 
-fn serve() -> Result<(), NetError> {
+/// How this process was asked to be a node.
+enum Start {
+    /// Started by `create_place_node`: the cookie comes on stdin, the first connection is the
+    /// creator's, and the node ends when its creator does (its stdin closes).
+    Child,
+    /// Started by hand or by a service manager (`--places-node`, or `PLACES_NODE=standalone`):
+    /// serves every client that has the cookie and outlives each of them.
+    Standalone {
+        listen: String,
+        cookie_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// The value of [`NODE_ENV`] that starts a standalone node.
+pub const STANDALONE: &str = "standalone";
+/// The file a standalone node started through [`NODE_ENV`] reads its cookie from (else stdin).
+pub const COOKIE_FILE_ENV: &str = "PLACES_NODE_COOKIE_FILE";
+
+static IS_STANDALONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether (and how) this process is to serve as a node: [`NODE_ENV`], or a command line
+/// `PROGRAM --places-node [--listen ADDR] [--cookie-file PATH]` (the cookie never on the
+/// command line, where other users of the host could read it: from the file, else stdin).
+fn requested() -> Result<Option<Start>, String> {
+    if let Some(v) = std::env::var_os(NODE_ENV) {
+        if v == STANDALONE {
+            return Ok(Some(Start::Standalone {
+                listen: std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned()),
+                cookie_file: std::env::var_os(COOKIE_FILE_ENV).map(Into::into),
+            }));
+        }
+        return Ok(Some(Start::Child));
+    }
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("--places-node") {
+        return Ok(None);
+    }
+    let (mut listen, mut cookie_file) = ("127.0.0.1:0".to_owned(), None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--listen" => listen = args.next().ok_or("--listen needs an address")?,
+            "--cookie-file" => {
+                cookie_file = Some(args.next().ok_or("--cookie-file needs a path")?.into())
+            }
+            "--cookie" => {
+                return Err("the cookie is never taken from the command line (other users of the host can read it there): use --cookie-file PATH or pipe it to stdin".into())
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}: a node takes --listen ADDR and --cookie-file PATH"
+                ))
+            }
+        }
+    }
+    Ok(Some(Start::Standalone {
+        listen,
+        cookie_file,
+    }))
+}
+
+fn read_cookie(file: Option<&std::path::Path>) -> Result<Cookie, NetError> {
+    let line = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            NetError::Handshake(format!("reading the cookie from {}: {e}", path.display()))
+        })?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| NetError::Handshake(format!("reading the cookie from stdin: {e}")))?;
+            line
+        }
+    };
+    Cookie::from_hex(line.trim())
+}
+
+fn serve(start: Start) -> Result<(), NetError> {
     started();
-    let stdin = std::io::stdin();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| NetError::Handshake(format!("reading the cookie from stdin: {e}")))?;
-    let cookie = Cookie::from_hex(&line)?;
-    let addr = std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned());
+    let (cookie, addr, child) = match start {
+        Start::Child => (
+            read_cookie(None)?,
+            std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned()),
+            true,
+        ),
+        Start::Standalone {
+            listen,
+            cookie_file,
+        } => {
+            IS_STANDALONE.store(true, Ordering::Relaxed);
+            (read_cookie(cookie_file.as_deref())?, listen, false)
+        }
+    };
     let listener = TcpListener::bind(&addr).map_err(|source| NetError::Listen {
         addr: addr.clone(),
         source,
@@ -158,10 +246,19 @@ fn serve() -> Result<(), NetError> {
     let _ = LISTENING.set(local.to_string());
     println!("{READY_LINE}{local}");
     let _ = std::io::stdout().flush();
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "places-node: listening on {local}, beyond loopback, without encryption: the cookie authenticates clients, but traffic can be read and changed on the way"
+        );
+    }
 
-    // The node lives as long as its creator: the creator holds our stdin, and its end (exit,
-    // crash, or dropping the node handle) closes it.
-    std::thread::spawn(|| {
+    // A child node lives as long as its creator: the creator holds our stdin, and its end
+    // (exit, crash, or dropping the node handle) closes it. A standalone node runs until it is
+    // stopped from outside.
+    std::thread::spawn(move || {
+        if !child {
+            return;
+        }
         let mut buf = [0u8; 256];
         let mut stdin = std::io::stdin();
         loop {
@@ -321,7 +418,9 @@ async fn serve_connection(
         settings,
         peer_settings,
     );
-    let is_parent = parent().set(Arc::downgrade(&conn)).is_ok();
+    // A standalone node has no parent: no client may shut it down, and logs stay on its stderr.
+    let is_parent =
+        !IS_STANDALONE.load(Ordering::Relaxed) && parent().set(Arc::downgrade(&conn)).is_ok();
     let state = Arc::new(RouterState {
         places: Mutex::new(HashMap::new()),
         is_parent: AtomicBool::new(is_parent),

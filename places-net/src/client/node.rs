@@ -8,6 +8,7 @@ use places_core::Message;
 
 use super::{NodeLink, RemotePlace};
 use crate::error::NetError;
+use crate::handshake::Cookie;
 use crate::launch::{launch, NodeOptions, NodeProcess};
 use crate::wire::Kind;
 
@@ -78,6 +79,81 @@ pub struct RemoteNode {
 }
 
 impl RemoteNode {
+    /// Attaches to a node that is already running at `addr` (one started by hand or by a
+    /// service manager with `--places-node`, see [`run_if_requested`](crate::run_if_requested)),
+    /// authenticating with the cluster `cookie`. Several programs may attach to one node; the
+    /// node outlives each of them, and none of them can shut it down. The places started through
+    /// this handle end when it is dropped (their channels close), as with any node.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Connect`] when nothing answers at `addr`, [`NetError::Refused`] when the
+    /// node refuses the cookie or runs another build (the registries differ),
+    /// [`NetError::Handshake`] when what answers is not a node.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use places::{Cookie, RemoteNode};
+    ///
+    /// // The node was started as `my-program --places-node --listen 127.0.0.1:7000
+    /// // --cookie-file /etc/my-cluster/cookie`.
+    /// let cookie = Cookie::from_hex(&std::fs::read_to_string("/etc/my-cluster/cookie")?)?;
+    /// let node = RemoteNode::connect("127.0.0.1:7000", &cookie)?;
+    /// println!("{}", node.status()?.table());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect(addr: &str, cookie: &Cookie) -> Result<RemoteNode, NetError> {
+        Self::connect_with(addr, cookie, &NodeOptions::new())
+    }
+
+    /// [`connect`](Self::connect) with options: the heartbeat, the channel window and message
+    /// limit (the launch settings of `opts` do not apply).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub fn connect_with(
+        addr: &str,
+        cookie: &Cookie,
+        opts: &NodeOptions,
+    ) -> Result<RemoteNode, NetError> {
+        use std::net::ToSocketAddrs;
+        let connect_err = |source: std::io::Error| NetError::Connect {
+            addr: addr.to_owned(),
+            tries: 1,
+            source,
+        };
+        let target = addr
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| {
+                connect_err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the address resolves to nothing",
+                ))
+            })?;
+        let stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(10))
+            .map_err(connect_err)?;
+        let link = NodeLink::handshake(addr, addr, stream, cookie, opts)?;
+        let name = link.name.clone();
+        Ok(RemoteNode {
+            slot: Arc::new(NodeSlot {
+                state: Mutex::new(NodeState {
+                    link,
+                    addr: addr.to_owned(),
+                    process: None,
+                    generation: 0,
+                    dropped: false,
+                }),
+                changed: Condvar::new(),
+            }),
+            name,
+            first: Mutex::new(None),
+        })
+    }
+
     /// The node's name in errors and logs: host and address (of its first process).
     pub fn name(&self) -> &str {
         &self.name
