@@ -51,10 +51,11 @@ pub use places_core::{
     async_bi_channel, bounded_place_channel, check_break, check_registry, codec, dynamic_place,
     entries, exit, fork_join, log_message, log_record, log_to_parent, lookup, place_channel,
     processor_count, sync, BreakKind, CgIndex, CgRange, Channel, ChannelError, CodecError, Comm,
-    CommError, Completion, DeadEvt, Entry, EntryKey, Envelope, ForkJoinError, Link, LogRecord,
-    Message, Partition, Payload, Place, PlaceChannel, PlaceHandle, Recv, ReplyTo, Routed, RpcError,
-    RpcRequest, RpcResponse, Select, SelectedEvent, Severity, SharedBytes, SharedF64s, SharedI32s,
-    SharedI64s, SpawnError, Tag, TryPutError, TypeInfo, TypedChannel,
+    CommError, Completion, DeadEvt, EncodedLink, Entry, EntryKey, Envelope, ForkJoinError,
+    Invitation, Link, LogRecord, Message, Partition, Payload, Place, PlaceChannel, PlaceHandle,
+    Recv, ReplyTo, Routed, RpcError, RpcRequest, RpcResponse, Select, SelectedEvent, Severity,
+    SharedBytes, SharedF64s, SharedI32s, SharedI64s, SpawnError, Tag, TryPutError, TypeInfo,
+    TypedChannel, WireEnvelope,
 };
 pub use places_macros::{
     cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,

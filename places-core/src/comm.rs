@@ -47,7 +47,7 @@ pub enum CommError {
         /// The type the receiver asked for.
         expected: &'static str,
         /// The type that was sent.
-        found: &'static str,
+        found: String,
     },
     /// A receive from oneself with nothing sent to oneself: it would wait forever.
     #[error("member {rank} receives from itself, but it has sent itself nothing")]
@@ -146,19 +146,120 @@ pub enum Payload {
         value: Box<dyn Any + Send>,
         /// Its type's name, for mismatch errors.
         type_name: &'static str,
+        /// Encodes `value` (of that type) when it has to leave the process.
+        encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>,
     },
     /// A value encoded by the [`codec`](crate::codec), from another process.
-    Encoded(Vec<u8>),
+    Encoded {
+        /// The sender's name of its type, checked against the receiver's before decoding.
+        type_name: String,
+        /// The encoded value.
+        bytes: Vec<u8>,
+    },
+}
+
+/// An envelope as it crosses a process boundary: see [`EncodedLink`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WireEnvelope {
+    /// The envelope's tag.
+    pub tag: Tag,
+    /// The sender's name of the value's type.
+    pub type_name: String,
+    /// The value, encoded by the [`codec`](crate::codec).
+    pub bytes: Vec<u8>,
+}
+
+/// A link over a channel that may cross nodes: envelopes travel encoded (as [`WireEnvelope`]s),
+/// and a receive checks the sender's type name before it decodes, so a wrong type is an error
+/// that names both types, never a confused decoder. [`Comm::invitations`] makes a group of
+/// such links whose members can live on any node.
+pub struct EncodedLink(pub PlaceChannel<WireEnvelope>);
+
+impl Link for EncodedLink {
+    fn send(&self, envelope: Envelope) -> Result<(), ChannelError> {
+        let tag = envelope.tag;
+        let wire = match envelope.payload {
+            Payload::Local {
+                value,
+                type_name,
+                encode,
+            } => WireEnvelope {
+                tag,
+                type_name: type_name.to_owned(),
+                bytes: encode(&*value).map_err(|e| ChannelError::Unsendable(e.to_string()))?,
+            },
+            Payload::Encoded { type_name, bytes } => WireEnvelope {
+                tag,
+                type_name,
+                bytes,
+            },
+        };
+        self.0.put(wire)
+    }
+
+    fn recv(&self) -> Result<Envelope, ChannelError> {
+        let WireEnvelope {
+            tag,
+            type_name,
+            bytes,
+        } = self.0.get()?;
+        Ok(Envelope {
+            tag,
+            payload: Payload::Encoded { type_name, bytes },
+        })
+    }
+}
+
+/// What one member of a group needs to join it, wherever it runs: its rank and a channel to
+/// every other member. Send each to the place that plays that member (it travels in a message,
+/// to a local place or to a place on another node), which calls [`join`](Self::join).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Invitation {
+    id: usize,
+    links: Vec<Option<PlaceChannel<WireEnvelope>>>,
+}
+
+impl Invitation {
+    /// The member's rank.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// This member's view of the group.
+    pub fn join(self) -> Comm {
+        let links = self
+            .links
+            .into_iter()
+            .map(|l| l.map(|ch| Box::new(EncodedLink(ch)) as Box<dyn Link>))
+            .collect();
+        Comm::from_links(self.id, links)
+    }
+}
+
+impl fmt::Debug for Invitation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invitation")
+            .field("id", &self.id)
+            .field("cnt", &self.links.len())
+            .finish()
+    }
 }
 
 impl Envelope {
     /// An envelope holding `value` under `tag`.
     pub fn local<T: Message>(tag: Tag, value: T) -> Self {
+        fn encode<T: Message>(value: &(dyn Any + Send)) -> Result<Vec<u8>, CodecError> {
+            match value.downcast_ref::<T>() {
+                Some(v) => codec::encode(v),
+                None => unreachable!("an envelope's encoder is made for its value's type"),
+            }
+        }
         Self {
             tag,
             payload: Payload::Local {
                 value: Box::new(value),
                 type_name: std::any::type_name::<T>(),
+                encode: encode::<T>,
             },
         }
     }
@@ -178,7 +279,9 @@ impl fmt::Debug for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match &self.payload {
             Payload::Local { type_name, .. } => format!("local {type_name}"),
-            Payload::Encoded(b) => format!("{} encoded bytes", b.len()),
+            Payload::Encoded { type_name, bytes } => {
+                format!("{} encoded bytes of {type_name}", bytes.len())
+            }
         };
         f.debug_struct("Envelope")
             .field("tag", &self.tag)
@@ -301,6 +404,48 @@ impl Comm {
             member.shared_barrier = Some(barrier.clone());
         }
         group
+    }
+
+    /// The invitations of a new group of `cnt` members that may run anywhere: element `i` is
+    /// member `i`'s. Send each to the place (on this node or another) that plays that member;
+    /// it calls [`Invitation::join`] for its [`Comm`]. Messages between members travel encoded
+    /// and type-checked ([`EncodedLink`]); barriers are messages.
+    ///
+    /// Between places on two other nodes the channels go through this program for now (two
+    /// hops); direct node-to-node links are to come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = places::Comm::invitations(2);
+    /// let handles: Vec<_> = group
+    ///     .into_iter()
+    ///     .map(|inv| {
+    ///         std::thread::spawn(move || {
+    ///             let cg = inv.join();
+    ///             cg.barrier();
+    ///             let other = 1 - cg.id();
+    ///             cg.send(other, format!("hello from {}", cg.id())).unwrap();
+    ///             cg.recv::<String>(other).unwrap()
+    ///         })
+    ///     })
+    ///     .collect();
+    /// let got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(got, ["hello from 1", "hello from 0"]);
+    /// ```
+    pub fn invitations(cnt: usize) -> Vec<Invitation> {
+        let mut links: Vec<Vec<Option<PlaceChannel<WireEnvelope>>>> =
+            (0..cnt).map(|_| (0..cnt).map(|_| None).collect()).collect();
+        for (i, j) in (0..cnt).flat_map(|i| ((i + 1)..cnt).map(move |j| (i, j))) {
+            let (a, b) = crate::channel::place_channel::<WireEnvelope, WireEnvelope>();
+            links[i][j] = Some(a);
+            links[j][i] = Some(b);
+        }
+        links
+            .into_iter()
+            .enumerate()
+            .map(|(id, links)| Invitation { id, links })
+            .collect()
     }
 
     /// A group of `cnt` members in this process linked by place channels only: barriers are
@@ -507,18 +652,28 @@ impl AsRef<Comm> for Comm {
 }
 
 fn decode<T: Message>(rank: usize, payload: Payload) -> Result<T, CommError> {
+    let expected = std::any::type_name::<T>();
     match payload {
-        Payload::Local { value, type_name } => {
-            value
-                .downcast::<T>()
-                .map(|b| *b)
-                .map_err(|_| CommError::TypeMismatch {
-                    rank,
-                    expected: std::any::type_name::<T>(),
-                    found: type_name,
-                })
+        Payload::Local {
+            value, type_name, ..
+        } => value
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| CommError::TypeMismatch {
+                rank,
+                expected,
+                found: type_name.to_owned(),
+            }),
+        // Both sides run the same program (nodes check that their registries agree), so one
+        // type has one name on both.
+        Payload::Encoded { type_name, .. } if type_name != expected => {
+            Err(CommError::TypeMismatch {
+                rank,
+                expected,
+                found: type_name,
+            })
         }
-        Payload::Encoded(bytes) => {
+        Payload::Encoded { bytes, .. } => {
             codec::decode(&bytes).map_err(|source| CommError::Codec { rank, source })
         }
     }
@@ -685,12 +840,12 @@ mod tests {
         let err = g[0].recv::<String>(1).unwrap_err();
         assert!(
             matches!(
-                err,
+                &err,
                 CommError::TypeMismatch {
                     rank: 1,
-                    found: "u8",
+                    found,
                     ..
-                }
+                } if found == "u8"
             ),
             "{err}"
         );
@@ -709,6 +864,35 @@ mod tests {
             g[0].try_barrier(),
             Err(CommError::MemberGone { rank: 1 })
         ));
+    }
+
+    #[test]
+    fn an_invited_group_checks_types_by_name_and_keeps_tags_apart() {
+        let mut g: Vec<Comm> = Comm::invitations(3)
+            .into_iter()
+            .map(Invitation::join)
+            .collect();
+        g[1].send(0, 7u64).unwrap();
+        g[1].send_tagged(0, Tag::user(3), "tagged".to_string())
+            .unwrap();
+        let err = g[0].recv::<String>(1).unwrap_err();
+        assert!(
+            matches!(&err, CommError::TypeMismatch { rank: 1, expected, found }
+                if *expected == std::any::type_name::<String>() && found == "u64"),
+            "{err}"
+        );
+        assert_eq!(
+            g[0].recv_tagged::<String>(1, Tag::user(3)).unwrap(),
+            "tagged"
+        );
+        // Barriers between invited members are messages; all three must arrive.
+        let last = g.pop().unwrap();
+        let t = std::thread::spawn(move || (0..5).try_for_each(|_| last.try_barrier()));
+        let mid = g.pop().unwrap();
+        let t2 = std::thread::spawn(move || (0..5).try_for_each(|_| mid.try_barrier()));
+        (0..5).try_for_each(|_| g[0].try_barrier()).unwrap();
+        t.join().unwrap().unwrap();
+        t2.join().unwrap().unwrap();
     }
 
     #[test]

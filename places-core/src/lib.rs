@@ -39,7 +39,10 @@ pub use channel::{
     bounded_place_channel, place_channel, remote_channel, Channel, PlaceChannel, Recv, ReplyTo,
     Routed, TryPutError,
 };
-pub use comm::{CgIndex, CgRange, Comm, CommError, Envelope, Link, Partition, Payload, Tag};
+pub use comm::{
+    CgIndex, CgRange, Comm, CommError, EncodedLink, Envelope, Invitation, Link, Partition, Payload,
+    Tag, WireEnvelope,
+};
 pub use context::{check_break, exit};
 pub use error::{BreakKind, ChannelError, CodecError, SpawnError};
 pub use fork_join::{fork_join, ForkJoinError};
