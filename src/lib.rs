@@ -62,15 +62,15 @@ pub use places_macros::{
     message, place, spawn,
 };
 pub use places_net::{
-    after_seconds, connect_to_named_place, create_place_node, every_seconds, message_router,
-    mr_connect_to, mr_spawn_remote_node, mr_supervise_named_dynamic_place_at, on_channel,
-    restart_every, spawn_node_at, spawn_node_supervise_place_at, spawn_node_with_place_at,
-    spawn_nodes_join, spawn_remote_node, ssh_bin_path, start_message_router_thread,
-    supervise_place_at, supervise_process_at, supervise_thread_at, AfterSeconds, Cookie,
-    EventContainer, EverySeconds, IntoEventContainer, MessageRouter, NetError, NodeOptions,
-    NodeStatus, OnChannel, PendingNode, PlaceOptions, PlaceState, PlaceStatus, RemoteNode,
-    RemotePlace, RemoteProcess, RestartEvery, RestartOnExit, RouterThread, StopToken, Stopper,
-    DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
+    after_seconds, connect_to_named_place, create_place_node, every_seconds, fork_join_on,
+    message_router, mr_connect_to, mr_spawn_remote_node, mr_supervise_named_dynamic_place_at,
+    on_channel, restart_every, spawn_node_at, spawn_node_supervise_place_at,
+    spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, ssh_bin_path,
+    start_message_router_thread, supervise_place_at, supervise_process_at, supervise_thread_at,
+    AfterSeconds, Cookie, EventContainer, EverySeconds, IntoEventContainer, MessageRouter,
+    NetError, NodeOptions, NodeStatus, OnChannel, PendingNode, PlaceOptions, PlaceState,
+    PlaceStatus, RemoteNode, RemotePlace, RemoteProcess, RestartEvery, RestartOnExit, RouterThread,
+    StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that

@@ -148,6 +148,8 @@ fn pipeline_prints_the_matrix_of_section_3_4_2_2() {
     assert_eq!(lines[0], "row 0: 0 1 9 144 21904");
     assert!(lines[4].starts_with("row 4: 0.16"), "{out}");
     assert_eq!(lines[5], "identical to the sequential computation");
+    // The same members as places on two local nodes print the same.
+    assert_eq!(run_with("pipeline", &["--nodes", "2"]), out);
 }
 
 #[test]

@@ -39,6 +39,37 @@ pub enum ForkJoinError {
     /// A group needs at least one member.
     #[error("a fork-join group needs at least one member")]
     Empty,
+    /// A member on another node could not be started, or its node was lost before it reported.
+    #[error("member {rank} of the fork-join group, on node {node}: {reason}")]
+    Node {
+        /// The member.
+        rank: usize,
+        /// Its node.
+        node: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A group over nodes was given no node to run on.
+    #[error("a fork-join group over nodes needs at least one node")]
+    NoNodes,
+}
+
+/// The body of a member of a group over nodes, run in its place (what `fork_join!(nodes = ..)`
+/// registers): joins the group it is invited to, runs `body`, reports its result or its panic.
+#[doc(hidden)]
+pub fn fork_join_member<A: Message, R: Message>(
+    ch: crate::PlaceChannel<Result<R, String>, (crate::Invitation, A)>,
+    body: fn(&Comm, A) -> R,
+) {
+    let Ok((invitation, args)) = ch.get() else {
+        return;
+    };
+    let comm = invitation.join();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&comm, args)));
+    // Report before the links close: a member that fails because this one is gone reports
+    // after it, so the creator, which takes reports as they come, names the first failure.
+    let _ = ch.put(outcome.map_err(|p| panic_message(&*p)));
+    drop(comm);
 }
 
 fn also(ranks: &[usize]) -> String {

@@ -141,6 +141,13 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The whole form is a `Result<Vec<Result>, ForkJoinError>`; a member that panics makes it an
 /// error naming that member, and releases the others.
 ///
+/// `fork_join!(nodes = &nodes, np, cg, [..] -> Result, { body })` runs the members as places
+/// spread over `nodes` (a slice of `RemoteNode`, member `i` on node `i % len`): the body is also
+/// registered as a place entry, so every node running this program can start it, and its
+/// parameters and result travel as messages (a shared vector arrives as a copy). `cg_for!`,
+/// `cg_pipeline!` and `cg.barrier()` work unchanged; a member that panics or whose node dies
+/// makes the form an error naming it, and no member is left running.
+///
 /// # Examples
 ///
 /// ```
@@ -167,7 +174,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro]
 pub fn fork_join(input: TokenStream) -> TokenStream {
-    parallel::fork_join(input.into()).into()
+    let here = proc_macro::Span::call_site();
+    parallel::fork_join(input.into(), here.line(), here.column()).into()
 }
 
 /// Runs a loop body for this member's block of an integer range (the dissertation's `CGfor`).

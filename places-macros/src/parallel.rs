@@ -95,6 +95,10 @@ struct Param {
 
 struct ForkJoin {
     krate: Option<syn::Path>,
+    /// `nodes = EXPR,`: the members run as places spread over these nodes.
+    nodes: Option<Expr>,
+    /// Where the invocation is, to name the entry a group over nodes registers.
+    at: (usize, usize),
     np: Expr,
     cg: Ident,
     /// The span of `[..]`, where a parameter type that is not a message is reported.
@@ -200,6 +204,22 @@ fn parse_group_name(input: ParseStream<'_>) -> syn::Result<Ident> {
 impl Parse for ForkJoin {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let krate = parse_crate_override(input)?;
+        let nodes = if input.peek(syn::Ident) && input.peek2(Token![=]) && !input.peek2(Token![==])
+        {
+            let key: Ident = input.parse()?;
+            if key != "nodes" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("expected `nodes = &[..]` or the number of places: write `{FORK_JOIN}`, or `fork_join!(nodes = &nodes, np, cg, [..] -> Result, {{ body }})` to spread the places over nodes"),
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            let nodes: Expr = input.parse()?;
+            parse_comma(input, FORK_JOIN)?;
+            Some(nodes)
+        } else {
+            None
+        };
         not_missing(input, "the number of places", FORK_JOIN)?;
         let np: Expr = input.parse()?;
         parse_comma(input, FORK_JOIN)?;
@@ -231,6 +251,8 @@ impl Parse for ForkJoin {
         end(input, FORK_JOIN)?;
         Ok(ForkJoin {
             krate,
+            nodes,
+            at: (0, 0),
             np,
             cg,
             params_span: bracket.span.join(),
@@ -310,18 +332,51 @@ impl ForkJoin {
         args.set_span(self.params_span);
         let body = &self.body;
         let body_fn = Ident::new("__places_fork_join_body", Span::mixed_site());
+        let Some(nodes) = &self.nodes else {
+            return quote! {
+                {
+                    #[allow(unused_variables, unused_mut)]
+                    fn #body_fn(#cg: &#krate::Comm, (#(#pats,)*): #args_ty) -> #output #body
+                    #krate::fork_join::<#args_ty, #output, _>(#np, #args, #body_fn)
+                }
+            };
+        };
+        // Over nodes: the body is also registered as a place entry (named by where the
+        // invocation is), so that every node running this program can start it.
+        let entry_name = format!("__places_fork_join_{}_{}", self.at.0, self.at.1);
+        let entry = Ident::new(&entry_name, Span::call_site());
+        let ch = Ident::new("__places_ch", Span::mixed_site());
         quote! {
             {
                 #[allow(unused_variables, unused_mut)]
                 fn #body_fn(#cg: &#krate::Comm, (#(#pats,)*): #args_ty) -> #output #body
-                #krate::fork_join::<#args_ty, #output, _>(#np, #args, #body_fn)
+                #[#krate::place(crate = #krate)]
+                fn #entry(
+                    #ch: #krate::PlaceChannel<
+                        ::core::result::Result<#output, ::std::string::String>,
+                        (#krate::Invitation, #args_ty),
+                    >,
+                ) {
+                    #krate::__private::fork_join_member(#ch, #body_fn)
+                }
+                #krate::fork_join_on::<#args_ty, #output>(
+                    #nodes,
+                    #np,
+                    #args,
+                    ::core::module_path!(),
+                    #entry_name,
+                )
             }
         }
     }
 }
 
-pub(crate) fn fork_join(input: TokenStream) -> TokenStream {
+pub(crate) fn fork_join(input: TokenStream, line: usize, column: usize) -> TokenStream {
     let parsed = syn::parse2::<ForkJoin>(input).and_then(|f| f.check().map(|()| f));
+    let parsed = parsed.map(|mut f| {
+        f.at = (line, column);
+        f
+    });
     match parsed {
         Ok(f) => f.expand(),
         Err(e) => e.to_compile_error(),
@@ -526,6 +581,11 @@ pub(crate) fn cg_pipeline(input: TokenStream) -> TokenStream {
 }
 
 #[cfg(test)]
+fn fork_join_at(input: TokenStream) -> TokenStream {
+    fork_join(input, 1, 1)
+}
+
+#[cfg(test)]
 mod tests {
     use quote::quote;
 
@@ -538,7 +598,7 @@ mod tests {
 
     #[test]
     fn fork_join_lifts_the_body_into_a_typed_function() {
-        let text = ok(super::fork_join(quote! {
+        let text = ok(super::fork_join_at(quote! {
             np, cg, [n: usize = 900, b: SharedBytes] -> u64, { cg.id() as u64 }
         }));
         assert!(
@@ -556,7 +616,7 @@ mod tests {
     #[test]
     fn fork_join_reports_every_parameter_error() {
         let text =
-            super::fork_join(quote! { 2, cg, [n = 1, cg: u8, m: u8, m: u8], {} }).to_string();
+            super::fork_join_at(quote! { 2, cg, [n = 1, cg: u8, m: u8, m: u8], {} }).to_string();
         assert!(text.contains("parameter `n` needs a type"), "{text}");
         assert!(text.contains("name of the communicator group"), "{text}");
         assert!(text.contains("listed twice"), "{text}");

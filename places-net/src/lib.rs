@@ -15,6 +15,7 @@ mod client;
 mod connection;
 mod error;
 mod event_loop;
+mod fork_join;
 pub mod handshake;
 mod launch;
 mod node;
@@ -29,6 +30,7 @@ pub use client::{
     RemotePlace, MISSED_HEARTBEATS,
 };
 pub use error::NetError;
+pub use fork_join::fork_join_on;
 pub use handshake::Cookie;
 pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT};
 pub use node::{
