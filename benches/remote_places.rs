@@ -11,7 +11,11 @@
 //!   streams on another channel to the same node;
 //! - how much a node's resident memory grows while a sender floods a slow consumer on it for
 //!   10 s (flow control keeps it within the channel's window);
-//! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it.
+//! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it;
+//! - an 8-byte ping-pong between places on two sibling nodes (over a channel whose ends were
+//!   sent to them), and `cg.barrier()` between the members of a `fork_join!` over two nodes,
+//!   both against the raw TCP round trip. (Between siblings traffic still passes through this
+//!   program, two hops; direct node-to-node links are to come.)
 //!
 //! This bench binary is its own node executable (`places::init()` first thing in `main`).
 //! `PLACES_BENCH_QUICK=1` runs fewer iterations.
@@ -20,6 +24,34 @@ use std::time::{Duration, Instant};
 
 use places::prelude::*;
 use places::{create_place_node, NodeOptions, RemotePlace};
+
+/// Gets a channel to a sibling, then times `n` 8-byte round trips over it (the sibling echoes);
+/// reports the mean in nanoseconds.
+#[place]
+pub fn sibling_pinger(ch: PlaceChannel<u64, (PlaceChannel<u64>, u64)>) {
+    let Ok((sibling, n)) = ch.get() else { return };
+    for i in 0..100 {
+        let _ = sibling.put_get(i);
+    }
+    let start = Instant::now();
+    for i in 0..n {
+        if sibling.put_get(i).ok() != Some(i) {
+            return;
+        }
+    }
+    let _ = ch.put((start.elapsed() / n as u32).as_nanos() as u64);
+}
+
+/// Gets a channel to a sibling and echoes what comes on it.
+#[place]
+pub fn sibling_echo(ch: PlaceChannel<(), PlaceChannel<u64>>) {
+    let Ok(sibling) = ch.get() else { return };
+    while let Ok(n) = sibling.get() {
+        if sibling.put(n).is_err() {
+            return;
+        }
+    }
+}
 
 /// Echoes numbers.
 #[place]
@@ -268,5 +300,55 @@ fn main() {
         "{:<52} {:>10}  (target < 50 ms)",
         "create_place_node to the first reply",
         format!("{:.1} ms", startup.as_secs_f64() * 1e3)
+    );
+
+    // Two sibling nodes.
+    let nodes = [
+        create_place_node("localhost", NodeOptions::new()).expect("node a"),
+        create_place_node("localhost", NodeOptions::new()).expect("node b"),
+    ];
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (mut sib, mut bar, mut raw) = (vec![], vec![], vec![]);
+    let reps = rounds as u64 / 5;
+    for _ in 0..samples {
+        let pinger: RemotePlace<(PlaceChannel<u64>, u64), u64> = a
+            .dynamic_place(module_path!(), "sibling_pinger")
+            .expect("pinger");
+        let echo: RemotePlace<PlaceChannel<u64>, ()> = b
+            .dynamic_place(module_path!(), "sibling_echo")
+            .expect("echo");
+        let (x, y) = places::place_channel::<u64, u64>();
+        echo.put(y).expect("to b");
+        pinger.put((x, reps)).expect("to a");
+        let ns = pinger.get().expect("the pinger's time");
+        sib.push(Duration::from_nanos(ns));
+        let per = fork_join!(nodes = &nodes, 2, cg, [reps: u64] -> Duration, {
+            for _ in 0..20 {
+                cg.barrier();
+            }
+            let start = Instant::now();
+            for _ in 0..reps {
+                cg.barrier();
+            }
+            start.elapsed() / reps as u32
+        })
+        .expect("a group over two nodes");
+        bar.push(per.into_iter().max().unwrap_or_default());
+        raw.push(raw_tcp::round_trips(raw8, 8, rounds));
+    }
+    let (sib, bar, raw) = (median(sib), median(bar), median(raw));
+    println!(
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x once nodes link directly)",
+        "8-byte ping-pong between places on sibling nodes",
+        us(sib),
+        us(raw),
+        sib.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",
+        "cg.barrier() between members on 2 nodes",
+        us(bar),
+        us(raw),
+        bar.as_secs_f64() / raw.as_secs_f64()
     );
 }
