@@ -119,3 +119,17 @@ fn no_nodes_is_an_error() {
     let err = fork_join!(nodes = &none, 2, cg, [] -> (), {}).unwrap_err();
     assert!(matches!(err, ForkJoinError::NoNodes), "{err:?}");
 }
+
+/// A `macro_rules!` that expands to `fork_join!(nodes = ..)`: two uses share a call site.
+macro_rules! spread {
+    ($nodes:expr, $k:expr) => {
+        fork_join!(nodes = $nodes, 2, cg, [k: u64 = $k] -> u64, { k + cg.id() as u64 })
+    };
+}
+
+#[test]
+fn two_groups_from_one_macro_get_entries_of_their_own() {
+    let ns = nodes(1);
+    assert_eq!(spread!(&ns, 10).unwrap(), [10, 11]);
+    assert_eq!(spread!(&ns, 20).unwrap(), [20, 21]);
+}

@@ -238,3 +238,136 @@ pub fn named_echo(ch: PlaceChannel<(), places::Routed<String, String>>) {
         let _ = reply.put(format!("{msg}!"));
     }
 }
+
+/// Gets a count, sends that many numbers, then ends.
+#[place]
+pub fn burst(ch: PlaceChannel<u64, u64>) {
+    if let Ok(n) = ch.get() {
+        for i in 0..n {
+            if ch.put(i).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn what_an_instance_sent_before_it_ended_reaches_the_handle() {
+    let n = node();
+    let p: RemotePlace<u64> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "burst",
+        PlaceOptions::new().restart_on_exit(places::RestartOnExit::Custom(Box::new(|_| false))),
+    )
+    .unwrap();
+    p.put(3000).unwrap();
+    let mut got = 0u64;
+    while let Ok(v) = p.get_timeout(LIMIT) {
+        assert_eq!(v, got);
+        got += 1;
+    }
+    assert_eq!(got, 3000);
+}
+
+/// Fails at once the first `n` times it runs on a node (counted in a file), then greets.
+#[place]
+pub fn fails_first(ch: PlaceChannel<String, String>) -> i32 {
+    let marker = std::env::temp_dir().join(format!(
+        "places-fails-first-{}",
+        std::os::unix::process::parent_id()
+    ));
+    if !marker.exists() {
+        let _ = std::fs::write(&marker, "ran");
+        return 1;
+    }
+    let _ = std::fs::remove_file(&marker);
+    greeter(ch);
+    0
+}
+
+#[test]
+fn an_instance_that_ends_before_its_initial_message_does_not_double_it() {
+    let n = node();
+    let p: RemotePlace<String> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "fails_first",
+        PlaceOptions::new()
+            .initial_message("INIT".to_string())
+            .restart_on_exit(places::restart_every(0.1)),
+    )
+    .unwrap();
+    // The second instance answers; its first message must be the initial one, once.
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "first: INIT");
+    p.put("after".to_string()).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "echo: after");
+}
+
+#[test]
+fn dropping_the_handle_of_an_unnamed_supervised_place_ends_it() {
+    let n = node();
+    let p: RemotePlace<String> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "greeter",
+        PlaceOptions::new().restart_on_exit(true),
+    )
+    .unwrap();
+    p.put("x".to_string()).unwrap();
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), "first: x");
+    drop(p);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let s = n.status().unwrap();
+        if !s.places.iter().any(|q| q.key.ends_with("::greeter")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place runs on:\n{}",
+            s.table()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends numbers as fast as it may, forever.
+#[place]
+pub fn floods(ch: PlaceChannel<u64, ()>) {
+    let mut i = 0;
+    while ch.put(i).is_ok() {
+        i += 1;
+    }
+}
+
+#[test]
+fn a_supervised_handle_that_is_not_read_pushes_back_on_its_place() {
+    let n = node();
+    let p: RemotePlace<(), u64> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "floods",
+        PlaceOptions::new().restart_on_exit(true),
+    )
+    .unwrap();
+    // Nobody reads: the place may fill its channel's window and the relay's hold, no more.
+    let sent = |n: &RemoteNode| {
+        n.status()
+            .unwrap()
+            .places
+            .iter()
+            .find(|q| q.key.ends_with("::floods"))
+            .map_or(0, |q| q.messages_out)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let first = sent(&n);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = sent(&n);
+    assert!(
+        second < 4096,
+        "the place sent {second} messages nobody took"
+    );
+    assert_eq!(first, second, "it kept sending while nobody read");
+    assert_eq!(p.get_timeout(LIMIT).unwrap(), 0);
+}

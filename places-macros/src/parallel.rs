@@ -343,7 +343,11 @@ impl ForkJoin {
         };
         // Over nodes: the body is also registered as a place entry (named by where the
         // invocation is), so that every node running this program can start it.
-        let entry_name = format!("__places_fork_join_{}_{}", self.at.0, self.at.1);
+        // Line and column, plus a count: invocations that a `macro_rules!` expands share the
+        // macro's call site. Every node runs the same executable, so the names agree.
+        static SERIAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry_name = format!("__places_fork_join_{}_{}_{serial}", self.at.0, self.at.1);
         let entry = Ident::new(&entry_name, Span::call_site());
         let ch = Ident::new("__places_ch", Span::mixed_site());
         quote! {

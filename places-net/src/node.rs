@@ -424,6 +424,7 @@ async fn serve_connection(
     let state = Arc::new(RouterState {
         places: Mutex::new(HashMap::new()),
         is_parent: AtomicBool::new(is_parent),
+        status_busy: AtomicBool::new(false),
     });
     {
         let mut all = lock(connections());
@@ -502,6 +503,8 @@ struct RouterState {
     /// The running places this connection started; a place leaves when it ends.
     places: Mutex<HashMap<u64, Running>>,
     is_parent: AtomicBool,
+    /// A status snapshot is being made for this connection.
+    status_busy: AtomicBool,
 }
 
 /// The node side of one connection.
@@ -672,8 +675,14 @@ impl Handler for Router {
                 }
             }
             Kind::Status => {
+                // One snapshot at a time per connection: a request that comes while one is being
+                // made gets an empty answer ("busy"), so a peer that floods requests costs a
+                // reply each (counted against it, as every reply is), not a thread each.
+                if self.state.status_busy.swap(true, Ordering::AcqRel) {
+                    return conn.send_reply_frame(Kind::StatusReply, id, &[]);
+                }
                 // Off the event loop: the snapshot takes locks that place threads take too.
-                let conn = conn.clone();
+                let (conn, state) = (conn.clone(), self.state.clone());
                 let runtime = conn.runtime().clone();
                 runtime.spawn_blocking(move || {
                     let addr = listen_addr().unwrap_or_default();
@@ -681,6 +690,7 @@ impl Handler for Router {
                         Ok(bytes) => conn.send_reply_frame(Kind::StatusReply, id, &bytes),
                         Err(e) => eprintln!("places-node: could not encode a status: {e}"),
                     }
+                    state.status_busy.store(false, Ordering::Release);
                 });
             }
             Kind::Shutdown if self.state.is_parent.load(Ordering::Relaxed) => {

@@ -220,6 +220,11 @@ impl NodeLink {
                 return Err(self.lost(reason));
             }
         };
+        if bytes.is_empty() {
+            return Err(self.lost(
+                "the node is busy making a status snapshot for this connection; ask again".into(),
+            ));
+        }
         places_core::codec::decode::<crate::NodeStatus>(&bytes)
             .map_err(|e| self.lost(format!("an undecodable status reply: {e}")))
     }

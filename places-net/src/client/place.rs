@@ -18,7 +18,11 @@ use crate::wire::Kind;
 /// A place started with a restart policy ([`PlaceOptions::restart_on_exit`]) keeps its handle
 /// across restarts: the handle's channel talks to whichever instance runs now. What is put while
 /// no instance runs waits for the next one (a message in flight when an instance ends may end
-/// with it, as with any place that ends); once the policy gives up, the channel closes.
+/// with it, as with any place that ends); what an instance sent before it ended still arrives;
+/// once the policy gives up, the channel closes. The channel is bounded (64 messages each way)
+/// so that either side that stops reading pushes back on the other, as on a direct channel.
+/// Dropping the handle of an unnamed supervised place ends it (nothing else can reach it); a
+/// named one goes on serving, and being restarted, under its name.
 /// [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout), [`dead_evt`](Self::dead_evt)
 /// and [`kill`](Self::kill) act on the instance that runs when they are called.
 pub struct RemotePlace<S, R = S> {

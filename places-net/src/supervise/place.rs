@@ -129,17 +129,23 @@ pub fn supervise_place_at<S: Message, R: Message>(
             place: Arc::new(first),
             generation: 1,
             over: false,
+            abandoned: false,
         }),
         changed: Condvar::new(),
         describe: format!("{module}::{name} on {}", node.name()),
+        named: opts.named.is_some(),
     });
-    let (mine, relay_end) = places_core::place_channel::<S, R>();
+    // Bounded both ways: the relay holds no more for the handle than the handle's channel does,
+    // so a handle that does not read pushes back on the instance as a direct one would.
+    let (mine, relay_end) = places_core::bounded_place_channel::<S, R>(RELAY_HOLD);
     let (poke, poked) = places_core::place_channel::<(), ()>();
+    let handle = Arc::new(HandleRef(current.clone()));
     let relay = Relay {
         user: relay_end,
         current: current.clone(),
         initial: opts.initial,
         poked,
+        handle: Arc::downgrade(&handle),
     };
     let job = Supervision {
         slot: node.slot.clone(),
@@ -162,7 +168,7 @@ pub fn supervise_place_at<S: Message, R: Message>(
     };
     start("relay", Box::new(move || relay.run()))?;
     start("supervisor", Box::new(move || job.run()))?;
-    Ok(RemotePlace::supervised(mine, current))
+    Ok(RemotePlace::supervised(mine, handle))
 }
 
 /// Starts `module::name` on `node` with `opts` (Racket's `supervise-thread-at`). Racket
@@ -190,6 +196,8 @@ struct Current<S, R> {
     state: Mutex<CurrentState<S, R>>,
     changed: Condvar,
     describe: String,
+    /// A named place outlives its handle.
+    named: bool,
 }
 
 struct CurrentState<S, R> {
@@ -198,6 +206,8 @@ struct CurrentState<S, R> {
     generation: u64,
     /// The policy gave up (or the node is gone for good): no instance will follow `place`.
     over: bool,
+    /// The handle of an unnamed place was dropped: nothing more is started.
+    abandoned: bool,
 }
 
 impl<S: Message, R: Message> Instances for Current<S, R> {
@@ -238,6 +248,9 @@ impl<S: Message, R: Message> Supervision<S, R> {
         let mut done = lock(&self.current.state).place.completion();
         loop {
             done.wait();
+            if lock(&self.current.state).abandoned {
+                return self.finish();
+            }
             if link.conn.lost_reason().is_some() {
                 // The node is gone: go on only on the node's next incarnation.
                 match self.slot.next_link(generation, Duration::from_secs(120)) {
@@ -249,7 +262,9 @@ impl<S: Message, R: Message> Supervision<S, R> {
                 }
             }
             let code = done.completion().unwrap_or(1);
-            if !self.policy.apply(code, started.elapsed(), &mut attempts) {
+            if !self.policy.apply(code, started.elapsed(), &mut attempts)
+                || lock(&self.current.state).abandoned
+            {
                 return self.finish();
             }
             let restarts = u32::try_from(lock(&self.current.state).generation).unwrap_or(u32::MAX);
@@ -264,7 +279,13 @@ impl<S: Message, R: Message> Supervision<S, R> {
                     let _ = self.poke.put(());
                     started = Instant::now();
                 }
-                // The node is gone (or refuses): wait for its next incarnation, if it has one.
+                // The node refuses (a name still taken, say): a failed run, for the policy.
+                Err(NetError::Spawn { .. }) => {
+                    done = Completion::new();
+                    done.finish(1);
+                    started = Instant::now();
+                }
+                // The node is gone: wait for its next incarnation, if it has one.
                 Err(_) => match self.slot.next_link(generation, Duration::from_secs(120)) {
                     Some((l, g)) => {
                         link = l;
@@ -299,92 +320,167 @@ struct Relay<S, R> {
     initial: Option<Initial>,
     /// A `()` whenever the supervisor started an instance or gave up.
     poked: PlaceChannel<(), ()>,
+    /// Alive while the handle is.
+    handle: std::sync::Weak<HandleRef<S, R>>,
+}
+
+/// What the handle holds: its view of the instances. The relay watches it to learn that the
+/// handle is gone even while it is not reading the handle's channel.
+struct HandleRef<S, R>(Arc<Current<S, R>>);
+
+impl<S: Message, R: Message> Instances for HandleRef<S, R> {
+    fn completion(&self) -> Arc<Completion> {
+        self.0.completion()
+    }
+
+    fn kill(&self) {
+        self.0.kill();
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }
 
 impl<S: Message, R: Message> Relay<S, R> {
     fn run(self) {
-        let mut pending: VecDeque<S> = VecDeque::new();
+        /// A message for the instance; `true` marks the initial message of the current one.
+        type Waiting<S> = VecDeque<(bool, S)>;
+        let mut pending: Waiting<S> = VecDeque::new();
         let mut seen = 0u64;
-        let mut instance: Option<Arc<RemotePlace<S, R>>> = None;
+        // The instance messages go to (until it is known to have ended), and the one whose
+        // channel is still read (until it is drained: what it sent before it ended still goes
+        // to the handle).
+        let mut target: Option<Arc<RemotePlace<S, R>>> = None;
+        let mut draining: Option<Arc<RemotePlace<S, R>>> = None;
         let mut supervisor_gone = false;
+        let mut backoff = Duration::from_millis(1);
+        // A message from the instance that the handle's full channel could not take yet.
+        let mut to_user: Option<R> = None;
         loop {
             {
                 let st = lock(&self.current.state);
                 if st.generation != seen {
                     seen = st.generation;
-                    instance = Some(st.place.clone());
+                    target = Some(st.place.clone());
+                    draining = target.clone();
+                    // An initial message the last instance never took is not repeated.
+                    pending.retain(|(initial, _)| !initial);
                     if let Some(init) = self.initial.as_ref().and_then(Initial::make::<S>) {
-                        pending.push_front(init);
+                        pending.push_front((true, init));
                     }
                 }
-                let ended = instance
-                    .as_ref()
-                    .is_none_or(|p| p.completion().completion().is_some());
-                if st.over && ended {
+                if st.over && draining.is_none() {
                     // Dropping `user` closes the handle's channel.
                     return;
                 }
             }
             // An instance known to have ended gets nothing more: what waits, waits for the next.
-            if instance
+            if target
                 .as_ref()
                 .is_some_and(|p| p.completion().completion().is_some())
             {
-                instance = None;
+                target = None;
             }
-            if let Some(p) = &instance {
-                while let Some(m) = pending.pop_front() {
+            let mut delivered = false;
+            if let Some(p) = &target {
+                while let Some((initial, m)) = pending.pop_front() {
                     match p.try_put(m) {
-                        Ok(()) => {}
+                        Ok(()) => delivered = true,
                         Err(TryPutError::Full(m)) => {
-                            pending.push_front(m);
+                            pending.push_front((initial, m));
                             break;
                         }
                         // The instance is gone; the message went with it.
                         Err(_) => {
-                            instance = None;
+                            target = None;
                             break;
                         }
                     }
                 }
             }
+            if let Some(m) = to_user.take() {
+                match self.user.try_put(m) {
+                    Ok(()) => delivered = true,
+                    Err(TryPutError::Full(m)) => to_user = Some(m),
+                    Err(_) => return self.abandon(),
+                }
+            }
             let mut sel = Select::new();
             let from_user = (pending.len() < RELAY_HOLD).then(|| sel.recv(&self.user));
-            let from_place = instance.as_ref().map(|p| sel.recv(p.channel()));
+            let from_place = draining
+                .as_ref()
+                .filter(|_| to_user.is_none())
+                .map(|p| sel.recv(p.channel()));
             let poke = (!supervisor_gone).then(|| sel.recv(&self.poked));
-            // Retry soon while messages wait for room; otherwise look again now and then.
-            let wait = if pending.is_empty() || instance.is_none() {
+            // Retry soon while messages wait for room (backing off while the instance takes
+            // none); otherwise look again now and then.
+            let stuck = to_user.is_some() || (!pending.is_empty() && target.is_some());
+            let wait = if !stuck {
                 Duration::from_secs(1)
             } else {
-                Duration::from_millis(1)
+                backoff = if delivered {
+                    Duration::from_millis(1)
+                } else {
+                    (backoff * 2).min(Duration::from_millis(100))
+                };
+                backoff
             };
             let Ok(ev) = sel.select_timeout(wait) else {
+                // Full and waiting: the handle may have gone meanwhile.
+                if self.user_gone() {
+                    return self.abandon();
+                }
                 continue;
             };
             let i = Some(ev.index());
             if i == from_user {
                 match ev.recv(&self.user) {
-                    Ok(m) => pending.push_back(m),
+                    Ok(m) => pending.push_back((false, m)),
                     // The handle is gone.
-                    Err(_) => return,
+                    Err(_) => return self.abandon(),
                 }
             } else if i == from_place {
-                let Some(p) = instance.clone() else { continue };
+                let Some(p) = draining.clone() else { continue };
                 match ev.recv(p.channel()) {
-                    Ok(m) => {
-                        if self.user.put(m).is_err() {
-                            return;
-                        }
-                    }
-                    // This instance has ended: wait for the next one.
+                    Ok(m) => match self.user.try_put(m) {
+                        Ok(()) => {}
+                        Err(TryPutError::Full(m)) => to_user = Some(m),
+                        Err(_) => return self.abandon(),
+                    },
+                    // This instance has ended and everything it sent has been passed on.
                     Err(_) => {
                         drop(sel);
-                        instance = None;
+                        draining = None;
+                        if target.as_ref().is_some_and(|t| Arc::ptr_eq(t, &p)) {
+                            target = None;
+                        }
                     }
                 }
             } else if i == poke && ev.recv(&self.poked).is_err() {
                 supervisor_gone = true;
             }
+        }
+    }
+
+    /// Whether the handle is gone.
+    fn user_gone(&self) -> bool {
+        self.handle.strong_count() == 0
+    }
+
+    /// The handle is gone. An unnamed place can no longer be reached: its current instance is
+    /// killed and not restarted. A named place goes on serving (and being restarted) under its
+    /// name.
+    fn abandon(&self) {
+        let place = {
+            let mut st = lock(&self.current.state);
+            if !self.current.named {
+                st.abandoned = true;
+            }
+            st.place.clone()
+        };
+        if !self.current.named {
+            place.kill();
         }
     }
 }
