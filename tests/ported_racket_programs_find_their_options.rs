@@ -378,3 +378,18 @@ fn a_supervised_handle_that_is_not_read_pushes_back_on_its_place() {
     assert!(last < 4096, "the place sent {last} messages nobody took");
     assert_eq!(p.get_timeout(LIMIT).unwrap(), 0);
 }
+
+#[test]
+fn a_policy_callback_that_panics_closes_the_handle() {
+    let n = node();
+    let p: RemotePlace<String> = places::supervise_place_at(
+        &n,
+        module_path!(),
+        "fails",
+        PlaceOptions::new().restart_on_exit(places::RestartOnExit::Custom(Box::new(|_| {
+            panic!("this policy callback panics on purpose")
+        }))),
+    )
+    .unwrap();
+    assert_eq!(p.get_timeout(LIMIT), Err(ChannelError::Closed));
+}

@@ -262,9 +262,14 @@ impl<S: Message, R: Message> Supervision<S, R> {
                 }
             }
             let code = done.completion().unwrap_or(1);
-            if !self.policy.apply(code, started.elapsed(), &mut attempts)
-                || lock(&self.current.state).abandoned
-            {
+            // A policy callback that panics ends the supervision as a policy that gives up
+            // would: the handle closes instead of waiting for an instance that never comes.
+            let lived = started.elapsed();
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.policy.apply(code, lived, &mut attempts)
+            }))
+            .unwrap_or(false);
+            if !again || lock(&self.current.state).abandoned {
                 return self.finish();
             }
             let restarts = u32::try_from(lock(&self.current.state).generation).unwrap_or(u32::MAX);
@@ -370,7 +375,8 @@ impl<S: Message, R: Message> Relay<S, R> {
                         pending.push_front((true, init));
                     }
                 }
-                if st.over && draining.is_none() {
+                // Over, or its supervisor is gone however it ended: no instance will follow.
+                if (st.over || supervisor_gone) && draining.is_none() {
                     // Dropping `user` closes the handle's channel.
                     return;
                 }
