@@ -743,6 +743,21 @@ pub struct Partition<T> {
     _item: PhantomData<T>,
 }
 
+impl<T: CgIndex> Partition<T> {
+    /// What is left of the block, as a range (the whole block before iterating): for code that
+    /// works on the block as a slice.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = places::Comm::local_group(3);
+    /// assert_eq!(g[1].partition(0..10usize).range(), 4..7);
+    /// ```
+    pub fn range(&self) -> std::ops::Range<T> {
+        T::from_i128(self.next)..T::from_i128(self.end.max(self.next))
+    }
+}
+
 impl<T: CgIndex> Iterator for Partition<T> {
     type Item = T;
 

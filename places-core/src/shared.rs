@@ -160,17 +160,6 @@ shared_vector! {
     store: |v| v
 }
 
-impl SharedBytes {
-    /// Adds `delta` to the byte at `index`, wrapping, and returns the old value.
-    ///
-    /// # Panics
-    ///
-    /// If `index >= len()`.
-    pub fn fetch_add(&self, index: usize, delta: u8) -> u8 {
-        self.cells[index].fetch_add(delta, Ordering::Relaxed)
-    }
-}
-
 shared_vector! {
     /// A shared, fixed-size vector of `i64` (Racket's `make-shared-fxvector`).
     ///
@@ -184,18 +173,6 @@ shared_vector! {
     SharedI64s, i64, AtomicI64, 0,
     load: |v| v,
     store: |v| v
-}
-
-impl SharedI64s {
-    /// Adds `delta` to the element at `index`, wrapping, and returns the old value. Concurrent
-    /// adds from several places all count.
-    ///
-    /// # Panics
-    ///
-    /// If `index >= len()`.
-    pub fn fetch_add(&self, index: usize, delta: i64) -> i64 {
-        self.cells[index].fetch_add(delta, Ordering::Relaxed)
-    }
 }
 
 shared_vector! {
@@ -215,18 +192,6 @@ shared_vector! {
     store: |v| v
 }
 
-impl SharedI32s {
-    /// Adds `delta` to the element at `index`, wrapping, and returns the old value. Concurrent
-    /// adds from several places all count.
-    ///
-    /// # Panics
-    ///
-    /// If `index >= len()`.
-    pub fn fetch_add(&self, index: usize, delta: i32) -> i32 {
-        self.cells[index].fetch_add(delta, Ordering::Relaxed)
-    }
-}
-
 shared_vector! {
     /// A shared, fixed-size vector of `f64` (Racket's `make-shared-flvector`).
     ///
@@ -241,6 +206,25 @@ shared_vector! {
     load: |bits| f64::from_bits(bits),
     store: |v| v.to_bits()
 }
+
+/// `fetch_add` for the integer vectors.
+macro_rules! fetch_add {
+    ($($name:ident: $elem:ty),*) => {$(
+        impl $name {
+            /// Adds `delta` to the element at `index`, wrapping, and returns the old value.
+            /// Concurrent adds from several places all count.
+            ///
+            /// # Panics
+            ///
+            /// If `index >= len()`.
+            pub fn fetch_add(&self, index: usize, delta: $elem) -> $elem {
+                self.cells[index].fetch_add(delta, Ordering::Relaxed)
+            }
+        }
+    )*};
+}
+
+fetch_add!(SharedBytes: u8, SharedI64s: i64, SharedI32s: i32);
 
 #[cfg(test)]
 mod tests {

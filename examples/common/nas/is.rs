@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use places::prelude::*;
 
 use super::randlc::{Randlc, SEED};
-use super::{block, Class, Mode, Report};
+use super::{Class, Mode, Report};
 
 /// Iterations NPB times.
 pub const ITERATIONS: usize = 10;
@@ -250,8 +250,8 @@ fn run_places(p: &Params, keys: Vec<i32>, np: usize) -> Result<Outcome, ForkJoin
         {
             let p = Params::of(class);
             let (id, np, mk) = (cg.id(), cg.cnt(), p.max_key);
-            let (lo, hi) = block(p.total_keys, id, np);
-            let (vlo, vhi) = block(mk, id, np);
+            let std::ops::Range { start: lo, end: hi } = cg.partition(0..p.total_keys).range();
+            let std::ops::Range { start: vlo, end: vhi } = cg.partition(0..mk).range();
             let mut mine = vec![0i32; hi - lo];
             keys.read_slice(lo, &mut mine);
             let mut my_counts = vec![0i32; mk];

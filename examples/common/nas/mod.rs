@@ -183,10 +183,3 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         corrupt,
     })
 }
-
-/// `[lo, hi)` of block `id` of `n` items in `cnt` blocks whose sizes differ by at most one.
-pub fn block(n: usize, id: usize, cnt: usize) -> (usize, usize) {
-    let (base, extra) = (n / cnt, n % cnt);
-    let lo = id * base + id.min(extra);
-    (lo, lo + base + usize::from(id < extra))
-}
