@@ -138,11 +138,13 @@ where
         let order = order.clone();
         let thunk: EntryThunk = Box::new(move || {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&comm, args)));
+            // A failure takes its place in the order before this member releases the others:
+            // one that fails because this one is gone comes after it.
+            let report =
+                outcome.map_err(|p| (order.fetch_add(1, Ordering::SeqCst), panic_message(&*p)));
             // Release the other members before reporting: their receives from this member
             // fail at once instead of waiting for the creator to notice.
             drop(comm);
-            let report =
-                outcome.map_err(|p| (order.fetch_add(1, Ordering::SeqCst), panic_message(&*p)));
             let failed = report.is_err();
             let _ = theirs.put(report);
             i32::from(failed)
