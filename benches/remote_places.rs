@@ -12,10 +12,10 @@
 //! - how much a node's resident memory grows while a sender floods a slow consumer on it for
 //!   10 s (flow control keeps it within the channel's window);
 //! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it;
-//! - an 8-byte ping-pong between places on two sibling nodes (over a channel whose ends were
-//!   sent to them), and `cg.barrier()` between the members of a `fork_join!` over two nodes,
-//!   both against the raw TCP round trip. (Between siblings traffic still passes through this
-//!   program, two hops; direct node-to-node links are to come.)
+//! - an 8-byte ping-pong between places on two sibling nodes over a channel whose ends were
+//!   sent to them (such a channel still passes through this program: two hops), the same
+//!   ping-pong between the members of a `fork_join!` over two nodes (linked directly, one hop),
+//!   and `cg.barrier()` between those members, all against the raw TCP round trip.
 //!
 //! This bench binary is its own node executable (`places::init()` first thing in `main`).
 //! `PLACES_BENCH_QUICK=1` runs fewer iterations.
@@ -308,7 +308,7 @@ fn main() {
         create_place_node("localhost", NodeOptions::new()).expect("node b"),
     ];
     let (a, b) = (&nodes[0], &nodes[1]);
-    let (mut sib, mut bar, mut raw) = (vec![], vec![], vec![]);
+    let (mut sib, mut bar, mut direct, mut raw) = (vec![], vec![], vec![], vec![]);
     let reps = rounds as u64 / 5;
     for _ in 0..samples {
         let pinger: RemotePlace<(PlaceChannel<u64>, u64), u64> = a
@@ -334,15 +334,45 @@ fn main() {
         })
         .expect("a group over two nodes");
         bar.push(per.into_iter().max().unwrap_or_default());
+        let per = fork_join!(nodes = &nodes, 2, cg, [reps: u64] -> Duration, {
+            let other = 1 - cg.id();
+            let mut round = |i: u64| {
+                if cg.id() == 0 {
+                    cg.send(other, i).unwrap();
+                    cg.recv::<u64>(other).unwrap()
+                } else {
+                    let v = cg.recv::<u64>(other).unwrap();
+                    cg.send(other, v).unwrap();
+                    v
+                }
+            };
+            for i in 0..20 {
+                round(i);
+            }
+            let start = Instant::now();
+            for i in 0..reps {
+                round(i);
+            }
+            start.elapsed() / reps as u32
+        })
+        .expect("a group over two nodes");
+        direct.push(per[0]);
         raw.push(raw_tcp::round_trips(raw8, 8, rounds));
     }
-    let (sib, bar, raw) = (median(sib), median(bar), median(raw));
+    let (sib, bar, direct, raw) = (median(sib), median(bar), median(direct), median(raw));
     println!(
-        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x once nodes link directly)",
-        "8-byte ping-pong between places on sibling nodes",
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (two hops: through this program)",
+        "8-byte ping-pong, sibling nodes, over a sent channel",
         us(sib),
         us(raw),
         sib.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",
+        "8-byte ping-pong, group members on 2 nodes (direct)",
+        us(direct),
+        us(raw),
+        direct.as_secs_f64() / raw.as_secs_f64()
     );
     println!(
         "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",

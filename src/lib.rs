@@ -67,17 +67,17 @@ pub use places_net::{
     on_channel, restart_every, spawn_node_at, spawn_node_supervise_place_at,
     spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, ssh_bin_path,
     start_message_router_thread, supervise_place_at, supervise_process_at, supervise_thread_at,
-    AfterSeconds, Cookie, EventContainer, EverySeconds, IntoEventContainer, MessageRouter,
-    NetError, NodeOptions, NodeStatus, OnChannel, PendingNode, PlaceOptions, PlaceState,
-    PlaceStatus, RemoteNode, RemotePlace, RemoteProcess, RestartEvery, RestartOnExit, RouterThread,
-    StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
+    AfterSeconds, Cookie, EventContainer, EverySeconds, IntoEventContainer, MeshInvitation,
+    MessageRouter, NetError, NodeOptions, NodeStatus, OnChannel, PendingNode, PlaceOptions,
+    PlaceState, PlaceStatus, RemoteNode, RemotePlace, RemoteProcess, RestartEvery, RestartOnExit,
+    RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that
 /// talk to nodes directly.
 pub mod net {
     pub use places_net::{
-        cluster_cookie, handshake, wire, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE,
+        cluster_cookie, handshake, mesh, wire, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE,
         SETTINGS_ENV, STANDALONE,
     };
 }
@@ -101,6 +101,7 @@ pub fn init() -> Result<(), SpawnError> {
 #[doc(hidden)]
 pub mod __private {
     pub use places_core::__private::*;
+    pub use places_net::{fork_join_member_on, MemberFailure};
 
     /// The `main` wrapper of `#[places::main]`: node mode first, then the registry check.
     pub fn run_main<T>(body: impl FnOnce() -> T) -> T {

@@ -136,6 +136,11 @@ impl Tag {
     pub const fn bits(self) -> u32 {
         self.0
     }
+
+    /// The tag whose number on the wire is `bits` (the inverse of [`bits`](Self::bits)).
+    pub const fn from_bits(bits: u32) -> Tag {
+        Tag(bits)
+    }
 }
 
 /// A message in flight: moved as a value between threads, or encoded bytes between nodes.
@@ -261,6 +266,16 @@ impl Envelope {
                 type_name: std::any::type_name::<T>(),
                 encode: encode::<T>,
             },
+        }
+    }
+
+    /// An envelope holding a value another process encoded with the [`codec`](crate::codec),
+    /// under its sender's name of the value's type (checked against the receiver's before it
+    /// decodes).
+    pub fn encoded(tag: Tag, type_name: String, bytes: Vec<u8>) -> Self {
+        Self {
+            tag,
+            payload: Payload::Encoded { type_name, bytes },
         }
     }
 
@@ -411,8 +426,9 @@ impl Comm {
     /// it calls [`Invitation::join`] for its [`Comm`]. Messages between members travel encoded
     /// and type-checked ([`EncodedLink`]); barriers are messages.
     ///
-    /// Between places on two other nodes the channels go through this program for now (two
-    /// hops); direct node-to-node links are to come.
+    /// Between places on two other nodes these channels go through this program (two hops).
+    /// `places::MeshInvitation`s (what `fork_join!(nodes = ..)` uses) link members in
+    /// different processes directly instead.
     ///
     /// # Examples
     ///

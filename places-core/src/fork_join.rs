@@ -54,24 +54,6 @@ pub enum ForkJoinError {
     NoNodes,
 }
 
-/// The body of a member of a group over nodes, run in its place (what `fork_join!(nodes = ..)`
-/// registers): joins the group it is invited to, runs `body`, reports its result or its panic.
-#[doc(hidden)]
-pub fn fork_join_member<A: Message, R: Message>(
-    ch: crate::PlaceChannel<Result<R, String>, (crate::Invitation, A)>,
-    body: fn(&Comm, A) -> R,
-) {
-    let Ok((invitation, args)) = ch.get() else {
-        return;
-    };
-    let comm = invitation.join();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&comm, args)));
-    // Report before the links close: a member that fails because this one is gone reports
-    // after it, so the creator, which takes reports as they come, names the first failure.
-    let _ = ch.put(outcome.map_err(|p| panic_message(&*p)));
-    drop(comm);
-}
-
 fn also(ranks: &[usize]) -> String {
     if ranks.is_empty() {
         String::new()
@@ -186,7 +168,9 @@ where
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic.
+#[doc(hidden)]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(crate::context::Exit(code)) = payload.downcast_ref::<crate::context::Exit>() {
         format!("the member called `places::exit({code})`")
     } else if let Some(s) = payload.downcast_ref::<&str>() {

@@ -127,7 +127,7 @@ pub fn init() -> Result<(), SpawnError> {
 /// What the macros' expansions use. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::fork_join::fork_join_member;
+    pub use crate::fork_join::panic_message;
     pub use crate::message::Completion;
     pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel, ThunkTypes};
     pub use crate::rpc::set_log_forwarder;

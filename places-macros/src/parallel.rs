@@ -357,11 +357,11 @@ impl ForkJoin {
                 #[#krate::place(crate = #krate)]
                 fn #entry(
                     #ch: #krate::PlaceChannel<
-                        ::core::result::Result<#output, ::std::string::String>,
-                        (#krate::Invitation, #args_ty),
+                        ::core::result::Result<#output, #krate::__private::MemberFailure>,
+                        (#krate::MeshInvitation, #args_ty),
                     >,
                 ) {
-                    #krate::__private::fork_join_member(#ch, #body_fn)
+                    #krate::__private::fork_join_member_on(#ch, #body_fn)
                 }
                 #krate::fork_join_on::<#args_ty, #output>(
                     #nodes,

@@ -1,17 +1,57 @@
-//! Fork-join over nodes: the members of a group run as places spread over nodes, joined by
-//! [`Comm::invitations`](places_core::Comm::invitations). What `fork_join!(nodes = .., ..)`
-//! calls.
+//! Fork-join over nodes: the members of a group run as places spread over nodes, linked to each
+//! other directly (see [`mesh`](crate::mesh)). What `fork_join!(nodes = .., ..)` calls.
 
-use places_core::{ForkJoinError, Invitation, Message};
+use std::panic::{self, AssertUnwindSafe};
+
+use places_core::{Comm, ForkJoinError, Message, PlaceChannel};
+use serde::{Deserialize, Serialize};
 
 use crate::client::{RemoteNode, RemotePlace};
+use crate::mesh::MeshInvitation;
+
+/// Why a member of a group over nodes produced no result, as it reports it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MemberFailure {
+    /// The body panicked, with this message.
+    Panicked(String),
+    /// The member could not join the group.
+    Join(String),
+}
 
 /// A member of a group over nodes, from the creator's side.
-type Member<A, R> = RemotePlace<(Invitation, A), Result<R, String>>;
+type Member<A, R> = RemotePlace<(MeshInvitation, A), Result<R, MemberFailure>>;
+
+/// The body of a member of a group over nodes, run in its place (what `fork_join!(nodes = ..)`
+/// registers): joins the group it is invited to, runs `body`, reports its result or its panic.
+#[doc(hidden)]
+pub fn fork_join_member_on<A: Message, R: Message>(
+    ch: PlaceChannel<Result<R, MemberFailure>, (MeshInvitation, A)>,
+    body: fn(&Comm, A) -> R,
+) {
+    let Ok((invitation, args)) = ch.get() else {
+        return;
+    };
+    let comm = match invitation.join() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ch.put(Err(MemberFailure::Join(e.to_string())));
+            return;
+        }
+    };
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&comm, args)));
+    // Report before the links close: a member that fails because this one is gone reports
+    // after it, so the creator, which takes reports as they come, names the first failure.
+    let _ = ch.put(
+        outcome.map_err(|p| MemberFailure::Panicked(places_core::__private::panic_message(&*p))),
+    );
+    drop(comm);
+}
 
 /// Starts `np` members of a group as places running the registered entry `module::entry` (a
-/// lifted `fork_join!` body), member `i` on `nodes[i % nodes.len()]`, gives each its invitation
-/// and a clone of `args`, and returns their results in rank order.
+/// lifted `fork_join!` body), member `i` on `nodes[i % nodes.len()]`, links every member to
+/// every other directly (node to node, one hop: this program relays nothing), gives each a
+/// clone of `args`, and returns their results in rank order.
 ///
 /// This is the function behind `fork_join!(nodes = &nodes, np, cg, [..] -> R, { .. })`, which
 /// registers the entry; call it directly only with such an entry.
@@ -19,9 +59,10 @@ type Member<A, R> = RemotePlace<(Invitation, A), Result<R, String>>;
 /// # Errors
 ///
 /// [`ForkJoinError::Panicked`] naming the first member (by rank) that panicked;
-/// [`ForkJoinError::Node`] naming the member and its node when a member could not be started
-/// or its node was lost; [`ForkJoinError::Empty`] for `np == 0`, [`ForkJoinError::NoNodes`] for
-/// no nodes. On any error every member still running is killed: no place is left behind.
+/// [`ForkJoinError::Node`] naming the member and its node when a member could not be started,
+/// could not link to the others, or its node was lost; [`ForkJoinError::Empty`] for `np == 0`,
+/// [`ForkJoinError::NoNodes`] for no nodes. On any error every member still running is killed:
+/// no place is left behind.
 pub fn fork_join_on<A, R>(
     nodes: &[RemoteNode],
     np: usize,
@@ -59,11 +100,18 @@ where
             }
         }
     }
-    for (rank, (member, invitation)) in members
-        .iter()
-        .zip(places_core::Comm::invitations(np))
-        .enumerate()
-    {
+    let (invitations, rendezvous) = match crate::mesh::invitations(np) {
+        Ok(v) => v,
+        Err(e) => {
+            kill_all(&members);
+            return Err(ForkJoinError::Node {
+                rank: 0,
+                node: node_of(0).name().to_owned(),
+                reason: format!("could not make the group's invitations: {e}"),
+            });
+        }
+    };
+    for (rank, (member, invitation)) in members.iter().zip(invitations).enumerate() {
         if let Err(e) = member.put((invitation, args.clone())) {
             kill_all(&members);
             return Err(ForkJoinError::Node {
@@ -72,6 +120,21 @@ where
                 reason: format!("could not send the member its invitation: {e}"),
             });
         }
+    }
+    if let Err(rank) = rendezvous.exchange() {
+        kill_all(&members);
+        let reason = match members[rank]
+            .channel()
+            .get_timeout(std::time::Duration::from_secs(5))
+        {
+            Ok(Err(MemberFailure::Join(e))) => format!("could not join the group: {e}"),
+            _ => "the member ended before it told where it listens".to_owned(),
+        };
+        return Err(ForkJoinError::Node {
+            rank,
+            node: node_of(rank).name().to_owned(),
+            reason,
+        });
     }
     // Reports are taken as they arrive: the first failure to arrive is the one named (a
     // member that fails because another is gone reports after it).
@@ -88,8 +151,11 @@ where
         let rank = waiting.remove(at);
         match ev.recv(members[rank].channel()) {
             Ok(Ok(r)) => results[rank] = Some(r),
-            Ok(Err(message)) => failures.push((rank, Ok(message))),
-            Err(e) => failures.push((rank, Err(e.to_string()))),
+            Ok(Err(MemberFailure::Panicked(message))) => failures.push((rank, Ok(message))),
+            Ok(Err(MemberFailure::Join(e))) => {
+                failures.push((rank, Err(format!("could not join the group: {e}"))))
+            }
+            Err(e) => failures.push((rank, Err(format!("the member ended without a result: {e}")))),
         }
     }
     let Some((rank, first)) = failures.first().cloned() else {
@@ -107,7 +173,7 @@ where
         Err(e) => ForkJoinError::Node {
             rank,
             node: node_of(rank).name().to_owned(),
-            reason: format!("the member ended without a result: {e}"),
+            reason: e,
         },
     })
 }

@@ -73,6 +73,25 @@ impl Cookie {
         Ok(Cookie(b))
     }
 
+    /// The MAC of `role`, `first` and `second` under this cookie.
+    pub(crate) fn sign(&self, role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> Vec<u8> {
+        self.mac(role, first, second)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Whether `mac` is [`sign`](Self::sign)'s, checked in constant time.
+    pub(crate) fn verify(
+        &self,
+        role: &[u8],
+        first: &[u8; 32],
+        second: &[u8; 32],
+        mac: &[u8],
+    ) -> bool {
+        self.mac(role, first, second).verify_slice(mac).is_ok()
+    }
+
     fn mac(&self, role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; 32 bytes cannot fail.
         let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) {

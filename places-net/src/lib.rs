@@ -18,6 +18,7 @@ mod event_loop;
 mod fork_join;
 pub mod handshake;
 mod launch;
+pub mod mesh;
 mod node;
 mod router;
 mod status;
@@ -30,9 +31,10 @@ pub use client::{
     RemotePlace, MISSED_HEARTBEATS,
 };
 pub use error::NetError;
-pub use fork_join::fork_join_on;
+pub use fork_join::{fork_join_member_on, fork_join_on, MemberFailure};
 pub use handshake::Cookie;
 pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT};
+pub use mesh::MeshInvitation;
 pub use node::{
     run_if_requested, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV, STANDALONE,
 };

@@ -131,7 +131,7 @@ pub fn run_if_requested() {
 }
 
 /// The address this node listens on, once it does.
-fn listen_addr() -> Option<String> {
+pub(crate) fn listen_addr() -> Option<String> {
     LISTENING.get().cloned()
 }
 

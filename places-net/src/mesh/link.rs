@@ -1,0 +1,629 @@
+//! The direct links of one member of a group to the others: TCP connections carrying
+//! envelopes, driven by the member's own thread.
+//!
+//! Every message is
+//!
+//! ```text
+//! u64 LE body length | u32 LE tag | u16 LE type-name length | type name | body
+//! ```
+//!
+//! There is no reader thread: as in MPI, a member makes progress inside its own calls. A receive
+//! reads the socket it waits on itself (one wake-up per message, as a blocking TCP read has), and
+//! while it waits, and while a send waits for a full socket to drain, the member also takes in
+//! what its other peers send, so two members sending each other large messages at once never
+//! block each other. What a peer sends that nobody receives yet is queued, up to [`QUEUE`]
+//! messages or [`QUEUE_BYTES`] bytes per peer; beyond that the member stops reading that peer
+//! (except when it receives from it) and TCP pushes back on the sender. A body is read as it
+//! arrives: a peer that claims a length it does not send makes the reader allocate only what did
+//! arrive (and at most [`RESERVE`] ahead), and ends the link.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use places_core::{ChannelError, Envelope, Link, Payload, Tag, WireEnvelope};
+
+/// Messages a member holds from one peer, unreceived, before it stops reading that peer.
+pub const QUEUE: usize = 1024;
+
+/// Bytes a member holds from one peer, unreceived, before it stops reading that peer (64 MiB).
+pub const QUEUE_BYTES: usize = 64 << 20;
+
+/// The most a reader allocates ahead of the bytes that arrived (64 MiB).
+pub const RESERVE: usize = 64 << 20;
+
+/// The longest type name a message may carry.
+pub const MAX_TYPE_NAME: usize = 4096;
+
+/// How long the links of a member that is gone keep reading, so that what it sent last is not
+/// reset away, before they close.
+const LINGER: Duration = Duration::from_secs(30);
+
+const HEAD: usize = 14;
+
+/// How long a receive keeps reading its socket before it sleeps in `poll`: a reply that comes
+/// within it costs no wake-up (MPI libraries spin the same way). It yields between reads, so a
+/// peer that shares its core still runs.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// A message being read.
+enum Partial {
+    Head {
+        buf: [u8; HEAD],
+        got: usize,
+    },
+    Name {
+        tag: Tag,
+        len: u64,
+        buf: Vec<u8>,
+        want: usize,
+    },
+    Body {
+        tag: Tag,
+        name: String,
+        len: u64,
+        body: Vec<u8>,
+    },
+}
+
+impl Partial {
+    fn new() -> Self {
+        Partial::Head {
+            buf: [0; HEAD],
+            got: 0,
+        }
+    }
+
+    fn is_between_messages(&self) -> bool {
+        matches!(self, Partial::Head { got: 0, .. })
+    }
+}
+
+struct Peer {
+    stream: TcpStream,
+    reading: Partial,
+    queue: VecDeque<WireEnvelope>,
+    queued_bytes: usize,
+    /// Why the link ended (the peer closed, or sent something malformed), once it did.
+    ended: Option<String>,
+}
+
+impl Peer {
+    fn throttled(&self) -> bool {
+        self.queue.len() >= QUEUE || self.queued_bytes >= QUEUE_BYTES
+    }
+
+    /// Reads what is there without waiting; queues every message completed.
+    fn pump(&mut self, scratch: &mut [u8], receiving: bool) {
+        while self.ended.is_none() && (receiving || !self.throttled()) {
+            let read = match &mut self.reading {
+                Partial::Body { len, body, .. } => {
+                    // Straight into the body, at most RESERVE ahead of what arrived.
+                    let want = (*len - body.len() as u64).min(RESERVE as u64) as usize;
+                    body.reserve(want);
+                    let spare = body.spare_capacity_mut();
+                    let room = want.min(spare.len());
+                    // SAFETY: `spare` is `room` writable bytes owned by `body`; `read` writes at
+                    // most `room` of them and says how many.
+                    let n = unsafe {
+                        libc::read(
+                            self.stream.as_raw_fd(),
+                            spare.as_mut_ptr().cast::<libc::c_void>(),
+                            room,
+                        )
+                    };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        let n = n as usize;
+                        // SAFETY: `read` initialized `n <= room` bytes past the length.
+                        unsafe { body.set_len(body.len() + n) };
+                        if n > 0 {
+                            self.advance(&[]);
+                        }
+                        Ok(n)
+                    }
+                }
+                _ => match (&self.stream).read(scratch) {
+                    Ok(n) => {
+                        if n > 0 {
+                            self.advance(&scratch[..n]);
+                        }
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match read {
+                Ok(0) => {
+                    self.ended = Some(if self.reading.is_between_messages() {
+                        "the member closed its link".to_owned()
+                    } else {
+                        "the link closed in the middle of a message".to_owned()
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.ended = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Feeds `bytes` (and, in a body, what was read into it) through the message parser.
+    fn advance(&mut self, mut bytes: &[u8]) {
+        loop {
+            if self.ended.is_some() {
+                return;
+            }
+            match &mut self.reading {
+                Partial::Head { buf, got } => {
+                    if bytes.is_empty() {
+                        return;
+                    }
+                    let take = (HEAD - *got).min(bytes.len());
+                    buf[*got..*got + take].copy_from_slice(&bytes[..take]);
+                    *got += take;
+                    bytes = &bytes[take..];
+                    if *got < HEAD {
+                        return;
+                    }
+                    let len = u64::from_le_bytes(buf[0..8].try_into().unwrap_or([0; 8]));
+                    let tag =
+                        Tag::from_bits(u32::from_le_bytes(buf[8..12].try_into().unwrap_or([0; 4])));
+                    let want = u16::from_le_bytes([buf[12], buf[13]]) as usize;
+                    if want > MAX_TYPE_NAME {
+                        self.ended = Some(format!(
+                            "a type name of {want} bytes (at most {MAX_TYPE_NAME})"
+                        ));
+                        return;
+                    }
+                    self.reading = Partial::Name {
+                        tag,
+                        len,
+                        buf: Vec::with_capacity(want),
+                        want,
+                    };
+                }
+                Partial::Name {
+                    tag,
+                    len,
+                    buf,
+                    want,
+                } => {
+                    let take = (*want - buf.len()).min(bytes.len());
+                    buf.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    if buf.len() < *want {
+                        return;
+                    }
+                    let Ok(name) = String::from_utf8(std::mem::take(buf)) else {
+                        self.ended = Some("a type name that is not UTF-8".to_owned());
+                        return;
+                    };
+                    // What is in hand, or a little; the body grows as it arrives.
+                    let cap = usize::try_from(*len)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len().max(64 << 10));
+                    self.reading = Partial::Body {
+                        tag: *tag,
+                        name,
+                        len: *len,
+                        body: Vec::with_capacity(cap),
+                    };
+                }
+                Partial::Body { len, body, .. } => {
+                    let take = ((*len - body.len() as u64).min(bytes.len() as u64)) as usize;
+                    body.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    if (body.len() as u64) < *len {
+                        return;
+                    }
+                    let Partial::Body {
+                        tag, name, body, ..
+                    } = std::mem::replace(&mut self.reading, Partial::new())
+                    else {
+                        unreachable!("matched a body above")
+                    };
+                    self.queued_bytes += body.len();
+                    self.queue.push_back(WireEnvelope {
+                        tag,
+                        type_name: name,
+                        bytes: body,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Every link of one member.
+struct Core {
+    peers: Vec<Option<Peer>>,
+    scratch: Vec<u8>,
+}
+
+impl Core {
+    /// Waits until `read` has something or ended, or `write` can take bytes, taking in what
+    /// every other peer sends meanwhile (unless throttled).
+    fn wait(&mut self, read: Option<usize>, write: Option<usize>) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len());
+        let mut who: Vec<usize> = Vec::with_capacity(self.peers.len());
+        for (i, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let mut events = 0;
+            if p.ended.is_none() && (Some(i) == read || !p.throttled()) {
+                events |= libc::POLLIN;
+            }
+            if Some(i) == write {
+                events |= libc::POLLOUT;
+            }
+            if events != 0 {
+                fds.push(libc::pollfd {
+                    fd: p.stream.as_raw_fd(),
+                    events,
+                    revents: 0,
+                });
+                who.push(i);
+            }
+        }
+        if fds.is_empty() {
+            return;
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if n <= 0 {
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for (fd, &i) in fds.iter().zip(&who) {
+            if fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                if let Some(p) = &mut self.peers[i] {
+                    p.pump(&mut scratch, Some(i) == read);
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn recv(&mut self, peer: usize) -> Result<WireEnvelope, ChannelError> {
+        let spin_until = Instant::now() + SPIN;
+        loop {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let p = self.peers[peer].as_mut().ok_or(ChannelError::Closed)?;
+            if let Some(m) = p.queue.pop_front() {
+                p.queued_bytes -= m.bytes.len();
+                self.scratch = scratch;
+                return Ok(m);
+            }
+            if let Some(why) = &p.ended {
+                tracing::debug!("places: the link to group member {peer} ended: {why}");
+                self.scratch = scratch;
+                return Err(ChannelError::Closed);
+            }
+            p.pump(&mut scratch, true);
+            let ready = !p.queue.is_empty() || p.ended.is_some();
+            self.scratch = scratch;
+            if !ready {
+                if Instant::now() < spin_until {
+                    std::thread::yield_now();
+                } else {
+                    self.wait(Some(peer), None);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, peer: usize, head: &[u8], body: &[u8]) -> Result<(), ChannelError> {
+        let (mut h, mut b) = (0, 0);
+        loop {
+            let p = self.peers[peer].as_mut().ok_or(ChannelError::Closed)?;
+            let slices = [IoSlice::new(&head[h..]), IoSlice::new(&body[b..])];
+            match (&p.stream).write_vectored(&slices) {
+                Ok(0) => return Err(ChannelError::Closed),
+                Ok(mut n) => {
+                    let in_head = n.min(head.len() - h);
+                    h += in_head;
+                    n -= in_head;
+                    b += n;
+                    if h == head.len() && b == body.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(None, Some(peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(ChannelError::Closed),
+            }
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Only the sending halves close now: what was sent still arrives. A full close with
+        // unread bytes would reset the connection and could lose what the peers sent last,
+        // so a thread reads (and drops) until each peer closes too, or LINGER passes.
+        let mut open: Vec<TcpStream> = Vec::new();
+        for p in self.peers.iter_mut().flatten() {
+            let _ = p.stream.shutdown(Shutdown::Write);
+            if p.ended.is_none() {
+                if let Ok(s) = p.stream.try_clone() {
+                    open.push(s);
+                }
+            }
+        }
+        if open.is_empty() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("places-mesh-linger".into())
+            .spawn(move || linger(open));
+    }
+}
+
+fn linger(mut open: Vec<TcpStream>) {
+    let deadline = Instant::now() + LINGER;
+    let mut buf = vec![0u8; 64 << 10];
+    while !open.is_empty() && Instant::now() < deadline {
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if n <= 0 {
+            continue;
+        }
+        let mut keep = Vec::with_capacity(open.len());
+        for (s, fd) in open.into_iter().zip(&fds) {
+            if fd.revents == 0 {
+                keep.push(s);
+                continue;
+            }
+            match (&s).read(&mut buf) {
+                Ok(0) => {}
+                Ok(_) => keep.push(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => keep.push(s),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => keep.push(s),
+                Err(_) => {}
+            }
+        }
+        open = keep;
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A link to one other member, in another process.
+pub struct MeshLink {
+    core: Arc<Mutex<Core>>,
+    peer: usize,
+}
+
+impl MeshLink {
+    /// The links of one member over connected, authenticated streams (`streams[j]` reaches
+    /// member `j`; `None` at the member itself).
+    pub fn group(streams: Vec<Option<TcpStream>>) -> io::Result<Vec<Option<MeshLink>>> {
+        let mut peers = Vec::with_capacity(streams.len());
+        for s in streams {
+            peers.push(match s {
+                None => None,
+                Some(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    stream.set_nonblocking(true)?;
+                    Some(Peer {
+                        stream,
+                        reading: Partial::new(),
+                        queue: VecDeque::new(),
+                        queued_bytes: 0,
+                        ended: None,
+                    })
+                }
+            });
+        }
+        let present: Vec<bool> = peers.iter().map(Option::is_some).collect();
+        let core = Arc::new(Mutex::new(Core {
+            peers,
+            scratch: vec![0u8; 64 << 10],
+        }));
+        Ok(present
+            .into_iter()
+            .enumerate()
+            .map(|(peer, p)| {
+                p.then(|| MeshLink {
+                    core: core.clone(),
+                    peer,
+                })
+            })
+            .collect())
+    }
+
+    fn write(&self, tag: Tag, type_name: &str, body: &[u8]) -> Result<(), ChannelError> {
+        let name = type_name.as_bytes();
+        let mut head = Vec::with_capacity(HEAD + name.len());
+        head.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        head.extend_from_slice(&tag.bits().to_le_bytes());
+        head.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        head.extend_from_slice(name);
+        lock(&self.core).send(self.peer, &head, body)
+    }
+}
+
+impl Link for MeshLink {
+    fn send(&self, envelope: Envelope) -> Result<(), ChannelError> {
+        let tag = envelope.tag();
+        match envelope.into_payload() {
+            Payload::Local {
+                value,
+                type_name,
+                encode,
+            } => {
+                let body = encode(&*value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
+                self.write(tag, type_name, &body)
+            }
+            Payload::Encoded { type_name, bytes } => self.write(tag, &type_name, &bytes),
+        }
+    }
+
+    fn recv(&self) -> Result<Envelope, ChannelError> {
+        let w = lock(&self.core).recv(self.peer)?;
+        Ok(Envelope::encoded(w.tag, w.type_name, w.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    /// A link on one end of a loopback connection, and the raw other end.
+    fn pair() -> (MeshLink, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let raw = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (one(s), raw)
+    }
+
+    /// A member whose only peer is at the other end of `s`.
+    fn one(s: TcpStream) -> MeshLink {
+        let mut links = MeshLink::group(vec![None, Some(s)]).unwrap();
+        links.pop().flatten().unwrap()
+    }
+
+    fn head(len: u64, tag: u32, name: &str) -> Vec<u8> {
+        let mut h = len.to_le_bytes().to_vec();
+        h.extend_from_slice(&tag.to_le_bytes());
+        h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        h.extend_from_slice(name.as_bytes());
+        h
+    }
+
+    #[test]
+    fn a_well_formed_message_arrives_with_its_tag_and_type_name() {
+        let (link, mut raw) = pair();
+        let body = places_core::codec::encode(&42u64).unwrap();
+        let mut m = head(body.len() as u64, 7, "u64");
+        m.extend_from_slice(&body);
+        raw.write_all(&m).unwrap();
+        let e = link.recv().unwrap();
+        assert_eq!(e.tag(), Tag::from_bits(7));
+        match e.into_payload() {
+            Payload::Encoded { type_name, bytes } => {
+                assert_eq!(type_name, "u64");
+                assert_eq!(places_core::codec::decode::<u64>(&bytes).unwrap(), 42);
+            }
+            Payload::Local { .. } => panic!("a message from a socket is encoded"),
+        }
+    }
+
+    #[test]
+    fn a_claimed_length_that_never_arrives_closes_the_link_without_allocating_it() {
+        let (link, mut raw) = pair();
+        // Claims an exabyte, sends 3 bytes, closes: the reader must neither allocate the claim
+        // nor deliver a cut message.
+        let mut m = head(1 << 60, 0, "u8");
+        m.extend_from_slice(b"abc");
+        raw.write_all(&m).unwrap();
+        drop(raw);
+        assert_eq!(link.recv().unwrap_err(), ChannelError::Closed);
+    }
+
+    #[test]
+    fn an_overlong_type_name_closes_the_link() {
+        let (link, mut raw) = pair();
+        let mut m = 0u64.to_le_bytes().to_vec();
+        m.extend_from_slice(&0u32.to_le_bytes());
+        m.extend_from_slice(&u16::MAX.to_le_bytes());
+        raw.write_all(&m).unwrap();
+        // The link closes on the head alone, with the connection still open on this side.
+        assert_eq!(link.recv().unwrap_err(), ChannelError::Closed);
+    }
+
+    #[test]
+    fn what_was_sent_before_a_close_still_arrives() {
+        let (link, mut raw) = pair();
+        for i in 0..100u32 {
+            let body = places_core::codec::encode(&i).unwrap();
+            let mut m = head(body.len() as u64, 0, "u32");
+            m.extend_from_slice(&body);
+            raw.write_all(&m).unwrap();
+        }
+        drop(raw);
+        for i in 0..100u32 {
+            let Payload::Encoded { bytes, .. } = link.recv().unwrap().into_payload() else {
+                panic!("encoded")
+            };
+            assert_eq!(places_core::codec::decode::<u32>(&bytes).unwrap(), i);
+        }
+        assert_eq!(link.recv().unwrap_err(), ChannelError::Closed);
+    }
+
+    #[test]
+    fn a_reader_that_is_not_read_pushes_back_on_the_sender() {
+        let (link, raw) = pair();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        // The sender writes far more than the queue and TCP's buffers hold; with nobody
+        // receiving, it must block rather than fill memory.
+        let sender = std::thread::spawn(move || {
+            let other = one(raw);
+            for _ in 0..(QUEUE * 8) {
+                if other
+                    .send(Envelope::local(Tag::USER, vec![0u8; 4 << 10]))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(3)).is_err(),
+            "the sender finished 32 MiB with nobody receiving"
+        );
+        // Receiving lets it finish.
+        for _ in 0..(QUEUE * 8) {
+            link.recv().unwrap();
+        }
+        done_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn two_members_sending_each_other_more_than_tcp_holds_do_not_block_each_other() {
+        let (a, raw) = pair();
+        let big = || Envelope::local(Tag::USER, vec![1u8; 24 << 20]);
+        let other = std::thread::spawn(move || {
+            let b = one(raw);
+            b.send(big()).unwrap();
+            b.recv().unwrap()
+        });
+        // Both send 24 MiB before either receives: each send takes in the other's meanwhile.
+        a.send(big()).unwrap();
+        let Payload::Encoded { bytes, .. } = a.recv().unwrap().into_payload() else {
+            panic!("encoded")
+        };
+        assert_eq!(
+            places_core::codec::decode::<Vec<u8>>(&bytes).unwrap().len(),
+            24 << 20
+        );
+        let Payload::Encoded { bytes, .. } = other.join().unwrap().into_payload() else {
+            panic!("encoded")
+        };
+        assert_eq!(
+            places_core::codec::decode::<Vec<u8>>(&bytes).unwrap().len(),
+            24 << 20
+        );
+    }
+}
