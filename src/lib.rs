@@ -73,6 +73,12 @@ pub use places_net::{
     RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
+/// RMPI: MPI-style collectives on [`Comm`] (broadcast, reduce, allreduce, gather, scatter,
+/// all-to-all, scans) and reduction operators. See [`places_rmpi`].
+pub mod rmpi {
+    pub use places_rmpi::{op, partition, Collectives, RmpiError};
+}
+
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that
 /// talk to nodes directly.
 pub mod net {

@@ -133,3 +133,22 @@ fn two_groups_from_one_macro_get_entries_of_their_own() {
     assert_eq!(spread!(&ns, 10).unwrap(), [10, 11]);
     assert_eq!(spread!(&ns, 20).unwrap(), [20, 21]);
 }
+
+#[test]
+fn collectives_work_on_a_group_over_nodes() {
+    use places::rmpi::{op, Collectives};
+    let ns = nodes(2);
+    let out = fork_join!(nodes = &ns, 3, cg, [] -> (Vec<f64>, String, Option<Vec<usize>>), {
+        let id = cg.id();
+        let v = cg.allreduce(op::elementwise_sum, vec![1.0, id as f64, 0.5]).unwrap();
+        let b = cg.broadcast(2, (id == 2).then(|| "from 2".to_string())).unwrap();
+        let g = cg.gather(1, id * id).unwrap();
+        (v, b, g)
+    })
+    .unwrap();
+    for (id, (v, b, g)) in out.iter().enumerate() {
+        assert_eq!(v, &vec![3.0, 3.0, 1.5]);
+        assert_eq!(b, "from 2");
+        assert_eq!(g, &(id == 1).then(|| vec![0, 1, 4]));
+    }
+}

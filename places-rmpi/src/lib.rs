@@ -1,5 +1,414 @@
-//! **RMPI for `places`: communicator groups across nodes, collectives, map-reduce and nested data
-//! parallelism.**
+//! **RMPI for `places`: MPI-style collectives on communicator groups.**
 //!
-//! This crate is an empty placeholder in this release: everything it will provide is tracked as an
-//! open issue, and nothing here is part of the public API yet.
+//! The seed's RMPI (Racket's `racket/place/distributed/rmpi`) gives each member of a group its
+//! rank, the group's size, point-to-point `send`/`recv`, and collectives. Here the group is the
+//! same [`Comm`] that `fork_join!` hands its members, whether they are threads of one process,
+//! places on several nodes (linked directly, one hop), or processes started some other way; the
+//! collectives are the methods of the [`Collectives`] trait, implemented for `Comm`:
+//!
+//! | RMPI (Racket) | here |
+//! | --- | --- |
+//! | `rmpi-id`, `rmpi-cnt` | [`Comm::id`], [`Comm::cnt`] |
+//! | `rmpi-send`, `rmpi-recv` | [`Comm::send`], [`Comm::recv`] |
+//! | `rmpi-barrier` | [`Comm::barrier`] |
+//! | `rmpi-broadcast` | [`Collectives::broadcast`] |
+//! | `rmpi-reduce`, `rmpi-allreduce` | [`Collectives::reduce`], [`Collectives::allreduce`] |
+//! | `rmpi-partition` | [`partition`] |
+//! | beyond the seed | [`gather`](Collectives::gather), [`allgather`](Collectives::allgather), [`alltoall`](Collectives::alltoall), [`scatter`](Collectives::scatter), [`scan`](Collectives::scan), [`exscan`](Collectives::exscan) |
+//!
+//! Every member must call the same collectives in the same order, as in MPI. Results that only
+//! one member gets are `Option`s (`Some` there, `None` elsewhere), never an untyped void.
+//! Collective traffic travels under tags of its own ([`Tag::reserved`] from `0x1000`), so it
+//! never mixes with a program's own `send`/`recv` messages.
+//!
+//! Reductions combine values in rank order (`op(op(v0, v1), v2)`, however the tree is shaped),
+//! so `op` needs to be associative but not commutative. The [`op`] module has the usual
+//! operators, including elementwise ones on vectors that add into the left operand's buffer.
+//!
+//! # Examples
+//!
+//! ```
+//! use places::rmpi::{op, Collectives};
+//!
+//! let total = places::fork_join!(4, cg, [] -> (f64, Vec<i64>), {
+//!     let mine = cg.id() as f64;
+//!     let sum = cg.allreduce(op::sum, mine).unwrap();
+//!     let v = cg.allreduce(op::elementwise_sum, vec![1i64, cg.id() as i64]).unwrap();
+//!     (sum, v)
+//! })
+//! .unwrap();
+//! assert_eq!(total[3], (6.0, vec![4, 6]));
+//! ```
+
+use places_core::{Comm, CommError, Message, Tag};
+
+pub mod op;
+
+/// Why a collective failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RmpiError {
+    /// A member is gone, a rank is out of range, or a message was of another type.
+    #[error(transparent)]
+    Comm(#[from] CommError),
+    /// The root of a collective did not provide what it distributes.
+    #[error("member {rank} is the root of `{collective}` and must pass `Some(..)`")]
+    RootWithoutValue {
+        /// The root.
+        rank: usize,
+        /// The collective.
+        collective: &'static str,
+    },
+    /// `scatter`'s or `alltoall`'s vector does not have one element per member.
+    #[error("`{collective}` at member {rank} needs one element per member ({cnt}), got {len}")]
+    WrongLength {
+        /// The member.
+        rank: usize,
+        /// The collective.
+        collective: &'static str,
+        /// The group's size.
+        cnt: usize,
+        /// The length given.
+        len: usize,
+    },
+}
+
+/// The tags RMPI's collectives use: `Tag::reserved(0x1000 + k)`.
+const fn tag(k: u32) -> Tag {
+    Tag::reserved(0x1000 + k)
+}
+const BROADCAST: Tag = tag(0);
+const REDUCE: Tag = tag(1);
+const GATHER: Tag = tag(2);
+const SCATTER: Tag = tag(3);
+const ALLTOALL: Tag = tag(4);
+const SCAN: Tag = tag(5);
+const REDUCE_RESULT: Tag = tag(6);
+
+/// MPI's collective operations on a communicator group.
+///
+/// Each is a sequence of point-to-point messages between the members: binomial trees for
+/// broadcast and reduce (`log2(cnt)` rounds), direct exchanges for gather, scatter and
+/// all-to-all, a chain for the scans.
+pub trait Collectives {
+    /// Every member gets the root's value (the root passes `Some(v)`; the others' argument is
+    /// ignored, `None` is usual). Binomial tree from `root`.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::RootWithoutValue`] at a root that passes `None`; [`RmpiError::Comm`] when a
+    /// member on the way is gone.
+    fn broadcast<T: Message + Clone>(&self, root: usize, value: Option<T>) -> Result<T, RmpiError>;
+
+    /// Combines every member's `value` with `op` in rank order; `Some(result)` at `dest`, `None`
+    /// at the others.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`] when a member is gone or `dest` is not a rank.
+    fn reduce<T: Message>(
+        &self,
+        dest: usize,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<Option<T>, RmpiError>;
+
+    /// [`reduce`](Self::reduce), with the result at every member.
+    ///
+    /// # Errors
+    ///
+    /// As [`reduce`](Self::reduce).
+    fn allreduce<T: Message + Clone>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<T, RmpiError>;
+
+    /// Every member's `value`, in rank order, at `root` (`None` elsewhere).
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`] when a member is gone.
+    fn gather<T: Message>(&self, root: usize, value: T) -> Result<Option<Vec<T>>, RmpiError>;
+
+    /// Every member's `value`, in rank order, at every member.
+    ///
+    /// # Errors
+    ///
+    /// As [`gather`](Self::gather).
+    fn allgather<T: Message + Clone>(&self, value: T) -> Result<Vec<T>, RmpiError>;
+
+    /// Element `i` of the root's vector goes to member `i` (the root passes `Some(v)` with one
+    /// element per member).
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::RootWithoutValue`], [`RmpiError::WrongLength`], [`RmpiError::Comm`].
+    fn scatter<T: Message>(&self, root: usize, values: Option<Vec<T>>) -> Result<T, RmpiError>;
+
+    /// Element `j` of member `i`'s vector goes to member `j`; member `j` gets, in rank order,
+    /// what each member sent it.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::WrongLength`], [`RmpiError::Comm`].
+    fn alltoall<T: Message>(&self, values: Vec<T>) -> Result<Vec<T>, RmpiError>;
+
+    /// Inclusive prefix: member `i` gets `op` over the values of members `0..=i`.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`].
+    fn scan<T: Message + Clone>(&self, op: impl Fn(T, T) -> T, value: T) -> Result<T, RmpiError>;
+
+    /// Exclusive prefix: member `i` gets `op` over the values of members `0..i` (`None` at 0).
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`].
+    fn exscan<T: Message + Clone>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<Option<T>, RmpiError>;
+}
+
+/// `rank`'s position counted from `root`.
+fn relative(rank: usize, root: usize, cnt: usize) -> usize {
+    (rank + cnt - root) % cnt
+}
+
+fn check_rank(comm: &Comm, rank: usize) -> Result<(), RmpiError> {
+    if rank < comm.cnt() {
+        Ok(())
+    } else {
+        Err(CommError::Rank {
+            rank,
+            cnt: comm.cnt(),
+        }
+        .into())
+    }
+}
+
+impl Collectives for Comm {
+    fn broadcast<T: Message + Clone>(&self, root: usize, value: Option<T>) -> Result<T, RmpiError> {
+        check_rank(self, root)?;
+        let (id, cnt) = (self.id(), self.cnt());
+        let rel = relative(id, root, cnt);
+        let absolute = |r: usize| (r + root) % cnt;
+        let mut mask = 1;
+        let value = if rel == 0 {
+            value.ok_or(RmpiError::RootWithoutValue {
+                rank: id,
+                collective: "broadcast",
+            })?
+        } else {
+            // The parent is `rel` with its lowest set bit cleared.
+            loop {
+                if rel & mask != 0 {
+                    break self.recv_tagged(absolute(rel - mask), BROADCAST)?;
+                }
+                mask <<= 1;
+            }
+        };
+        // Children: `rel + m` for every power of two `m` below this member's lowest set bit.
+        let mut m = if rel == 0 {
+            cnt.next_power_of_two()
+        } else {
+            mask
+        };
+        m >>= 1;
+        while m > 0 {
+            if rel + m < cnt {
+                self.send_tagged(absolute(rel + m), BROADCAST, value.clone())?;
+            }
+            m >>= 1;
+        }
+        Ok(value)
+    }
+
+    fn reduce<T: Message>(
+        &self,
+        dest: usize,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<Option<T>, RmpiError> {
+        check_rank(self, dest)?;
+        let (id, cnt) = (self.id(), self.cnt());
+        // A binomial tree towards member 0 keeps rank order: at each step a member holds the
+        // combination of `[id, id + mask)` and takes in `[id + mask, id + 2 mask)`.
+        let mut acc = Some(value);
+        let mut mask = 1;
+        while mask < cnt {
+            if id & mask == 0 {
+                let src = id | mask;
+                if src < cnt {
+                    let theirs: T = self.recv_tagged(src, REDUCE)?;
+                    acc = acc.map(|mine| op(mine, theirs));
+                }
+            } else {
+                if let Some(v) = acc.take() {
+                    self.send_tagged(id & !mask, REDUCE, v)?;
+                }
+                break;
+            }
+            mask <<= 1;
+        }
+        // Member 0 holds the result; it moves to `dest` if that is another member.
+        match (id, dest) {
+            (0, 0) => Ok(acc),
+            (0, _) => {
+                if let Some(v) = acc {
+                    self.send_tagged(dest, REDUCE_RESULT, v)?;
+                }
+                Ok(None)
+            }
+            (i, d) if i == d => Ok(Some(self.recv_tagged(0, REDUCE_RESULT)?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn allreduce<T: Message + Clone>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<T, RmpiError> {
+        let at_zero = self.reduce(0, op, value)?;
+        self.broadcast(0, at_zero)
+    }
+
+    fn gather<T: Message>(&self, root: usize, value: T) -> Result<Option<Vec<T>>, RmpiError> {
+        check_rank(self, root)?;
+        if self.id() != root {
+            self.send_tagged(root, GATHER, value)?;
+            return Ok(None);
+        }
+        let mut mine = Some(value);
+        let mut all = Vec::with_capacity(self.cnt());
+        for r in 0..self.cnt() {
+            match mine.take_if(|_| r == root) {
+                Some(v) => all.push(v),
+                None => all.push(self.recv_tagged(r, GATHER)?),
+            }
+        }
+        Ok(Some(all))
+    }
+
+    fn allgather<T: Message + Clone>(&self, value: T) -> Result<Vec<T>, RmpiError> {
+        let at_zero = self.gather(0, value)?;
+        self.broadcast(0, at_zero)
+    }
+
+    fn scatter<T: Message>(&self, root: usize, values: Option<Vec<T>>) -> Result<T, RmpiError> {
+        check_rank(self, root)?;
+        let (id, cnt) = (self.id(), self.cnt());
+        if id != root {
+            return Ok(self.recv_tagged(root, SCATTER)?);
+        }
+        let values = values.ok_or(RmpiError::RootWithoutValue {
+            rank: id,
+            collective: "scatter",
+        })?;
+        if values.len() != cnt {
+            return Err(RmpiError::WrongLength {
+                rank: id,
+                collective: "scatter",
+                cnt,
+                len: values.len(),
+            });
+        }
+        let mut own = None;
+        for (r, v) in values.into_iter().enumerate() {
+            if r == id {
+                own = Some(v);
+            } else {
+                self.send_tagged(r, SCATTER, v)?;
+            }
+        }
+        own.ok_or(RmpiError::WrongLength {
+            rank: id,
+            collective: "scatter",
+            cnt,
+            len: 0,
+        })
+    }
+
+    fn alltoall<T: Message>(&self, values: Vec<T>) -> Result<Vec<T>, RmpiError> {
+        let (id, cnt) = (self.id(), self.cnt());
+        if values.len() != cnt {
+            return Err(RmpiError::WrongLength {
+                rank: id,
+                collective: "alltoall",
+                cnt,
+                len: values.len(),
+            });
+        }
+        let mut own = None;
+        for (r, v) in values.into_iter().enumerate() {
+            if r == id {
+                own = Some(v);
+            } else {
+                self.send_tagged(r, ALLTOALL, v)?;
+            }
+        }
+        let mut out = Vec::with_capacity(cnt);
+        for r in 0..cnt {
+            if r == id {
+                out.extend(own.take());
+            } else {
+                out.push(self.recv_tagged(r, ALLTOALL)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan<T: Message + Clone>(&self, op: impl Fn(T, T) -> T, value: T) -> Result<T, RmpiError> {
+        let (id, cnt) = (self.id(), self.cnt());
+        let acc = if id == 0 {
+            value
+        } else {
+            let before: T = self.recv_tagged(id - 1, SCAN)?;
+            op(before, value)
+        };
+        if id + 1 < cnt {
+            self.send_tagged(id + 1, SCAN, acc.clone())?;
+        }
+        Ok(acc)
+    }
+
+    fn exscan<T: Message + Clone>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        value: T,
+    ) -> Result<Option<T>, RmpiError> {
+        let (id, cnt) = (self.id(), self.cnt());
+        let before: Option<T> = if id == 0 {
+            None
+        } else {
+            Some(self.recv_tagged(id - 1, SCAN)?)
+        };
+        if id + 1 < cnt {
+            let through = match before.clone() {
+                None => value,
+                Some(b) => op(b, value),
+            };
+            self.send_tagged(id + 1, SCAN, through)?;
+        }
+        Ok(before)
+    }
+}
+
+/// This member's block of `n` items, as `(offset, len)` (RMPI's `rmpi-partition`): the first
+/// `n % cnt` members get one item more than the others.
+///
+/// # Examples
+///
+/// ```
+/// let g = places::Comm::local_group(3);
+/// let blocks: Vec<_> = g.iter().map(|cg| places::rmpi::partition(cg, 10)).collect();
+/// assert_eq!(blocks, [(0, 4), (4, 3), (7, 3)]);
+/// ```
+pub fn partition(comm: &Comm, n: usize) -> (usize, usize) {
+    let r = comm.partition(0..n).range();
+    (r.start, r.end - r.start)
+}
