@@ -10,6 +10,8 @@
 //! program in between relays anything.
 
 mod link;
+#[cfg(unix)]
+mod pmi;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -22,6 +24,8 @@ use crate::error::NetError;
 use crate::handshake::Cookie;
 
 pub use link::{MeshLink, MAX_TYPE_NAME, QUEUE, QUEUE_BYTES, RESERVE};
+#[cfg(unix)]
+pub use pmi::from_pmi;
 
 /// The first bytes a member sends on a link it opens.
 const MESH_MAGIC: &[u8; 8] = b"PLMESH\0\x01";
