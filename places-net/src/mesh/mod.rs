@@ -122,7 +122,11 @@ pub fn form(
     let deadline = Instant::now() + timeout;
     let mut links: Vec<Option<TcpStream>> = (0..cnt).map(|_| None).collect();
     for (peer, addr) in addrs.iter().enumerate().take(rank) {
-        let stream = connect(*addr, deadline)?;
+        let stream = connect(*addr, deadline).map_err(|e| {
+            NetError::Handshake(format!(
+                "member {rank} could not reach member {peer} at {addr}: {e}"
+            ))
+        })?;
         let stream = open_link(stream, rank, peer, cnt, secret, deadline).map_err(|e| {
             NetError::Handshake(format!(
                 "member {rank} could not link to member {peer} at {addr}: {e}"
