@@ -218,7 +218,8 @@ struct Welcome {
     mac: Vec<u8>,
 }
 
-fn nonce() -> Result<[u8; 32], NetError> {
+/// 32 fresh random bytes.
+pub(crate) fn nonce() -> Result<[u8; 32], NetError> {
     let mut n = [0u8; 32];
     getrandom::fill(&mut n).map_err(|e| NetError::Random(e.to_string()))?;
     Ok(n)

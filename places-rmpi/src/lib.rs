@@ -173,6 +173,36 @@ pub trait Collectives {
     ) -> Result<Option<T>, RmpiError>;
 }
 
+/// Sends element `r` of `values` (one per member) to member `r` under `tag`; returns this
+/// member's own element.
+fn distribute<T: Message>(
+    comm: &Comm,
+    collective: &'static str,
+    tag: Tag,
+    values: Vec<T>,
+) -> Result<T, RmpiError> {
+    let (id, cnt) = (comm.id(), comm.cnt());
+    let wrong = |len| RmpiError::WrongLength {
+        rank: id,
+        collective,
+        cnt,
+        len,
+    };
+    if values.len() != cnt {
+        return Err(wrong(values.len()));
+    }
+    let mut own = None;
+    for (r, v) in values.into_iter().enumerate() {
+        if r == id {
+            own = Some(v);
+        } else {
+            comm.send_tagged(r, tag, v)?;
+        }
+    }
+    // `id < cnt == values.len()`, so the loop met this member's element.
+    own.ok_or(wrong(0))
+}
+
 /// `rank`'s position counted from `root`.
 fn relative(rank: usize, root: usize, cnt: usize) -> usize {
     (rank + cnt - root) % cnt
@@ -301,7 +331,7 @@ impl Collectives for Comm {
 
     fn scatter<T: Message>(&self, root: usize, values: Option<Vec<T>>) -> Result<T, RmpiError> {
         check_rank(self, root)?;
-        let (id, cnt) = (self.id(), self.cnt());
+        let id = self.id();
         if id != root {
             return Ok(self.recv_tagged(root, SCATTER)?);
         }
@@ -309,48 +339,12 @@ impl Collectives for Comm {
             rank: id,
             collective: "scatter",
         })?;
-        if values.len() != cnt {
-            return Err(RmpiError::WrongLength {
-                rank: id,
-                collective: "scatter",
-                cnt,
-                len: values.len(),
-            });
-        }
-        let mut own = None;
-        for (r, v) in values.into_iter().enumerate() {
-            if r == id {
-                own = Some(v);
-            } else {
-                self.send_tagged(r, SCATTER, v)?;
-            }
-        }
-        own.ok_or(RmpiError::WrongLength {
-            rank: id,
-            collective: "scatter",
-            cnt,
-            len: 0,
-        })
+        distribute(self, "scatter", SCATTER, values)
     }
 
     fn alltoall<T: Message>(&self, values: Vec<T>) -> Result<Vec<T>, RmpiError> {
         let (id, cnt) = (self.id(), self.cnt());
-        if values.len() != cnt {
-            return Err(RmpiError::WrongLength {
-                rank: id,
-                collective: "alltoall",
-                cnt,
-                len: values.len(),
-            });
-        }
-        let mut own = None;
-        for (r, v) in values.into_iter().enumerate() {
-            if r == id {
-                own = Some(v);
-            } else {
-                self.send_tagged(r, ALLTOALL, v)?;
-            }
-        }
+        let mut own = Some(distribute(self, "alltoall", ALLTOALL, values)?);
         let mut out = Vec::with_capacity(cnt);
         for r in 0..cnt {
             if r == id {

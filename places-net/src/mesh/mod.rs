@@ -229,9 +229,7 @@ fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, NetError> {
 }
 
 fn nonce() -> Result<[u8; 32], io::Error> {
-    let mut n = [0u8; 32];
-    getrandom::fill(&mut n).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(n)
+    crate::handshake::nonce().map_err(|e| io::Error::other(e.to_string()))
 }
 
 fn role(who: &str, low: usize, high: usize) -> Vec<u8> {
