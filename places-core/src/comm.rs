@@ -39,6 +39,24 @@ pub enum CommError {
         /// The member that is gone.
         rank: usize,
     },
+    /// The link to member `rank` (in another process) broke: the connection failed, or the
+    /// member sent something that is not a message. The member may still run.
+    #[error("the link to member {rank} of the group failed: {reason}")]
+    LinkBroken {
+        /// The member at the other end.
+        rank: usize,
+        /// What happened to the link.
+        reason: String,
+    },
+    /// The message cannot travel to member `rank` (it does not encode, or its type name is too
+    /// long for a link); nothing was sent.
+    #[error("a message cannot be sent to member {rank} of the group: {reason}")]
+    Unsendable {
+        /// The member it was for.
+        rank: usize,
+        /// Why it cannot be sent.
+        reason: String,
+    },
     /// The message from `rank` is of another type than the receiver asked for.
     #[error("member {rank} sent a `{found}` where a `{expected}` was expected")]
     TypeMismatch {
@@ -64,6 +82,17 @@ pub enum CommError {
         #[source]
         source: CodecError,
     },
+}
+
+impl CommError {
+    /// What a link's failure means for the group: a closed link is a member gone.
+    fn from_link(rank: usize, e: ChannelError) -> Self {
+        match e {
+            ChannelError::Lost(reason) => CommError::LinkBroken { rank, reason },
+            ChannelError::Unsendable(reason) => CommError::Unsendable { rank, reason },
+            _ => CommError::MemberGone { rank },
+        }
+    }
 }
 
 /// What a link carries: a tag that keeps collective traffic apart from user messages, and the
@@ -615,7 +644,7 @@ impl Comm {
             }
             Some(link) => link
                 .send(envelope)
-                .map_err(|_| CommError::MemberGone { rank: dest }),
+                .map_err(|e| CommError::from_link(dest, e)),
         }
     }
 
@@ -638,7 +667,7 @@ impl Comm {
         match link {
             None => stash.take(wanted).ok_or(CommError::EmptySelf { rank: src }),
             Some(link) => stash.take_or_receive(wanted, || {
-                link.recv().map_err(|_| CommError::MemberGone { rank: src })
+                link.recv().map_err(|e| CommError::from_link(src, e))
             }),
         }
     }

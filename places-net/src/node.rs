@@ -137,6 +137,14 @@ pub(crate) fn listen_addr() -> Option<String> {
 
 static LISTENING: OnceLock<String> = OnceLock::new();
 
+/// The address the first authenticated client reached this node on: the one address of this
+/// host that is known to be reachable from outside, when the node listens on all of them.
+pub(crate) fn reached_at() -> Option<std::net::IpAddr> {
+    REACHED_AT.get().copied()
+}
+
+static REACHED_AT: OnceLock<std::net::IpAddr> = OnceLock::new();
+
 /// When this node's process started serving.
 fn started() -> &'static std::time::Instant {
     static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
@@ -399,6 +407,9 @@ async fn serve_connection(
             )
         }
     };
+    if let Ok(local) = stream.local_addr() {
+        let _ = REACHED_AT.set(local.ip());
+    }
     let Ok(std_stream) = stream.into_std() else {
         return;
     };

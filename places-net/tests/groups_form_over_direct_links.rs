@@ -104,6 +104,55 @@ fn a_stranger_without_the_secret_is_refused_and_the_group_still_forms() {
 }
 
 #[test]
+fn silent_and_trickling_strangers_do_not_hold_up_the_real_members() {
+    let secret = Cookie::random().unwrap();
+    let l0 = MeshListener::bind(LOOPBACK).unwrap();
+    let l1 = MeshListener::bind(LOOPBACK).unwrap();
+    let addrs = vec![l0.addr(), l1.addr()];
+    // Four strangers reach member 0 before member 1 does: two say nothing, two send their
+    // greeting a byte every 2 s. Each may hold its connection for 10 s; one after another
+    // they would hold member 0 for 40 s, past the group's 25 s to form.
+    let mut strangers: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(addrs[0]).unwrap())
+        .collect();
+    let trickle: Vec<TcpStream> = strangers.drain(2..).collect();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let trickler = thread::spawn(move || {
+        let mut trickle = trickle;
+        // A greeting as member 1's, a byte at a time, until the test is over (it holds the
+        // connections open until then).
+        let mut hello = b"PLMESH\0\x01".to_vec();
+        hello.extend_from_slice(&1u32.to_le_bytes());
+        hello.extend_from_slice(&2u32.to_le_bytes());
+        hello.extend_from_slice(&[0u8; 32]);
+        for b in hello {
+            for s in &mut trickle {
+                let _ = s.write_all(&[b]);
+            }
+            if stop_rx.recv_timeout(Duration::from_secs(2)).is_ok() {
+                return;
+            }
+        }
+        let _ = stop_rx.recv_timeout(Duration::from_secs(120));
+    });
+    let limit = Duration::from_secs(25);
+    let member0 = {
+        let (secret, addrs) = (secret.clone(), addrs.clone());
+        thread::spawn(move || form(0, &secret, l0, &addrs, limit))
+    };
+    let member1 = thread::spawn(move || form(1, &secret, l1, &addrs, limit));
+    let (c0, c1) = (
+        member0.join().unwrap().expect("member 0 forms"),
+        member1.join().unwrap().expect("member 1 forms"),
+    );
+    c1.send(0, 6u8).unwrap();
+    assert_eq!(c0.recv::<u8>(1).unwrap(), 6);
+    let _ = stop_tx.send(());
+    trickler.join().unwrap();
+    drop(strangers);
+}
+
+#[test]
 fn a_member_that_knows_another_secret_cannot_join() {
     let l0 = MeshListener::bind(LOOPBACK).unwrap();
     let l1 = MeshListener::bind(LOOPBACK).unwrap();

@@ -89,9 +89,21 @@ struct Peer {
     queued_bytes: usize,
     /// Why the link ended (the peer closed, or sent something malformed), once it did.
     ended: Option<String>,
+    /// The peer closed its link between two messages: it dropped its end of the group.
+    closed: bool,
 }
 
 impl Peer {
+    /// What a send or receive on an ended link reports: a member that closed its link is gone
+    /// ([`ChannelError::Closed`]); any other end keeps its reason.
+    fn end_error(&self, peer: usize) -> ChannelError {
+        match &self.ended {
+            Some(_) if self.closed => ChannelError::Closed,
+            Some(why) => ChannelError::Lost(format!("the link to member {peer} broke: {why}")),
+            None => ChannelError::Closed,
+        }
+    }
+
     fn throttled(&self) -> bool {
         self.queue.len() >= QUEUE || self.queued_bytes >= QUEUE_BYTES
     }
@@ -145,7 +157,8 @@ impl Peer {
             };
             match read {
                 Ok(0) => {
-                    self.ended = Some(if self.reading.is_between_messages() {
+                    self.closed = self.reading.is_between_messages();
+                    self.ended = Some(if self.closed {
                         "the member closed its link".to_owned()
                     } else {
                         "the link closed in the middle of a message".to_owned()
@@ -308,7 +321,7 @@ impl Core {
             if let Some(why) = &p.ended {
                 tracing::debug!("places: the link to group member {peer} ended: {why}");
                 self.scratch = scratch;
-                return Err(ChannelError::Closed);
+                return Err(p.end_error(peer));
             }
             p.pump(&mut scratch, true);
             let ready = !p.queue.is_empty() || p.ended.is_some();
@@ -327,6 +340,12 @@ impl Core {
         let (mut h, mut b) = (0, 0);
         loop {
             let p = self.peers[peer].as_mut().ok_or(ChannelError::Closed)?;
+            if p.ended.is_some() {
+                // Seen gone: what it would be sent is read by nobody (its linger thread drops
+                // it), so the send fails instead of vanishing. A part already written is lost
+                // with the link.
+                return Err(p.end_error(peer));
+            }
             let slices = [IoSlice::new(&head[h..]), IoSlice::new(&body[b..])];
             match (&p.stream).write_vectored(&slices) {
                 Ok(0) => return Err(ChannelError::Closed),
@@ -345,7 +364,11 @@ impl Core {
                     self.wait(Some(peer), Some(peer));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(ChannelError::Closed),
+                Err(e) => {
+                    let why = e.to_string();
+                    p.ended.get_or_insert(why);
+                    return Err(p.end_error(peer));
+                }
             }
         }
     }
@@ -436,6 +459,7 @@ impl MeshLink {
                         queue: VecDeque::new(),
                         queued_bytes: 0,
                         ended: None,
+                        closed: false,
                     })
                 }
             });
@@ -551,7 +575,40 @@ mod tests {
         m.extend_from_slice(b"abc");
         raw.write_all(&m).unwrap();
         drop(raw);
+        let e = link.recv().unwrap_err();
+        assert!(
+            matches!(&e, ChannelError::Lost(why) if why.contains("member 1") && why.contains("middle of a message")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_message_ends_the_link_with_its_reason() {
+        let (link, mut raw) = pair();
+        let mut m = head(1, 0, "ab");
+        let at = m.len() - 2;
+        m[at] = 0xff;
+        m.push(0);
+        raw.write_all(&m).unwrap();
+        let e = link.recv().unwrap_err();
+        assert!(
+            matches!(&e, ChannelError::Lost(why) if why.contains("not UTF-8")),
+            "{e:?}"
+        );
+        // The send that follows says the same instead of writing into a broken link.
+        let e = link.send(Envelope::local(Tag::USER, 1u8)).unwrap_err();
+        assert!(matches!(&e, ChannelError::Lost(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_send_to_a_member_seen_gone_fails_instead_of_vanishing() {
+        let (link, raw) = pair();
+        drop(one(raw));
         assert_eq!(link.recv().unwrap_err(), ChannelError::Closed);
+        assert_eq!(
+            link.send(Envelope::local(Tag::USER, 1u8)).unwrap_err(),
+            ChannelError::Closed
+        );
     }
 
     #[test]

@@ -77,7 +77,8 @@ impl MeshListener {
 }
 
 /// The address this process's members listen on: [`MESH_HOST_ENV`] if set, else the address this
-/// node listens on if it is a node bound to a specific address, else `127.0.0.1`.
+/// node listens on if it is a node bound to a specific address, else (a node listening on every
+/// address) the address its first client reached it on, else `127.0.0.1`.
 ///
 /// # Errors
 ///
@@ -90,11 +91,17 @@ pub fn mesh_host() -> Result<IpAddr, NetError> {
             ))
         });
     }
-    let node_ip = crate::node::listen_addr()
+    let Some(node_ip) = crate::node::listen_addr()
         .and_then(|a| a.parse::<SocketAddr>().ok())
         .map(|a| a.ip())
-        .filter(|ip| !ip.is_unspecified());
-    Ok(node_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+    else {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    };
+    if !node_ip.is_unspecified() {
+        return Ok(node_ip);
+    }
+    // A node on every address: the one its client reached it on is reachable by others too.
+    Ok(crate::node::reached_at().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)))
 }
 
 /// Forms member `rank`'s view of a group whose members listen at `addrs` (`addrs[rank]` is this
@@ -135,52 +142,29 @@ pub fn form(
         links[peer] = Some(prepare(stream));
     }
     let mut missing = cnt - rank - 1;
-    let sock = socket2::SockRef::from(&listener.listener);
-    while missing > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let waiting: Vec<String> = (rank + 1..cnt)
-                .filter(|p| links[*p].is_none())
-                .map(|p| p.to_string())
-                .collect();
-            return Err(NetError::Handshake(format!(
-                "member {rank} of a group of {cnt}: members {} did not connect within {timeout:?}",
-                waiting.join(", ")
-            )));
-        }
-        // On Linux a receive timeout bounds `accept` too.
-        let _ = sock.set_read_timeout(Some(left.min(Duration::from_secs(1))));
-        let stream = match listener.listener.accept() {
-            Ok((s, _)) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                return Err(NetError::Listen {
-                    addr: listener.addr.to_string(),
-                    source: e,
-                })
-            }
-        };
-        match accept_link(stream, rank, cnt, secret, deadline) {
-            Ok((peer, _)) if links[peer].is_some() => {
+    if missing > 0 {
+        let arrivals = Acceptor::start(listener, rank, cnt, secret.clone(), deadline)?;
+        while missing > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (peer, stream) = match arrivals.linked.recv_timeout(left) {
+                Ok(linked) => linked,
+                Err(_) => {
+                    let waiting: Vec<String> = (rank + 1..cnt)
+                        .filter(|p| links[*p].is_none())
+                        .map(|p| p.to_string())
+                        .collect();
+                    return Err(NetError::Handshake(format!(
+                        "member {rank} of a group of {cnt}: members {} did not connect within {timeout:?}",
+                        waiting.join(", ")
+                    )));
+                }
+            };
+            if links[peer].is_some() {
                 tracing::warn!("places: member {peer} linked to member {rank} twice; the second link is dropped");
+                continue;
             }
-            Ok((peer, stream)) => {
-                links[peer] = Some(prepare(stream));
-                missing -= 1;
-            }
-            Err(e) => tracing::warn!(
-                "places: member {rank} dropped a connection to its group port {}: {e}",
-                listener.addr
-            ),
+            links[peer] = Some(prepare(stream));
+            missing -= 1;
         }
     }
     let links = MeshLink::group(links)
@@ -189,6 +173,123 @@ pub fn form(
         .map(|l| l.map(|l| Box::new(l) as Box<dyn Link>))
         .collect();
     Ok(Comm::from_links(rank, links))
+}
+
+/// Most connections a member authenticates at once while its group forms; more are dropped.
+const MAX_HANDSHAKES: usize = 64;
+
+/// How long a connection to a member's group port has to prove the secret.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Accepts connections to a forming member's port on a thread of its own, and authenticates
+/// each on a thread of its own, so that a stranger that connects and stays silent (or sends a
+/// byte at a time) holds up nobody: the member's real peers link meanwhile, and each stranger is
+/// dropped after [`HANDSHAKE_LIMIT`].
+struct Acceptor {
+    linked: std::sync::mpsc::Receiver<(usize, TcpStream)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Acceptor {
+    fn start(
+        listener: MeshListener,
+        rank: usize,
+        cnt: usize,
+        secret: Cookie,
+        deadline: Instant,
+    ) -> Result<Self, NetError> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let (tx, linked) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let secret = Arc::new(secret);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        // On Linux a receive timeout bounds `accept` too: the thread looks at `stop` each second.
+        let _ = socket2::SockRef::from(&listener.listener)
+            .set_read_timeout(Some(Duration::from_secs(1)));
+        std::thread::Builder::new()
+            .name("places-mesh-accept".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let stream = match listener.listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock
+                                    | io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            // Out of descriptors, say: retrying at once would spin.
+                            tracing::warn!("places: member {rank} cannot accept on {}: {e}", listener.addr);
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        }
+                    };
+                    if in_flight.load(Ordering::Relaxed) >= MAX_HANDSHAKES {
+                        tracing::warn!(
+                            "places: member {rank} dropped a connection to its group port {}: {MAX_HANDSHAKES} others are still proving themselves",
+                            listener.addr
+                        );
+                        continue;
+                    }
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    let (tx, secret, count) = (tx.clone(), secret.clone(), in_flight.clone());
+                    let addr = listener.addr;
+                    let until = deadline.min(Instant::now() + HANDSHAKE_LIMIT);
+                    let spawned = std::thread::Builder::new()
+                        .name("places-mesh-handshake".into())
+                        .spawn(move || {
+                            match accept_link(stream, rank, cnt, &secret, until) {
+                                Ok(linked) => {
+                                    let _ = tx.send(linked);
+                                }
+                                Err(e) => tracing::warn!(
+                                    "places: member {rank} dropped a connection to its group port {addr}: {e}"
+                                ),
+                            }
+                            count.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    if spawned.is_err() {
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|e| NetError::Handshake(format!("member {rank} cannot accept its peers: {e}")))?;
+        Ok(Self { linked, stop })
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `read_exact` that gives up at `until`, however slowly the bytes come.
+fn read_exact_until(s: &mut TcpStream, mut buf: &mut [u8], until: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake did not finish in time",
+            ));
+        }
+        s.set_read_timeout(Some(left))?;
+        match s.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn prepare(stream: TcpStream) -> TcpStream {
@@ -270,7 +371,7 @@ fn open_link(
     Ok(s)
 }
 
-/// The accepting side: returns the peer's rank once it proved the secret.
+/// The accepting side: returns the peer's rank once it proved the secret, before `deadline`.
 fn accept_link(
     mut s: TcpStream,
     rank: usize,
@@ -279,14 +380,8 @@ fn accept_link(
     deadline: Instant,
 ) -> io::Result<(usize, TcpStream)> {
     let _ = s.set_nodelay(true);
-    // A stranger gets a few seconds, never the whole formation time.
-    s.set_read_timeout(Some(
-        deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(10), Duration::from_secs(10)),
-    ))?;
     let mut hello = [0u8; 8 + 4 + 4 + 32];
-    s.read_exact(&mut hello)?;
+    read_exact_until(&mut s, &mut hello, deadline)?;
     if &hello[..8] != MESH_MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -309,7 +404,7 @@ fn accept_link(
     reply.extend_from_slice(&secret.sign(&role("acceptor", rank, peer), &theirs, &mine));
     s.write_all(&reply)?;
     let mut proof = [0u8; 32];
-    s.read_exact(&mut proof)?;
+    read_exact_until(&mut s, &mut proof, deadline)?;
     if !secret.verify(&role("connector", rank, peer), &mine, &theirs, &proof) {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
