@@ -76,7 +76,11 @@ pub use places_net::{
 /// RMPI: MPI-style collectives on [`Comm`] (broadcast, reduce, allreduce, gather, scatter,
 /// all-to-all, scans) and reduction operators. See [`places_rmpi`].
 pub mod rmpi {
-    pub use places_rmpi::{op, partition, Collectives, RmpiError};
+    pub use places_rmpi::{
+        op, partition, rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch,
+        rmpi_launch_all, Collectives, RmpiChannel, RmpiConfig, RmpiError, RmpiNodeConfig,
+        RmpiTypedChannel,
+    };
 }
 
 /// The network layer: the wire format, the handshake and node mode, for tools and tests that

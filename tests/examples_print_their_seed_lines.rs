@@ -412,3 +412,71 @@ fn any_places_program_serves_as_a_standalone_node_from_its_command_line() {
         other => panic!("expected the registries to differ, got {other:?}"),
     }
 }
+
+/// What `rmpi_demo` prints with 4 ranks, however they were launched.
+fn check_rmpi_demo(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    // Ten lines from rank 0 (it also reports the gather), nine from each other rank.
+    assert_eq!(lines.len(), 10 + 3 * 9, "{out}");
+    for expected in [
+        "rank 0 of 4: ring: received \"hello from 3\"",
+        "rank 0 of 4: broadcast from 0: (\"a\", 12, \"foo\")",
+        "rank 2 of 4: broadcast from 3: [3.0, 3.5]",
+        "rank 3 of 4: reduce to 3: 13.8",
+        "rank 1 of 4: reduce to 3: none here",
+        "rank 1 of 4: allreduce sum of ranks: 6",
+        "rank 2 of 4: allreduce of [rank, 1]: [6, 4]",
+        "rank 3 of 4: max of 10 * rank: 30",
+        "rank 1 of 4: barrier: passed",
+        "rank 0 of 4: partition of 10: offset 0 length 3",
+        "rank 1 of 4: partition of 10: offset 3 length 3",
+        "rank 3 of 4: partition of 10: offset 8 length 2",
+        "rank 0 of 4: gather to 0: [\"rank 0\", \"rank 1\", \"rank 2\", \"rank 3\"]",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in\n{out}");
+    }
+    // In rank order.
+    let ranks: Vec<&str> = lines.iter().map(|l| &l[..6]).collect();
+    let mut sorted = ranks.clone();
+    sorted.sort();
+    assert_eq!(ranks, sorted, "{out}");
+}
+
+#[test]
+fn rmpi_demo_runs_every_operation_on_four_local_nodes() {
+    check_rmpi_demo(&run("rmpi_demo"));
+}
+
+#[test]
+fn rmpi_demo_runs_under_mpiexec() {
+    if Command::new("mpiexec").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("PLACES_REQUIRE_MPIEXEC").is_none(),
+            "PLACES_REQUIRE_MPIEXEC is set but mpiexec does not run"
+        );
+        return eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+    }
+    let mut child = Command::new("mpiexec")
+        .args(["-n", "4"])
+        .arg(example("rmpi_demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mpiexec");
+    let start = Instant::now();
+    while child.try_wait().expect("poll mpiexec").is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("mpiexec -n 4 rmpi_demo did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("mpiexec output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mpiexec failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_rmpi_demo(&stdout);
+}

@@ -19,8 +19,10 @@ pub enum MemberFailure {
     Join(String),
 }
 
-/// A member of a group over nodes, from the creator's side.
-type Member<A, R> = RemotePlace<(MeshInvitation, A), Result<R, MemberFailure>>;
+/// A member of a group over nodes, from the creator's side: a place that takes its invitation
+/// and arguments and reports its result (see [`run_group`]).
+pub type GroupMember<A, R> = RemotePlace<(MeshInvitation, A), Result<R, MemberFailure>>;
+type Member<A, R> = GroupMember<A, R>;
 
 /// The body of a member of a group over nodes, run in its place (what `fork_join!(nodes = ..)`
 /// registers): joins the group it is invited to, runs `body`, reports its result or its panic.
@@ -100,23 +102,67 @@ where
             }
         }
     }
+    let nodes: Vec<String> = (0..np).map(|r| node_of(r).name().to_owned()).collect();
+    run_group(members, &nodes, vec![args; np])
+}
+
+/// Forms a group of places that were started (member `i` is `members[i]`, on the node named
+/// `nodes[i]`) and that wait for their invitation: invites each with `args[i]`, introduces them to
+/// each other so that they link directly, and returns their results in rank order. Behind
+/// [`fork_join_on`] and RMPI's `rmpi_launch`.
+///
+/// # Errors
+///
+/// As [`fork_join_on`]; on any error every member still running is killed.
+///
+/// # Panics
+///
+/// When `members`, `nodes` and `args` differ in length.
+pub fn run_group<A, R>(
+    members: Vec<GroupMember<A, R>>,
+    nodes: &[String],
+    args: Vec<A>,
+) -> Result<Vec<R>, ForkJoinError>
+where
+    A: Message,
+    R: Message,
+{
+    assert!(
+        members.len() == nodes.len() && members.len() == args.len(),
+        "run_group: {} members, {} nodes, {} arguments",
+        members.len(),
+        nodes.len(),
+        args.len()
+    );
+    let np = members.len();
+    if np == 0 {
+        return Err(ForkJoinError::Empty);
+    }
+    let node_of = |rank: usize| &nodes[rank];
+    let kill_all = |members: &[Member<A, R>]| {
+        for m in members {
+            m.kill();
+        }
+    };
     let (invitations, rendezvous) = match crate::mesh::invitations(np) {
         Ok(v) => v,
         Err(e) => {
             kill_all(&members);
             return Err(ForkJoinError::Node {
                 rank: 0,
-                node: node_of(0).name().to_owned(),
+                node: node_of(0).clone(),
                 reason: format!("could not make the group's invitations: {e}"),
             });
         }
     };
-    for (rank, (member, invitation)) in members.iter().zip(invitations).enumerate() {
-        if let Err(e) = member.put((invitation, args.clone())) {
+    for (rank, ((member, invitation), args)) in
+        members.iter().zip(invitations).zip(args).enumerate()
+    {
+        if let Err(e) = member.put((invitation, args)) {
             kill_all(&members);
             return Err(ForkJoinError::Node {
                 rank,
-                node: node_of(rank).name().to_owned(),
+                node: node_of(rank).clone(),
                 reason: format!("could not send the member its invitation: {e}"),
             });
         }
@@ -132,7 +178,7 @@ where
         };
         return Err(ForkJoinError::Node {
             rank,
-            node: node_of(rank).name().to_owned(),
+            node: node_of(rank).clone(),
             reason,
         });
     }
@@ -172,7 +218,7 @@ where
         },
         Err(e) => ForkJoinError::Node {
             rank,
-            node: node_of(rank).name().to_owned(),
+            node: node_of(rank).clone(),
             reason: e,
         },
     })

@@ -42,7 +42,13 @@
 
 use places_core::{Comm, CommError, Message, Tag};
 
+mod launch;
 pub mod op;
+
+pub use launch::{
+    rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch, rmpi_launch_all, RmpiChannel,
+    RmpiConfig, RmpiNodeConfig, RmpiTypedChannel,
+};
 
 /// Why a collective failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,32 @@ pub enum RmpiError {
         /// The collective.
         collective: &'static str,
     },
+    /// An RMPI launch's configs are wrong (ranks missing or twice, no rank at all).
+    #[error("RMPI launch: {0}")]
+    Config(String),
+    /// A node of an RMPI launch could not be started.
+    #[error("RMPI launch: could not start a node on {host}: {source}")]
+    Node {
+        /// The host.
+        host: String,
+        /// What failed.
+        #[source]
+        source: places_net::NetError,
+    },
+    /// A rank of an RMPI launch failed: its place could not start or join the group, it
+    /// panicked, it ended without `rmpi_finish`, or its node was lost.
+    #[error("RMPI rank {rank}, on node {node}: {reason}")]
+    Rank {
+        /// The rank that failed first.
+        rank: usize,
+        /// Its node.
+        node: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A rank could not join its group or reach the program that launched it.
+    #[error("rmpi_init: {0}")]
+    Init(String),
     /// `scatter`'s or `alltoall`'s vector does not have one element per member.
     #[error("`{collective}` at member {rank} needs one element per member ({cnt}), got {len}")]
     WrongLength {

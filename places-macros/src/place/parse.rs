@@ -218,13 +218,17 @@ fn may_be_alias(ty: &Type) -> bool {
     let Type::Path(tp) = ty else { return false };
     tp.qself.is_none()
         && tp.path.segments.last().is_some_and(|last| {
-            last.ident != "PlaceChannel" && !PRIMITIVES.iter().any(|p| last.ident == p)
+            last.ident != "PlaceChannel"
+                && last.ident != "RmpiChannel"
+                && !PRIMITIVES.iter().any(|p| last.ident == p)
         })
 }
 
-/// `PlaceChannel<S>` or `PlaceChannel<S, R>`, possibly with a path in front.
+/// `PlaceChannel<S>` or `PlaceChannel<S, R>`, possibly with a path in front; or RMPI's alias
+/// of one, `RmpiChannel<A>` or `RmpiChannel<A, R>` (the types come from the function itself, so
+/// an alias that is not a channel still fails to compile, at the parameter).
 fn is_place_channel(ty: &Type) -> bool {
-    is_path_to(ty, "PlaceChannel")
+    is_path_to(ty, "PlaceChannel") || is_path_to(ty, "RmpiChannel")
 }
 
 fn check_return(output: &ReturnType, errors: &mut Errors) {

@@ -30,6 +30,7 @@ fn accepts_exit_codes_and_paths() {
     expand_ok(quote! { fn a(ch: places::PlaceChannel<u8, u16>) -> i32 { 0 } });
     expand_ok(quote! { fn b(_: PlaceChannel<u8>) -> () {} });
     expand_ok(quote! { pub(crate) fn c(mut ch: PlaceChannel<Vec<u8>, (u8, String)>) {} });
+    expand_ok(quote! { fn d(ch: places::rmpi::RmpiChannel<Vec<f64>, u64>) {} });
 }
 
 #[test]
