@@ -15,7 +15,8 @@
 //! - an 8-byte ping-pong between places on two sibling nodes over a channel whose ends were
 //!   sent to them (such a channel still passes through this program: two hops), the same
 //!   ping-pong between the members of a `fork_join!` over two nodes (linked directly, one hop),
-//!   and `cg.barrier()` between those members, all against the raw TCP round trip.
+//!   and `cg.barrier()` between those members, all against the raw TCP round trip;
+//! - `rmpi_launch` of 4 ranks on 4 fresh local nodes, from the call to rank 0's finish.
 //!
 //! This bench binary is its own node executable (`places::init()` first thing in `main`).
 //! `PLACES_BENCH_QUICK=1` runs fewer iterations.
@@ -23,6 +24,10 @@
 use std::time::{Duration, Instant};
 
 use places::prelude::*;
+use places::rmpi::{
+    op, rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch, Collectives, RmpiChannel,
+    RmpiNodeConfig,
+};
 use places::{create_place_node, NodeOptions, RemotePlace};
 
 /// Gets a channel to a sibling, then times `n` 8-byte round trips over it (the sibling echoes);
@@ -381,4 +386,33 @@ fn main() {
         us(raw),
         bar.as_secs_f64() / raw.as_secs_f64()
     );
+
+    // rmpi_launch of 4 ranks on 4 fresh local nodes: nodes, places, links, one allreduce, finish.
+    let mut launch = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let configs: Vec<RmpiNodeConfig<u64>> = (0..4)
+            .map(|r| RmpiNodeConfig::new("localhost", 0, format!("bench_rank_{r}"), r))
+            .collect();
+        let start = Instant::now();
+        let sum: u64 = rmpi_launch(
+            &rmpi_build_default_config(module_path!(), "launch_rank", 1u64),
+            &configs,
+        )
+        .expect("rmpi_launch");
+        launch.push(start.elapsed());
+        assert_eq!(sum, 4);
+    }
+    println!(
+        "{:<52} {:>10}  (target < 200 ms; Racket RMPI: 9 s)",
+        "rmpi_launch of 4 ranks on 4 local nodes, to finish",
+        format!("{:.1} ms", median(launch).as_secs_f64() * 1e3)
+    );
+}
+
+/// A rank of the launch bench: one allreduce, then finish.
+#[place]
+pub fn launch_rank(ch: RmpiChannel<u64, u64>) {
+    let (comm, one, tc) = rmpi_init(ch).expect("rank joins");
+    let sum = comm.allreduce(op::sum, one).expect("allreduce");
+    rmpi_finish(comm, tc, sum).expect("finish");
 }

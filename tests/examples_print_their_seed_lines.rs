@@ -480,3 +480,74 @@ fn rmpi_demo_runs_under_mpiexec() {
     );
     check_rmpi_demo(&stdout);
 }
+
+fn check_kmeans(out: &str, ranks: usize) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("kmeans: 30000 points, k 5, {ranks} ranks, 6 iterations").as_str()),
+        "{out}"
+    );
+    let centroids: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("centroid "))
+        .collect();
+    assert_eq!(centroids.len(), 5, "{out}");
+    let points: u64 = centroids
+        .iter()
+        .map(|l| {
+            l.rsplit(' ')
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("a count")
+        })
+        .sum();
+    assert_eq!(points, 30_000, "every point in one cluster:\n{out}");
+    assert_eq!(
+        lines.last().copied(),
+        Some("sequential: identical centroids"),
+        "{out}"
+    );
+}
+
+#[test]
+fn kmeans_on_three_local_nodes_matches_the_sequential_run() {
+    let out = run_with(
+        "kmeans",
+        &[
+            "--ranks",
+            "3",
+            "--points",
+            "30000",
+            "--k",
+            "5",
+            "--iterations",
+            "6",
+        ],
+    );
+    check_kmeans(&out, 3);
+}
+
+#[test]
+fn kmeans_under_mpiexec_matches_the_sequential_run() {
+    if Command::new("mpiexec").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("PLACES_REQUIRE_MPIEXEC").is_none(),
+            "PLACES_REQUIRE_MPIEXEC is set but mpiexec does not run"
+        );
+        return eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+    }
+    let out = Command::new("timeout")
+        .args(["120", "mpiexec", "-n", "4"])
+        .arg(example("kmeans"))
+        .args(["--points", "30000", "--k", "5", "--iterations", "6"])
+        .output()
+        .expect("run mpiexec");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mpiexec failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_kmeans(&stdout, 4);
+}

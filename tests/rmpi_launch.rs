@@ -17,45 +17,37 @@ places::node_test_entry!();
 /// What each rank of `demo` reports.
 type Seen = (usize, usize, u32, String, u64, Option<Vec<u64>>, u64);
 
-/// Each rank: a ring message, an allreduce, a broadcast from the last rank, a gather at 0.
+/// Each rank: a ring message (`greeting` and its rank), an allreduce, a broadcast from the last
+/// rank, a gather at 0.
+fn program(comm: &places::Comm, base: u64, greeting: &str) -> Seen {
+    let (id, cnt) = (comm.id(), comm.cnt());
+    comm.send((id + 1) % cnt, format!("{greeting} {id}"))
+        .unwrap();
+    let ring: String = comm.recv((id + cnt - 1) % cnt).unwrap();
+    let sum = comm.allreduce(op::sum, base + id as u64).unwrap();
+    let last = cnt - 1;
+    let from_last = comm
+        .broadcast(last, (id == last).then_some(base * 100))
+        .unwrap();
+    let gathered = comm.gather(0, id as u64 * base).unwrap();
+    comm.barrier();
+    (id, cnt, std::process::id(), ring, sum, gathered, from_last)
+}
+
+/// A rank running `program`.
 #[place]
 pub fn demo(ch: RmpiChannel<u64, Seen>) {
     let (comm, base, tc) = rmpi_init(ch).expect("rank joins");
-    let (id, cnt) = (comm.id(), comm.cnt());
-    comm.send((id + 1) % cnt, format!("hello from {id}"))
-        .unwrap();
-    let ring: String = comm.recv((id + cnt - 1) % cnt).unwrap();
-    let sum = comm.allreduce(op::sum, base + id as u64).unwrap();
-    let last = cnt - 1;
-    let from_last = comm
-        .broadcast(last, (id == last).then_some(base * 100))
-        .unwrap();
-    let gathered = comm.gather(0, id as u64 * base).unwrap();
-    comm.barrier();
-    let seen = (id, cnt, std::process::id(), ring, sum, gathered, from_last);
+    let seen = program(&comm, base, "hello from");
     rmpi_finish(comm, tc, seen).unwrap();
 }
 
-/// The same types as `demo`, another body: for a per-rank override of the function.
+/// The same types as `demo`, another greeting: for a per-rank override of the function.
 #[place]
 pub fn quiet(ch: RmpiChannel<u64, Seen>) {
     let (comm, base, tc) = rmpi_init(ch).expect("rank joins");
-    let (id, cnt) = (comm.id(), comm.cnt());
-    comm.send((id + 1) % cnt, format!("quiet {id}")).unwrap();
-    let ring: String = comm.recv((id + cnt - 1) % cnt).unwrap();
-    let sum = comm.allreduce(op::sum, base + id as u64).unwrap();
-    let last = cnt - 1;
-    let from_last = comm
-        .broadcast(last, (id == last).then_some(base * 100))
-        .unwrap();
-    let gathered = comm.gather(0, id as u64 * base).unwrap();
-    comm.barrier();
-    rmpi_finish(
-        comm,
-        tc,
-        (id, cnt, std::process::id(), ring, sum, gathered, from_last),
-    )
-    .unwrap();
+    let seen = program(&comm, base, "quiet");
+    rmpi_finish(comm, tc, seen).unwrap();
 }
 
 /// Rank 1 panics after joining; the others wait at a barrier.
