@@ -14,6 +14,8 @@
 //! | `rmpi-broadcast` | [`Collectives::broadcast`] |
 //! | `rmpi-reduce`, `rmpi-allreduce` | [`Collectives::reduce`], [`Collectives::allreduce`] |
 //! | `rmpi-partition` | [`partition`] |
+//! | `rmpi-build-default-config`, `rmpi-launch` | [`rmpi_build_default_config`], [`rmpi_launch`] (see [`launch`]) |
+//! | `rmpi-init`, `rmpi-finish` | [`rmpi_init`], [`rmpi_finish`] |
 //! | beyond the seed | [`gather`](Collectives::gather), [`allgather`](Collectives::allgather), [`alltoall`](Collectives::alltoall), [`scatter`](Collectives::scatter), [`scan`](Collectives::scan), [`exscan`](Collectives::exscan) |
 //!
 //! Every member must call the same collectives in the same order, as in MPI. Results that only
@@ -42,7 +44,7 @@
 
 use places_core::{Comm, CommError, Message, Tag};
 
-mod launch;
+pub mod launch;
 pub mod op;
 
 pub use launch::{
