@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Run by itself it launches the ranks on local nodes with `rmpi_launch`; under `mpiexec` each
-//! process is a rank. Sums are of integer colours, so they are exact in any order, and the
+//! process is a rank. The ranks read the file where it was written, so all run on one host
+//! (ranks on several hosts would need it on each). Sums are of integer colours, so they are exact in any order, and the
 //! centroids are identical to those of a sequential run on the same file, which the program
 //! computes too and compares. It prints:
 //!
@@ -79,7 +80,8 @@ fn write_points(path: &Path, points: usize) -> std::io::Result<()> {
     }
     // Written whole, then renamed: a reader never sees half a file.
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::File::create(&tmp)?.write_all(&bytes)?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::File::create_new(&tmp)?.write_all(&bytes)?;
     std::fs::rename(&tmp, path)
 }
 

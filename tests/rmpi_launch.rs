@@ -86,6 +86,78 @@ pub fn node_dies(ch: RmpiChannel<(), ()>) {
     rmpi_finish(comm, tc, ()).unwrap();
 }
 
+/// Rank 1 fails at once; the others would sleep for ten minutes.
+#[place]
+pub fn one_fails_others_sleep(ch: RmpiChannel<(), ()>) {
+    let (comm, (), tc) = rmpi_init(ch).expect("rank joins");
+    if comm.id() == 1 {
+        panic!("rank one fails at once");
+    }
+    std::thread::sleep(Duration::from_secs(600));
+    rmpi_finish(comm, tc, ()).unwrap();
+}
+
+/// Never calls `rmpi_init`: sleeps for ten minutes.
+#[place]
+pub fn never_inits(ch: RmpiChannel<(), ()>) {
+    std::thread::sleep(Duration::from_secs(600));
+    drop(ch);
+}
+
+/// Runs `rmpi_launch` on a thread and waits at most `limit` for it.
+fn launch_within(
+    limit: Duration,
+    default: RmpiConfig<()>,
+    configs: Vec<RmpiNodeConfig<()>>,
+) -> Result<(), RmpiError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(rmpi_launch::<(), ()>(&default, &configs));
+    });
+    rx.recv_timeout(limit)
+        .expect("rmpi_launch returned, though ranks were still sleeping")
+}
+
+#[test]
+fn a_failed_rank_ends_the_launch_without_waiting_for_the_others() {
+    let e = launch_within(
+        Duration::from_secs(120),
+        defaults("one_fails_others_sleep", ()),
+        local(3, "s"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, RmpiError::Rank { rank: 1, reason, .. } if reason.contains("fails at once")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_rank_that_never_joins_fails_the_launch_after_the_formation_time() {
+    let mut configs = local(3, "n");
+    configs[1] = configs[1].clone().func("never_inits");
+    let e = launch_within(
+        Duration::from_secs(240),
+        defaults("one_forgets", ()),
+        configs,
+    )
+    .unwrap_err();
+    assert!(matches!(&e, RmpiError::Rank { rank: 1, .. }), "{e}");
+}
+
+#[test]
+fn configs_sharing_a_node_must_name_one_executable() {
+    let configs = vec![
+        RmpiNodeConfig::<u64>::new("localhost", 7, "a", 0),
+        RmpiNodeConfig::new("localhost", 7, "b", 1).executable("/bin/true"),
+    ];
+    let e = rmpi_launch::<u64, Seen>(&defaults("demo", 1), &configs).unwrap_err();
+    assert!(
+        matches!(&e, RmpiError::Config(m) if m.contains("different executables")),
+        "{e}"
+    );
+}
+
 fn opts() -> NodeOptions {
     NodeOptions::for_this_test_binary().heartbeat(Duration::from_millis(500))
 }

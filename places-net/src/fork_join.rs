@@ -19,6 +19,10 @@ pub enum MemberFailure {
     Join(String),
 }
 
+/// How long the other members of a group have to report once one failed, before they are
+/// killed.
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A member of a group over nodes, from the creator's side: a place that takes its invitation
 /// and arguments and reports its result (see [`run_group`]).
 pub type GroupMember<A, R> = RemotePlace<(MeshInvitation, A), Result<R, MemberFailure>>;
@@ -187,12 +191,25 @@ where
     let mut results: Vec<Option<R>> = (0..np).map(|_| None).collect();
     let mut failures: Vec<(usize, Result<String, String>)> = Vec::new();
     let mut waiting: Vec<usize> = (0..np).collect();
+    // After the first failure the others get a little while to report (those that fail
+    // because of it are named as failing after it), then they are killed: a member computing or
+    // waiting on the gone one does not hold the call.
+    let mut grace_until: Option<std::time::Instant> = None;
     while !waiting.is_empty() {
         let mut sel = places_core::Select::new();
         for &rank in &waiting {
             sel.recv(members[rank].channel());
         }
-        let ev = sel.select();
+        let ev = match grace_until {
+            None => sel.select(),
+            Some(until) => {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                match sel.select_timeout(left) {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            }
+        };
         let at = ev.index();
         let rank = waiting.remove(at);
         match ev.recv(members[rank].channel()) {
@@ -202,6 +219,9 @@ where
                 failures.push((rank, Err(format!("could not join the group: {e}"))))
             }
             Err(e) => failures.push((rank, Err(format!("the member ended without a result: {e}")))),
+        }
+        if !failures.is_empty() && grace_until.is_none() {
+            grace_until = Some(std::time::Instant::now() + FAILURE_GRACE);
         }
     }
     let Some((rank, first)) = failures.first().cloned() else {

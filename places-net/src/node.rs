@@ -137,8 +137,8 @@ pub(crate) fn listen_addr() -> Option<String> {
 
 static LISTENING: OnceLock<String> = OnceLock::new();
 
-/// The address the first authenticated client reached this node on: the one address of this
-/// host that is known to be reachable from outside, when the node listens on all of them.
+/// The address the first authenticated client from another host reached this node on: an
+/// address of this host known to be reachable from outside, when the node listens on all.
 pub(crate) fn reached_at() -> Option<std::net::IpAddr> {
     REACHED_AT.get().copied()
 }
@@ -407,8 +407,11 @@ async fn serve_connection(
             )
         }
     };
-    if let Ok(local) = stream.local_addr() {
-        let _ = REACHED_AT.set(local.ip());
+    // A loopback client (a local status query, say) says nothing of how other hosts reach us.
+    if let Ok(local) = stream.local_addr().map(|a| a.ip()) {
+        if !local.is_loopback() {
+            let _ = REACHED_AT.set(local);
+        }
     }
     let Ok(std_stream) = stream.into_std() else {
         return;

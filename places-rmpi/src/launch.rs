@@ -208,17 +208,23 @@ where
     let by_rank = check_ranks(configs)?;
     // One node per config, except configs that name one host and non-zero port.
     let mut node_of_config: Vec<usize> = Vec::with_capacity(configs.len());
-    let mut shared: HashMap<(String, u16, Option<PathBuf>), usize> = HashMap::new();
+    let mut shared: HashMap<(String, u16), (usize, Option<PathBuf>, &str)> = HashMap::new();
     let mut starts: Vec<(String, NodeOptions)> = Vec::new();
     for c in configs {
         let exe = c.executable.clone().or_else(|| default.executable.clone());
-        let key = (c.host.clone(), c.port, exe.clone());
+        let key = (c.host.clone(), c.port);
         if c.port != 0 {
-            if let Some(&i) = shared.get(&key) {
-                node_of_config.push(i);
+            if let Some((i, their_exe, their_name)) = shared.get(&key) {
+                if *their_exe != exe {
+                    return Err(RmpiError::Config(format!(
+                        "{:?} and {their_name:?} share the node at {}:{} but name different executables",
+                        c.name, c.host, c.port
+                    )));
+                }
+                node_of_config.push(*i);
                 continue;
             }
-            shared.insert(key, starts.len());
+            shared.insert(key, (starts.len(), exe.clone(), &c.name));
         }
         node_of_config.push(starts.len());
         let mut opts = default.node_options.clone().listen_port(c.port);
@@ -332,7 +338,9 @@ fn check_ranks<A>(configs: &[RmpiNodeConfig<A>]) -> Result<Vec<usize>, RmpiError
 /// `named-place-typed-channel%` that `rmpi-init` returns): [`rmpi_finish`] reports on it.
 ///
 /// A rank that panics before it finishes reports the panic's message on it as it unwinds, so
-/// that `rmpi_launch` names the rank and says why.
+/// that `rmpi_launch` names the rank and says why. The message comes from a panic hook that
+/// [`rmpi_init`] installs once (it runs the hook that was there before); a program that sets a
+/// hook of its own after `rmpi_init` still gets its rank named, with "(no message)".
 pub struct RmpiTypedChannel<A: Message, R: Message> {
     ch: Option<RmpiChannel<A, R>>,
     rank: usize,
@@ -403,6 +411,7 @@ where
     R: Message,
 {
     keep_panic_messages();
+    LAST_PANIC.with(|m| m.borrow_mut().take());
     let (invitation, args) = ch
         .get()
         .map_err(|e| RmpiError::Init(format!("no invitation from the launching program: {e}")))?;

@@ -129,16 +129,32 @@ pub fn form(
     let deadline = Instant::now() + timeout;
     let mut links: Vec<Option<TcpStream>> = (0..cnt).map(|_| None).collect();
     for (peer, addr) in addrs.iter().enumerate().take(rank) {
-        let stream = connect(*addr, deadline).map_err(|e| {
-            NetError::Handshake(format!(
-                "member {rank} could not reach member {peer} at {addr}: {e}"
-            ))
-        })?;
-        let stream = open_link(stream, rank, peer, cnt, secret, deadline).map_err(|e| {
-            NetError::Handshake(format!(
-                "member {rank} could not link to member {peer} at {addr}: {e}"
-            ))
-        })?;
+        let mut tries = 0u64;
+        let stream = loop {
+            tries += 1;
+            let stream = connect(*addr, deadline).map_err(|e| {
+                NetError::Handshake(format!(
+                    "member {rank} could not reach member {peer} at {addr}: {e}"
+                ))
+            })?;
+            match open_link(stream, rank, peer, cnt, secret, deadline) {
+                Ok(s) => break s,
+                // A peer that proves a wrong secret is not retried; one that dropped the
+                // connection (busy with strangers, say) is, until the deadline.
+                Err(e)
+                    if e.kind() != io::ErrorKind::PermissionDenied
+                        && Instant::now() + Duration::from_millis(100) < deadline =>
+                {
+                    tracing::debug!("places: member {rank} retries its link to member {peer}: {e}");
+                    std::thread::sleep(Duration::from_millis(50 * tries.min(20)));
+                }
+                Err(e) => {
+                    return Err(NetError::Handshake(format!(
+                        "member {rank} could not link to member {peer} at {addr}: {e}"
+                    )))
+                }
+            }
+        };
         links[peer] = Some(prepare(stream));
     }
     let mut missing = cnt - rank - 1;
@@ -447,7 +463,11 @@ impl MeshInvitation {
             reason: e.to_string(),
         };
         self.rendezvous.put(listener.addr()).map_err(lost)?;
-        let addrs = self.rendezvous.get().map_err(lost)?;
+        // Bounded: a member that never joins must not hold the others forever.
+        let addrs = self
+            .rendezvous
+            .get_timeout(FORM_TIMEOUT + Duration::from_secs(5))
+            .map_err(lost)?;
         if addrs.len() != self.cnt {
             return Err(NetError::Handshake(format!(
                 "member {} was told {} addresses for a group of {}",
@@ -480,11 +500,14 @@ impl Rendezvous {
     ///
     /// # Errors
     ///
-    /// The rank of the first member that is gone before it reported.
+    /// The rank of the first member that is gone before it reported, or that did not report
+    /// within [`FORM_TIMEOUT`] (it never joined).
     pub fn exchange(&self) -> Result<(), usize> {
+        let deadline = Instant::now() + FORM_TIMEOUT;
         let mut addrs = Vec::with_capacity(self.channels.len());
         for (rank, ch) in self.channels.iter().enumerate() {
-            addrs.push(ch.get().map_err(|_| rank)?);
+            let left = deadline.saturating_duration_since(Instant::now());
+            addrs.push(ch.get_timeout(left).map_err(|_| rank)?);
         }
         for (rank, ch) in self.channels.iter().enumerate() {
             ch.put(addrs.clone()).map_err(|_| rank)?;
