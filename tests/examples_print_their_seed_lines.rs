@@ -447,18 +447,21 @@ fn rmpi_demo_runs_every_operation_on_four_local_nodes() {
     check_rmpi_demo(&run("rmpi_demo"));
 }
 
-#[test]
-fn rmpi_demo_runs_under_mpiexec() {
+/// Runs example `name` with `args` as 4 ranks under `mpiexec` (killing it after 120 s) and
+/// returns its stdout; `None` when there is no mpiexec here and the test may be skipped.
+fn under_mpiexec(name: &str, args: &[&str]) -> Option<String> {
     if Command::new("mpiexec").arg("--version").output().is_err() {
         assert!(
             std::env::var_os("PLACES_REQUIRE_MPIEXEC").is_none(),
             "PLACES_REQUIRE_MPIEXEC is set but mpiexec does not run"
         );
-        return eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+        eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+        return None;
     }
     let mut child = Command::new("mpiexec")
         .args(["-n", "4"])
-        .arg(example("rmpi_demo"))
+        .arg(example(name))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -467,18 +470,25 @@ fn rmpi_demo_runs_under_mpiexec() {
     while child.try_wait().expect("poll mpiexec").is_none() {
         if start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
-            panic!("mpiexec -n 4 rmpi_demo did not finish within 120 s");
+            panic!("mpiexec -n 4 {name} did not finish within 120 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("mpiexec output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "mpiexec failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    check_rmpi_demo(&stdout);
+    Some(stdout)
+}
+
+#[test]
+fn rmpi_demo_runs_under_mpiexec() {
+    if let Some(out) = under_mpiexec("rmpi_demo", &[]) {
+        check_rmpi_demo(&out);
+    }
 }
 
 fn check_kmeans(out: &str, ranks: usize) {
@@ -530,24 +540,8 @@ fn kmeans_on_three_local_nodes_matches_the_sequential_run() {
 
 #[test]
 fn kmeans_under_mpiexec_matches_the_sequential_run() {
-    if Command::new("mpiexec").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("PLACES_REQUIRE_MPIEXEC").is_none(),
-            "PLACES_REQUIRE_MPIEXEC is set but mpiexec does not run"
-        );
-        return eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+    let args = ["--points", "30000", "--k", "5", "--iterations", "6"];
+    if let Some(out) = under_mpiexec("kmeans", &args) {
+        check_kmeans(&out, 4);
     }
-    let out = Command::new("timeout")
-        .args(["120", "mpiexec", "-n", "4"])
-        .arg(example("kmeans"))
-        .args(["--points", "30000", "--k", "5", "--iterations", "6"])
-        .output()
-        .expect("run mpiexec");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "mpiexec failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_kmeans(&stdout, 4);
 }

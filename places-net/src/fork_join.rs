@@ -19,6 +19,14 @@ pub enum MemberFailure {
     Join(String),
 }
 
+/// Kills every member still running (what `fork_join_on`, `run_group` and RMPI's launch do on
+/// an error, so that no place is left behind).
+pub fn kill_members<A, R>(members: &[GroupMember<A, R>]) {
+    for m in members {
+        m.kill();
+    }
+}
+
 /// How long the other members of a group have to report once one failed, before they are
 /// killed.
 const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -88,16 +96,11 @@ where
     }
     let node_of = |rank: usize| &nodes[rank % nodes.len()];
     let mut members: Vec<Member<A, R>> = Vec::with_capacity(np);
-    let kill_all = |members: &[Member<A, R>]| {
-        for m in members {
-            m.kill();
-        }
-    };
     for rank in 0..np {
         match node_of(rank).dynamic_place(module, entry) {
             Ok(p) => members.push(p),
             Err(e) => {
-                kill_all(&members);
+                kill_members(&members);
                 return Err(ForkJoinError::Node {
                     rank,
                     node: node_of(rank).name().to_owned(),
@@ -143,15 +146,10 @@ where
         return Err(ForkJoinError::Empty);
     }
     let node_of = |rank: usize| &nodes[rank];
-    let kill_all = |members: &[Member<A, R>]| {
-        for m in members {
-            m.kill();
-        }
-    };
     let (invitations, rendezvous) = match crate::mesh::invitations(np) {
         Ok(v) => v,
         Err(e) => {
-            kill_all(&members);
+            kill_members(&members);
             return Err(ForkJoinError::Node {
                 rank: 0,
                 node: node_of(0).clone(),
@@ -163,7 +161,7 @@ where
         members.iter().zip(invitations).zip(args).enumerate()
     {
         if let Err(e) = member.put((invitation, args)) {
-            kill_all(&members);
+            kill_members(&members);
             return Err(ForkJoinError::Node {
                 rank,
                 node: node_of(rank).clone(),
@@ -172,7 +170,7 @@ where
         }
     }
     if let Err(rank) = rendezvous.exchange() {
-        kill_all(&members);
+        kill_members(&members);
         let reason = match members[rank]
             .channel()
             .get_timeout(std::time::Duration::from_secs(5))
@@ -227,7 +225,7 @@ where
     let Some((rank, first)) = failures.first().cloned() else {
         return Ok(results.into_iter().flatten().collect());
     };
-    kill_all(&members);
+    kill_members(&members);
     let mut also_failed: Vec<usize> = failures[1..].iter().map(|(r, _)| *r).collect();
     also_failed.sort_unstable();
     Err(match first {

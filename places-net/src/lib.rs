@@ -31,7 +31,9 @@ pub use client::{
     RemotePlace, MISSED_HEARTBEATS,
 };
 pub use error::NetError;
-pub use fork_join::{fork_join_member_on, fork_join_on, run_group, GroupMember, MemberFailure};
+pub use fork_join::{
+    fork_join_member_on, fork_join_on, kill_members, run_group, GroupMember, MemberFailure,
+};
 pub use handshake::Cookie;
 pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT};
 pub use mesh::MeshInvitation;

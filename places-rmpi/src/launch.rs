@@ -52,7 +52,8 @@ use std::sync::Once;
 use places_core::{Comm, ForkJoinError, Message, PlaceChannel};
 use places_net::mesh::MeshInvitation;
 use places_net::{
-    run_group, spawn_node_at, GroupMember, MemberFailure, NodeOptions, PlaceOptions, RemoteNode,
+    kill_members, run_group, spawn_node_at, GroupMember, MemberFailure, NodeOptions, PlaceOptions,
+    RemoteNode,
 };
 
 use crate::RmpiError;
@@ -266,9 +267,7 @@ where
         match place {
             Ok(p) => members.push(p),
             Err(e) => {
-                for m in &members {
-                    m.kill();
-                }
+                kill_members(&members);
                 return Err(RmpiError::Rank {
                     rank,
                     node: node.name().to_owned(),
