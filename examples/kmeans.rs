@@ -6,10 +6,11 @@
 //! ```text
 //! cargo run --release --example kmeans [-- --ranks 4 --points 200000 --k 9 --iterations 10]
 //! mpiexec -n 4 ./target/release/examples/kmeans
+//! srun --mpi=pmi2 -n 4 ./target/release/examples/kmeans
 //! ```
 //!
-//! Run by itself it launches the ranks on local nodes with `rmpi_launch`; under `mpiexec` each
-//! process is a rank. The ranks read the file where it was written, so all run on one host
+//! Run by itself it launches the ranks on local nodes with `rmpi_launch`; under `mpiexec` or `srun`
+//! each process is a rank. The ranks read the file where it was written, so all run on one host
 //! (ranks on several hosts would need it on each). Sums are of integer colours, so they are exact in any order, and the
 //! centroids are identical to those of a sequential run on the same file, which the program
 //! computes too and compares. It prints:
@@ -236,7 +237,7 @@ fn parse_args() -> Result<(usize, Job), String> {
 #[places::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ranks, job) = parse_args()?;
-    // Under mpiexec: this process is one rank; rank 0 writes the file and reports.
+    // Under mpiexec or srun: this process is one rank; rank 0 writes the file and reports.
     if let Some(comm) = places::net::mesh::from_pmi()? {
         if comm.id() == 0 {
             write_points(&job.file, job.points)?;

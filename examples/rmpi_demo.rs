@@ -5,11 +5,12 @@
 //! ```text
 //! cargo run --release --example rmpi_demo [RANKS]
 //! mpiexec -n 4 ./target/release/examples/rmpi_demo
+//! srun --mpi=pmi2 -n 4 ./target/release/examples/rmpi_demo
 //! ```
 //!
 //! Run by itself it launches RANKS (default 4) ranks on local nodes with `rmpi_launch`, as the
-//! reference's `rmpi-launch` does; under `mpiexec` every process is a rank, and the group forms
-//! through MPICH's process manager. Either way rank 0 gathers every rank's lines and prints
+//! reference's `rmpi-launch` does; under `mpiexec` or `srun` every process is a rank, and the
+//! group forms through the launcher's process manager (its PMI). Either way rank 0 gathers every rank's lines and prints
 //! them in rank order; with 4 ranks:
 //!
 //! ```text
@@ -100,7 +101,7 @@ pub fn rmpi_demo_place(ch: RmpiChannel<(), Vec<String>>) {
 
 #[places::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Started by mpiexec: this process is one rank.
+    // Started by mpiexec or srun: this process is one rank.
     if let Some(comm) = places::net::mesh::from_pmi()? {
         if let Some(lines) = demo(&comm)? {
             for line in lines {

@@ -449,36 +449,77 @@ fn rmpi_demo_runs_every_operation_on_four_local_nodes() {
 
 /// Runs example `name` with `args` as 4 ranks under `mpiexec` (killing it after 120 s) and
 /// returns its stdout; `None` when there is no mpiexec here and the test may be skipped.
-fn under_mpiexec(name: &str, args: &[&str]) -> Option<String> {
-    if Command::new("mpiexec").arg("--version").output().is_err() {
+/// A PMI launcher the examples run under: `mpiexec -n 4` (MPICH's hydra) or
+/// `srun --mpi=pmi2 -n 4` (a Slurm cluster; `.ci/slurm.sh` starts a one-host one).
+#[derive(Clone, Copy)]
+enum Launcher {
+    Mpiexec,
+    Srun,
+}
+
+/// `launcher example args` with 4 ranks and its output, or `None` (said) when the launcher does
+/// not run here and CI did not require it.
+fn under(launcher: Launcher, name: &str, args: &[&str]) -> Option<String> {
+    let (probe, probe_args, require, install, program, launch_args): (
+        _,
+        &[&str],
+        _,
+        _,
+        _,
+        &[&str],
+    ) = match launcher {
+        Launcher::Mpiexec => (
+            "mpiexec",
+            &["--version"],
+            "PLACES_REQUIRE_MPIEXEC",
+            "apt-get install mpich",
+            "mpiexec",
+            &["-n", "4"],
+        ),
+        Launcher::Srun => (
+            "sinfo",
+            &["-h"],
+            "PLACES_REQUIRE_SRUN",
+            "eval \"$(.ci/slurm.sh)\" starts a one-host Slurm",
+            "srun",
+            &["--mpi=pmi2", "-n", "4", "--immediate=60"],
+        ),
+    };
+    let runs = Command::new(probe)
+        .args(probe_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !runs {
         assert!(
-            std::env::var_os("PLACES_REQUIRE_MPIEXEC").is_none(),
-            "PLACES_REQUIRE_MPIEXEC is set but mpiexec does not run"
+            std::env::var_os(require).is_none(),
+            "{require} is set but `{probe}` does not run"
         );
-        eprintln!("skipped: no mpiexec on the PATH (apt-get install mpich)");
+        eprintln!("skipped: `{probe}` does not run here ({install})");
         return None;
     }
-    let mut child = Command::new("mpiexec")
-        .args(["-n", "4"])
+    let mut child = Command::new(program)
+        .args(launch_args)
         .arg(example(name))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start mpiexec");
+        .unwrap_or_else(|e| panic!("start {program}: {e}"));
     let start = Instant::now();
-    while child.try_wait().expect("poll mpiexec").is_none() {
+    while child.try_wait().expect("poll the launcher").is_none() {
         if start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
-            panic!("mpiexec -n 4 {name} did not finish within 120 s");
+            panic!("{program} {launch_args:?} {name} did not finish within 120 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("mpiexec output");
+    let out = child.wait_with_output().expect("the launcher's output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "mpiexec failed: {stdout}\n{}",
+        "{program} failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     Some(stdout)
@@ -486,7 +527,14 @@ fn under_mpiexec(name: &str, args: &[&str]) -> Option<String> {
 
 #[test]
 fn rmpi_demo_runs_under_mpiexec() {
-    if let Some(out) = under_mpiexec("rmpi_demo", &[]) {
+    if let Some(out) = under(Launcher::Mpiexec, "rmpi_demo", &[]) {
+        check_rmpi_demo(&out);
+    }
+}
+
+#[test]
+fn rmpi_demo_runs_under_srun() {
+    if let Some(out) = under(Launcher::Srun, "rmpi_demo", &[]) {
         check_rmpi_demo(&out);
     }
 }
@@ -541,7 +589,15 @@ fn kmeans_on_three_local_nodes_matches_the_sequential_run() {
 #[test]
 fn kmeans_under_mpiexec_matches_the_sequential_run() {
     let args = ["--points", "30000", "--k", "5", "--iterations", "6"];
-    if let Some(out) = under_mpiexec("kmeans", &args) {
+    if let Some(out) = under(Launcher::Mpiexec, "kmeans", &args) {
+        check_kmeans(&out, 4);
+    }
+}
+
+#[test]
+fn kmeans_under_srun_matches_the_sequential_run() {
+    let args = ["--points", "30000", "--k", "5", "--iterations", "6"];
+    if let Some(out) = under(Launcher::Srun, "kmeans", &args) {
         check_kmeans(&out, 4);
     }
 }

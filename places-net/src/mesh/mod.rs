@@ -25,7 +25,7 @@ use crate::handshake::Cookie;
 
 pub use link::{MeshLink, MAX_TYPE_NAME, QUEUE, QUEUE_BYTES, RESERVE};
 #[cfg(unix)]
-pub use pmi::from_pmi;
+pub use pmi::{from_pmi, PMI_VERSION_ENV};
 
 /// The first bytes a member sends on a link it opens.
 const MESH_MAGIC: &[u8; 8] = b"PLMESH\0\x01";
