@@ -73,13 +73,15 @@ pub use places_net::{
     RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
-/// RMPI: MPI-style collectives on [`Comm`] (broadcast, reduce, allreduce, gather, scatter,
-/// all-to-all, scans) and reduction operators. See [`places_rmpi`].
+/// RMPI: MPI-style collectives on [`Comm`] and its sub-groups (broadcast, reduce, allreduce,
+/// gather, scatter, all-to-all, scans, reduce-scatter, split), reduction operators, and the
+/// launch. See [`places_rmpi`].
 pub mod rmpi {
     pub use places_rmpi::{
         op, partition, rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch,
-        rmpi_launch_all, Collectives, RmpiChannel, RmpiConfig, RmpiError, RmpiNodeConfig,
-        RmpiTypedChannel,
+        rmpi_launch_all, wait_all, wait_any, Collectives, Group, RecvRequest, RmpiChannel,
+        RmpiConfig, RmpiError, RmpiNodeConfig, RmpiTypedChannel, SendRequest, SubComm,
+        LARGE_VECTOR,
     };
 }
 

@@ -125,7 +125,7 @@ pub struct Envelope {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub struct Tag(u32);
+pub struct Tag(u64);
 
 impl Tag {
     /// The first reserved tag: tags from here on belong to layers built on `Comm`.
@@ -133,7 +133,7 @@ impl Tag {
     /// What [`Comm::send`] and [`Comm::recv`] use.
     pub const USER: Tag = Tag(0);
     /// Barrier messages (between members that do not share memory).
-    pub const BARRIER: Tag = Tag(Self::RESERVED);
+    pub const BARRIER: Tag = Tag(Self::RESERVED as u64);
 
     /// A program's own tag `n`.
     ///
@@ -142,7 +142,7 @@ impl Tag {
     /// If `n >= 2^31`: those tags are reserved.
     pub const fn user(n: u32) -> Tag {
         assert!(n < Self::RESERVED, "user tags are below 2^31");
-        Tag(n)
+        Tag(n as u64)
     }
 
     /// Reserved tag `n`, for a layer built on `Comm`. `Tag::reserved(0)` is [`Tag::BARRIER`];
@@ -153,21 +153,46 @@ impl Tag {
     /// If `n >= 2^31`.
     pub const fn reserved(n: u32) -> Tag {
         assert!(n < Self::RESERVED, "reserved tags are numbered below 2^31");
-        Tag(Self::RESERVED + n)
+        Tag((Self::RESERVED + n) as u64)
     }
 
     /// Whether this is a reserved tag.
     pub const fn is_reserved(self) -> bool {
-        self.0 >= Self::RESERVED
+        (self.0 as u32) >= Self::RESERVED
+    }
+
+    /// This tag in communication context `context`. A context keeps the messages of a
+    /// sub-group (such as RMPI's `split`) apart from those of its parent group and of every
+    /// other sub-group between the same two members; context 0 is the group's own, which
+    /// [`user`](Self::user) and [`reserved`](Self::reserved) tags are in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::Tag;
+    ///
+    /// let t = Tag::user(5);
+    /// assert_eq!(t.context(), 0);
+    /// assert_ne!(t.in_context(3), t);
+    /// assert_eq!(t.in_context(3).context(), 3);
+    /// assert_eq!(t.in_context(3).in_context(0), t);
+    /// ```
+    pub const fn in_context(self, context: u32) -> Tag {
+        Tag((self.0 & 0xffff_ffff) | ((context as u64) << 32))
+    }
+
+    /// The communication context this tag is in (see [`in_context`](Self::in_context)).
+    pub const fn context(self) -> u32 {
+        (self.0 >> 32) as u32
     }
 
     /// The tag's number on the wire.
-    pub const fn bits(self) -> u32 {
+    pub const fn bits(self) -> u64 {
         self.0
     }
 
     /// The tag whose number on the wire is `bits` (the inverse of [`bits`](Self::bits)).
-    pub const fn from_bits(bits: u32) -> Tag {
+    pub const fn from_bits(bits: u64) -> Tag {
         Tag(bits)
     }
 }
@@ -232,15 +257,29 @@ impl Link for EncodedLink {
     }
 
     fn recv(&self) -> Result<Envelope, ChannelError> {
+        Ok(Self::unwire(self.0.get()?))
+    }
+
+    fn try_recv(&self) -> Result<Option<Envelope>, ChannelError> {
+        match self.0.try_get() {
+            Ok(w) => Ok(Some(Self::unwire(w))),
+            Err(ChannelError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl EncodedLink {
+    fn unwire(w: WireEnvelope) -> Envelope {
         let WireEnvelope {
             tag,
             type_name,
             bytes,
-        } = self.0.get()?;
-        Ok(Envelope {
+        } = w;
+        Envelope {
             tag,
             payload: Payload::Encoded { type_name, bytes },
-        })
+        }
     }
 }
 
@@ -350,6 +389,14 @@ pub trait Link: Send {
     ///
     /// [`ChannelError::Closed`] when the other member is gone and sent nothing more.
     fn recv(&self) -> Result<Envelope, ChannelError>;
+
+    /// The next envelope from the member at the other end if one has arrived (`None` if not),
+    /// without waiting: what non-blocking receives poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    fn try_recv(&self) -> Result<Option<Envelope>, ChannelError>;
 }
 
 impl Link for PlaceChannel<Envelope> {
@@ -359,6 +406,14 @@ impl Link for PlaceChannel<Envelope> {
 
     fn recv(&self) -> Result<Envelope, ChannelError> {
         self.get()
+    }
+
+    fn try_recv(&self) -> Result<Option<Envelope>, ChannelError> {
+        match self.try_get() {
+            Ok(e) => Ok(Some(e)),
+            Err(ChannelError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -407,6 +462,9 @@ pub struct Comm {
     /// The group's barrier when all members share this process's memory (`local_group`);
     /// otherwise barriers are messages.
     shared_barrier: Option<Arc<SharedBarrier>>,
+    /// The lowest communication context ([`Tag::in_context`]) no sub-group of this member's
+    /// uses yet; 0 is the group's own.
+    next_context: std::cell::Cell<u32>,
     /// `Comm` is `Send` but not `Sync`: its stashes are `RefCell`s.
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -435,6 +493,7 @@ impl Comm {
             links,
             pending: (0..cnt).map(|_| Stash::new()).collect(),
             shared_barrier: None,
+            next_context: std::cell::Cell::new(1),
             _not_sync: PhantomData,
         }
     }
@@ -604,13 +663,21 @@ impl Comm {
     /// assert_eq!(shares, [vec![0, 1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]);
     /// ```
     pub fn partition<R: CgRange>(&self, range: R) -> Partition<R::Item> {
-        let (start, end) = range.bounds();
-        let len = (end - start).max(0) as u128;
-        let (lo, hi) = block(len, self.id as u128, self.cnt as u128);
-        Partition {
-            next: start + lo as i128,
-            end: start + hi as i128,
-            _item: PhantomData,
+        Partition::block(range, self.id, self.cnt)
+    }
+
+    /// The lowest communication context ([`Tag::in_context`]) that no sub-group of this
+    /// member uses yet. Layers that make sub-groups (RMPI's `split`) agree on a new context
+    /// by taking the largest of their members' free contexts, then
+    /// [`reserve_contexts`](Self::reserve_contexts) up to it.
+    pub fn free_context(&self) -> u32 {
+        self.next_context.get()
+    }
+
+    /// Marks every context below `next` as used by a sub-group of this member.
+    pub fn reserve_contexts(&self, next: u32) {
+        if next > self.next_context.get() {
+            self.next_context.set(next);
         }
     }
 
@@ -657,6 +724,48 @@ impl Comm {
     pub fn recv_tagged<T: Message>(&self, src: usize, tag: Tag) -> Result<T, CommError> {
         let envelope = self.recv_envelope(src, tag)?;
         decode(src, envelope.payload)
+    }
+
+    /// The first message of `tag` from member `src` if it has arrived, `None` if not yet,
+    /// without waiting (for non-blocking receives). Messages of other tags that arrived are
+    /// kept, in order, as [`recv_tagged`](Self::recv_tagged) keeps them.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), except that a receive from oneself with nothing sent is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::{Comm, Tag};
+    ///
+    /// let g = Comm::local_group(2);
+    /// assert_eq!(g[0].try_recv_tagged::<u8>(1, Tag::USER).unwrap(), None);
+    /// g[1].send(0, 7u8).unwrap();
+    /// assert_eq!(g[0].try_recv_tagged::<u8>(1, Tag::USER).unwrap(), Some(7));
+    /// ```
+    pub fn try_recv_tagged<T: Message>(
+        &self,
+        src: usize,
+        tag: Tag,
+    ) -> Result<Option<T>, CommError> {
+        let link = self.link(src)?;
+        let stash = &self.pending[src];
+        let wanted = |e: &Envelope| e.tag == tag;
+        if let Some(e) = stash.take(wanted) {
+            return decode(src, e.payload).map(Some);
+        }
+        let Some(link) = link else {
+            return Ok(None);
+        };
+        loop {
+            match link.try_recv() {
+                Ok(Some(e)) if wanted(&e) => return decode(src, e.payload).map(Some),
+                Ok(Some(e)) => stash.keep(e),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(CommError::from_link(src, e)),
+            }
+        }
     }
 
     /// The first envelope of `tag` from `src`.
@@ -789,6 +898,30 @@ pub struct Partition<T> {
 }
 
 impl<T: CgIndex> Partition<T> {
+    /// Block `id` of `range` cut into `cnt` blocks as [`Comm::partition`] cuts it, for groups
+    /// of other kinds (such as RMPI's sub-groups).
+    ///
+    /// # Panics
+    ///
+    /// If `id >= cnt`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(places::Partition::block(0..10u32, 1, 3).range(), 4..7);
+    /// ```
+    pub fn block<R: CgRange<Item = T>>(range: R, id: usize, cnt: usize) -> Self {
+        assert!(id < cnt, "block {id} of {cnt}");
+        let (start, end) = range.bounds();
+        let len = (end - start).max(0) as u128;
+        let (lo, hi) = block(len, id as u128, cnt as u128);
+        Partition {
+            next: start + lo as i128,
+            end: start + hi as i128,
+            _item: PhantomData,
+        }
+    }
+
     /// What is left of the block, as a range (the whole block before iterating): for code that
     /// works on the block as a slice.
     ///

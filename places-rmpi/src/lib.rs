@@ -16,7 +16,7 @@
 //! | `rmpi-partition` | [`partition`] |
 //! | `rmpi-build-default-config`, `rmpi-launch` | [`rmpi_build_default_config`], [`rmpi_launch`] (see [`launch`]) |
 //! | `rmpi-init`, `rmpi-finish` | [`rmpi_init`], [`rmpi_finish`] |
-//! | beyond the seed | [`gather`](Collectives::gather), [`allgather`](Collectives::allgather), [`alltoall`](Collectives::alltoall), [`scatter`](Collectives::scatter), [`scan`](Collectives::scan), [`exscan`](Collectives::exscan) |
+//! | beyond the seed | [`gather`](Collectives::gather), [`allgather`](Collectives::allgather), [`alltoall`](Collectives::alltoall), [`scatter`](Collectives::scatter), [`scan`](Collectives::scan), [`exscan`](Collectives::exscan), [`reduce_scatter`](Collectives::reduce_scatter), [`allreduce_elementwise`](Collectives::allreduce_elementwise) (blocks and a ring for large vectors), [`split`](Collectives::split) (sub-groups, [`SubComm`]), [`isend`](Collectives::isend), [`irecv`](Collectives::irecv) with [`RecvRequest::test`]/[`wait`](RecvRequest::wait), [`wait_any`], [`wait_all`] |
 //!
 //! Every member must call the same collectives in the same order, as in MPI. Results that only
 //! one member gets are `Option`s (`Some` there, `None` elsewhere), never an untyped void.
@@ -42,10 +42,18 @@
 //! assert_eq!(total[3], (6.0, vec![4, 6]));
 //! ```
 
-use places_core::{Comm, CommError, Message, Tag};
+// `Comm` is named by the documentation's links.
+#[allow(unused_imports)]
+use places_core::Comm;
+use places_core::{CommError, Message, Partition, Tag};
 
+mod group;
 pub mod launch;
 pub mod op;
+mod request;
+
+pub use group::{Group, SubComm};
+pub use request::{wait_all, wait_any, RecvRequest, SendRequest};
 
 pub use launch::{
     rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch, rmpi_launch_all, RmpiChannel,
@@ -118,13 +126,22 @@ const SCATTER: Tag = tag(3);
 const ALLTOALL: Tag = tag(4);
 const SCAN: Tag = tag(5);
 const REDUCE_RESULT: Tag = tag(6);
+const REDUCE_SCATTER: Tag = tag(7);
+const RING: Tag = tag(8);
 
-/// MPI's collective operations on a communicator group.
+/// From this many bytes on, [`Collectives::allreduce_elementwise`] reduces a vector in
+/// blocks (reduce-scatter, then a ring allgather) instead of whole along a tree.
+pub const LARGE_VECTOR: usize = 64 << 10;
+
+/// MPI's collective operations on a communicator group: a [`Comm`], or a sub-group of one
+/// made by [`split`](Self::split).
 ///
 /// Each is a sequence of point-to-point messages between the members: binomial trees for
-/// broadcast and reduce (`log2(cnt)` rounds), direct exchanges for gather, scatter and
-/// all-to-all, a chain for the scans.
-pub trait Collectives {
+/// broadcast and reduce (`log2(cnt)` rounds), direct exchanges for gather, scatter, all-to-all
+/// and reduce-scatter, a chain for the scans, and for large vectors
+/// ([`allreduce_elementwise`](Self::allreduce_elementwise)) a reduce-scatter followed by a
+/// ring.
+pub trait Collectives: Group {
     /// Every member gets the root's value (the root passes `Some(v)`; the others' argument is
     /// ignored, `None` is usual). Binomial tree from `root`.
     ///
@@ -205,12 +222,140 @@ pub trait Collectives {
         op: impl Fn(T, T) -> T,
         value: T,
     ) -> Result<Option<T>, RmpiError>;
+
+    /// MPI's `MPI_Reduce_scatter_block`: every member passes one block per member; member `i`
+    /// gets block `i` of every member's vector, combined with `op` in rank order. Each member
+    /// sends `cnt - 1` blocks and receives `cnt - 1`: the whole vector never travels whole.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::WrongLength`], [`RmpiError::Comm`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::rmpi::{op, Collectives};
+    ///
+    /// let got = places::fork_join!(3, cg, [] -> i64, {
+    ///     // Member m passes [m, 10 m, 100 m]; member i gets the sum of everyone's block i.
+    ///     let m = cg.id() as i64;
+    ///     cg.reduce_scatter(op::sum, vec![m, 10 * m, 100 * m]).unwrap()
+    /// })
+    /// .unwrap();
+    /// assert_eq!(got, [3, 30, 300]);
+    /// ```
+    fn reduce_scatter<T: Message>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        values: Vec<T>,
+    ) -> Result<T, RmpiError>;
+
+    /// [`allreduce`](Self::allreduce) of a vector with an elementwise `op` (such as
+    /// [`op::elementwise_sum`]), which may therefore be applied to pieces of the vectors:
+    /// from [`LARGE_VECTOR`] bytes on, in a group of more than one, each member reduces one
+    /// block of the vector (a [`reduce_scatter`](Self::reduce_scatter)) and the blocks then go
+    /// round a ring, so that every member sends and receives about twice the vector's size
+    /// whatever the group's size, instead of `log2(cnt)` whole vectors along a tree. Smaller
+    /// vectors take the tree. Every member passes a vector of the same length.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::rmpi::{op, Collectives};
+    ///
+    /// let sums = places::fork_join!(2, cg, [] -> Vec<f64>, {
+    ///     cg.allreduce_elementwise(op::elementwise_sum, vec![cg.id() as f64; 100_000]).unwrap()
+    /// })
+    /// .unwrap();
+    /// assert!(sums.iter().all(|v| v.len() == 100_000 && v.iter().all(|&x| x == 1.0)));
+    /// ```
+    fn allreduce_elementwise<T: Message + Clone>(
+        &self,
+        op: impl Fn(Vec<T>, Vec<T>) -> Vec<T>,
+        values: Vec<T>,
+    ) -> Result<Vec<T>, RmpiError>;
+
+    /// MPI's `MPI_Comm_split`: the members that pass the same `Some(color)` form a sub-group,
+    /// numbered by `key` (ties by rank in this group); a member that passes `None` gets
+    /// `None`. Every member of this group must call it. The sub-group's messages travel in a
+    /// communication context of their own, so they never mix with this group's or another
+    /// sub-group's.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpiError::Comm`] when a member is gone; [`RmpiError::Config`] if the member has used
+    /// up its 2^32 contexts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::rmpi::{op, Collectives};
+    ///
+    /// // Rows of a 2 x 3 grid of members, numbered right to left within a row.
+    /// let rows = places::fork_join!(6, cg, [] -> (usize, Vec<usize>), {
+    ///     let row = cg.split(Some((cg.id() / 3) as u32), -(cg.id() as i64)).unwrap().unwrap();
+    ///     (row.id(), row.allgather(cg.id()).unwrap())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(rows[0], (2, vec![2, 1, 0]));
+    /// assert_eq!(rows[5], (0, vec![5, 4, 3]));
+    /// ```
+    fn split(&self, color: Option<u32>, key: i64) -> Result<Option<SubComm<'_>>, RmpiError>;
+
+    /// MPI's `MPI_Isend`: sends `value` to member `dest` (as [`Comm::send`] does) and returns
+    /// its request, which is complete (see [`SendRequest`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Comm::send`].
+    fn isend<T: Message>(&self, dest: usize, value: T) -> Result<SendRequest, RmpiError>;
+
+    /// MPI's `MPI_Irecv`: starts a receive of the next message from member `src` (of those
+    /// [`Comm::send`] sends); [`RecvRequest::test`] polls it, [`RecvRequest::wait`] waits for
+    /// it, [`wait_any`] and [`wait_all`] wait for several.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use places::rmpi::{wait_any, Collectives};
+    ///
+    /// let got = places::fork_join!(3, cg, [] -> Vec<String>, {
+    ///     if cg.id() == 0 {
+    ///         // Whichever of 1 and 2 sends first is taken first.
+    ///         let mut pending = vec![cg.irecv::<String>(1), cg.irecv(2)];
+    ///         let mut got = Vec::new();
+    ///         while !pending.is_empty() {
+    ///             let i = wait_any(&mut pending).unwrap();
+    ///             got.push(pending.swap_remove(i).wait().unwrap());
+    ///         }
+    ///         got.sort();
+    ///         got
+    ///     } else {
+    ///         cg.isend(0, format!("from {}", cg.id())).unwrap().wait();
+    ///         Vec::new()
+    ///     }
+    /// })
+    /// .unwrap();
+    /// assert_eq!(got[0], ["from 1", "from 2"]);
+    /// ```
+    fn irecv<T: Message>(&self, src: usize) -> RecvRequest<'_, Self, T>
+    where
+        Self: Sized;
+
+    /// [`irecv`](Self::irecv) of the messages of `tag`.
+    fn irecv_tagged<T: Message>(&self, src: usize, tag: Tag) -> RecvRequest<'_, Self, T>
+    where
+        Self: Sized;
 }
 
 /// Sends element `r` of `values` (one per member) to member `r` under `tag`; returns this
 /// member's own element.
-fn distribute<T: Message>(
-    comm: &Comm,
+fn distribute<G: Group + ?Sized, T: Message>(
+    comm: &G,
     collective: &'static str,
     tag: Tag,
     values: Vec<T>,
@@ -242,7 +387,7 @@ fn relative(rank: usize, root: usize, cnt: usize) -> usize {
     (rank + cnt - root) % cnt
 }
 
-fn check_rank(comm: &Comm, rank: usize) -> Result<(), RmpiError> {
+fn check_rank<G: Group + ?Sized>(comm: &G, rank: usize) -> Result<(), RmpiError> {
     if rank < comm.cnt() {
         Ok(())
     } else {
@@ -254,7 +399,27 @@ fn check_rank(comm: &Comm, rank: usize) -> Result<(), RmpiError> {
     }
 }
 
-impl Collectives for Comm {
+/// Every member's element for this member, in rank order (all-to-all under `tag`).
+fn exchange<G: Group + ?Sized, T: Message>(
+    comm: &G,
+    collective: &'static str,
+    tag: Tag,
+    values: Vec<T>,
+) -> Result<Vec<T>, RmpiError> {
+    let (id, cnt) = (comm.id(), comm.cnt());
+    let mut own = Some(distribute(comm, collective, tag, values)?);
+    let mut out = Vec::with_capacity(cnt);
+    for r in 0..cnt {
+        if r == id {
+            out.extend(own.take());
+        } else {
+            out.push(comm.recv_tagged(r, tag)?);
+        }
+    }
+    Ok(out)
+}
+
+impl<G: Group> Collectives for G {
     fn broadcast<T: Message + Clone>(&self, root: usize, value: Option<T>) -> Result<T, RmpiError> {
         check_rank(self, root)?;
         let (id, cnt) = (self.id(), self.cnt());
@@ -377,17 +542,7 @@ impl Collectives for Comm {
     }
 
     fn alltoall<T: Message>(&self, values: Vec<T>) -> Result<Vec<T>, RmpiError> {
-        let (id, cnt) = (self.id(), self.cnt());
-        let mut own = Some(distribute(self, "alltoall", ALLTOALL, values)?);
-        let mut out = Vec::with_capacity(cnt);
-        for r in 0..cnt {
-            if r == id {
-                out.extend(own.take());
-            } else {
-                out.push(self.recv_tagged(r, ALLTOALL)?);
-            }
-        }
-        Ok(out)
+        exchange(self, "alltoall", ALLTOALL, values)
     }
 
     fn scan<T: Message + Clone>(&self, op: impl Fn(T, T) -> T, value: T) -> Result<T, RmpiError> {
@@ -424,6 +579,112 @@ impl Collectives for Comm {
         }
         Ok(before)
     }
+
+    fn reduce_scatter<T: Message>(
+        &self,
+        op: impl Fn(T, T) -> T,
+        values: Vec<T>,
+    ) -> Result<T, RmpiError> {
+        let blocks = exchange(self, "reduce_scatter", REDUCE_SCATTER, values)?;
+        let mut blocks = blocks.into_iter();
+        // A group has at least this member, so there is a first block.
+        let first = blocks.next().ok_or(RmpiError::WrongLength {
+            rank: self.id(),
+            collective: "reduce_scatter",
+            cnt: self.cnt(),
+            len: 0,
+        })?;
+        Ok(blocks.fold(first, op))
+    }
+
+    fn allreduce_elementwise<T: Message + Clone>(
+        &self,
+        op: impl Fn(Vec<T>, Vec<T>) -> Vec<T>,
+        values: Vec<T>,
+    ) -> Result<Vec<T>, RmpiError> {
+        let (id, cnt) = (self.id(), self.cnt());
+        let len = values.len();
+        let bytes = len.saturating_mul(std::mem::size_of::<T>().max(1));
+        if cnt == 1 || len < cnt || bytes < LARGE_VECTOR {
+            return self.allreduce(op, values);
+        }
+        // Block b of every member's vector is reduced at member b...
+        let blocks: Vec<Vec<T>> = (0..cnt)
+            .map(|b| values[Partition::block(0..len, b, cnt).range()].to_vec())
+            .collect();
+        drop(values);
+        let mine = self.reduce_scatter(&op, blocks)?;
+        // ...and the reduced blocks go round the ring: at step s each member passes on the
+        // block it got at step s - 1 (its own at step 0).
+        let (next, prev) = ((id + 1) % cnt, (id + cnt - 1) % cnt);
+        let mut parts: Vec<Option<Vec<T>>> = (0..cnt).map(|_| None).collect();
+        parts[id] = Some(mine);
+        for step in 0..cnt - 1 {
+            let out = (id + cnt - step) % cnt;
+            let passing = parts[out].clone().unwrap_or_default();
+            self.send_tagged(next, RING, passing)?;
+            parts[(id + cnt - step - 1) % cnt] = Some(self.recv_tagged(prev, RING)?);
+        }
+        let mut whole = Vec::with_capacity(len);
+        for part in parts {
+            whole.extend(part.unwrap_or_default());
+        }
+        Ok(whole)
+    }
+
+    fn isend<T: Message>(&self, dest: usize, value: T) -> Result<SendRequest, RmpiError> {
+        self.send_tagged(dest, Tag::USER, value)?;
+        Ok(SendRequest(()))
+    }
+
+    fn irecv<T: Message>(&self, src: usize) -> RecvRequest<'_, Self, T> {
+        self.irecv_tagged(src, Tag::USER)
+    }
+
+    fn irecv_tagged<T: Message>(&self, src: usize, tag: Tag) -> RecvRequest<'_, Self, T> {
+        RecvRequest {
+            group: self,
+            src,
+            tag,
+            got: None,
+        }
+    }
+
+    fn split(&self, color: Option<u32>, key: i64) -> Result<Option<SubComm<'_>>, RmpiError> {
+        let world = self.world();
+        let all = self.allgather((color, key, world.free_context()))?;
+        // A context that no member of this group uses yet, the same at every member.
+        let context = all.iter().map(|&(_, _, free)| free).max().unwrap_or(1);
+        let after = context
+            .checked_add(1)
+            .ok_or_else(|| RmpiError::Config("a member used up its 2^32 contexts".into()))?;
+        world.reserve_contexts(after);
+        let Some(color) = color else {
+            return Ok(None);
+        };
+        let mut members: Vec<(i64, usize)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, &(c, _, _))| c == Some(color))
+            .map(|(rank, &(_, key, _))| (key, rank))
+            .collect();
+        members.sort_unstable();
+        let me = self.id();
+        let id = members
+            .iter()
+            .position(|&(_, rank)| rank == me)
+            .unwrap_or_default();
+        let ranks = members
+            .iter()
+            .map(|&(_, rank)| self.world_rank(rank))
+            .collect();
+        Ok(Some(SubComm {
+            world,
+            ranks,
+            id,
+            context,
+        }))
+    }
 }
 
 /// This member's block of `n` items, as `(offset, len)` (RMPI's `rmpi-partition`): the first
@@ -436,7 +697,7 @@ impl Collectives for Comm {
 /// let blocks: Vec<_> = g.iter().map(|cg| places::rmpi::partition(cg, 10)).collect();
 /// assert_eq!(blocks, [(0, 4), (4, 3), (7, 3)]);
 /// ```
-pub fn partition(comm: &Comm, n: usize) -> (usize, usize) {
-    let r = comm.partition(0..n).range();
+pub fn partition<G: Group + ?Sized>(comm: &G, n: usize) -> (usize, usize) {
+    let r = Partition::block(0..n, comm.id(), comm.cnt()).range();
     (r.start, r.end - r.start)
 }

@@ -1,13 +1,14 @@
 //! Every collective, on groups of 1 to 9 members, with every root, on both kinds of group: threads
 //! linked by channels (what `fork_join!` makes) and threads linked by direct TCP links (what
-//! groups over nodes use). Each member checks its result against the value computed locally.
+//! groups over nodes use), and on the sub-groups `split` makes of each. Each member checks its
+//! result against the value computed locally.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 use std::time::Duration;
 
 use places::net::mesh::{form, MeshListener};
-use places::rmpi::{op, Collectives, RmpiError};
+use places::rmpi::{op, Collectives, Group, RmpiError, LARGE_VECTOR};
 use places::{Comm, Cookie};
 
 /// What member `id` contributes.
@@ -15,8 +16,9 @@ fn value(id: usize) -> i64 {
     (id as i64 + 1) * 3 - 7
 }
 
-/// Runs every collective with every root and checks the results.
-fn check(cg: &Comm) {
+/// Runs every collective with every root and checks the results; on a whole group (`depth`
+/// 0), splits it and checks every sub-group the same way.
+fn check<G: Collectives>(cg: &G, depth: usize) {
     let (id, cnt) = (cg.id(), cg.cnt());
     let all: Vec<i64> = (0..cnt).map(value).collect();
     let total: i64 = all.iter().sum();
@@ -62,13 +64,98 @@ fn check(cg: &Comm) {
         cg.exscan(op::sum, value(id)).unwrap(),
         (id > 0).then(|| all[..id].iter().sum::<i64>())
     );
-    cg.barrier();
+    // Member i gets block i of everyone's vector, combined in rank order.
+    let rs = cg
+        .reduce_scatter(
+            |a: String, b: String| a + &b,
+            (0..cnt).map(|to| format!("{id}>{to};")).collect(),
+        )
+        .unwrap();
+    assert_eq!(
+        rs,
+        (0..cnt)
+            .map(|from| format!("{from}>{id};"))
+            .collect::<String>()
+    );
+    // Small vectors take the tree, large ones blocks and a ring: both give the same sums
+    // (whole numbers, so exact in any order), in every position.
+    for len in [3, LARGE_VECTOR / 8 + 5] {
+        let mine: Vec<f64> = (0..len).map(|i| (i * (id + 1)) as f64).collect();
+        let got = cg.allreduce_elementwise(op::elementwise_sum, mine).unwrap();
+        let factor: usize = (1..=cnt).sum();
+        assert_eq!(got.len(), len);
+        for (i, x) in got.iter().enumerate() {
+            assert_eq!(
+                *x,
+                (i * factor) as f64,
+                "element {i} of {len} at {id}/{cnt}"
+            );
+        }
+    }
+    // Non-commutative on blocks: the ring keeps rank order too.
+    let cat = cg
+        .allreduce_elementwise(
+            |a: Vec<String>, b: Vec<String>| a.into_iter().zip(b).map(|(x, y)| x + &y).collect(),
+            vec![id.to_string(); 2 * LARGE_VECTOR],
+        )
+        .unwrap();
+    let order: String = (0..cnt).map(|r| r.to_string()).collect();
+    assert!(cat.len() == 2 * LARGE_VECTOR && cat.iter().all(|c| *c == order));
+    cg.try_barrier().unwrap();
+    if depth == 0 {
+        check_split(cg);
+    }
+}
+
+/// Splits the group into thirds by rank (numbered backwards by key), leaves the last member
+/// out when there are several, and checks each sub-group; messages of the whole group sent
+/// before and received after stay apart from the sub-groups'.
+fn check_split<G: Collectives>(cg: &G) {
+    let (id, cnt) = (cg.id(), cg.cnt());
+    let out = cnt > 1 && id == cnt - 1;
+    let next = (id + 1) % cnt;
+    cg.send_tagged(next, places::Tag::USER, format!("whole {id}"))
+        .unwrap();
+    let color = |r: usize| (r % 3) as u32;
+    let sub = cg.split((!out).then(|| color(id)), -(id as i64)).unwrap();
+    match sub {
+        None => assert!(out),
+        Some(sub) => {
+            let expected: Vec<usize> = (0..cnt)
+                .rev()
+                .filter(|&r| !(cnt > 1 && r == cnt - 1) && color(r) == color(id))
+                .collect();
+            assert_eq!(Group::cnt(&sub), expected.len());
+            assert_eq!(expected[Group::id(&sub)], id);
+            assert_eq!(
+                sub.allgather(id).unwrap(),
+                expected,
+                "sub-group of {id} in {cnt}"
+            );
+            // The sub-group's plain messages go by the same pairs of members as the whole
+            // group's, under the same tag, and do not meet them.
+            let (sid, scnt) = (sub.id(), sub.cnt());
+            sub.send((sid + 1) % scnt, format!("sub {sid}")).unwrap();
+            let got: String = sub.recv((sid + scnt - 1) % scnt).unwrap();
+            assert_eq!(got, format!("sub {}", (sid + scnt - 1) % scnt));
+            check(&sub, 1);
+            // A sub-group of the sub-group: its own context again.
+            let pair = sub.split(Some((sub.id() / 2) as u32), 0).unwrap().unwrap();
+            assert!(pair.cnt() <= 2);
+            assert_eq!(pair.allreduce(op::sum, 1usize).unwrap(), pair.cnt());
+        }
+    }
+    let got: String = cg
+        .recv_tagged((id + cnt - 1) % cnt, places::Tag::USER)
+        .unwrap();
+    assert_eq!(got, format!("whole {}", (id + cnt - 1) % cnt));
+    cg.try_barrier().unwrap();
 }
 
 fn on_threads(group: Vec<Comm>) {
     let handles: Vec<_> = group
         .into_iter()
-        .map(|cg| thread::spawn(move || check(&cg)))
+        .map(|cg| thread::spawn(move || check(&cg, 0)))
         .collect();
     for h in handles {
         h.join().expect("a member's checks failed");
@@ -157,4 +244,95 @@ fn a_member_that_is_gone_fails_the_collective_naming_it() {
     // because 0 gave up): each error names a member that is gone.
     assert!(errs[0].contains("member 2"), "{errs:?}");
     assert!(errs[1].contains("member 0"), "{errs:?}");
+}
+
+/// Non-blocking receives on one kind of group: a receive tests false until its message comes,
+/// then true, and keeps it for `wait`; `wait_any` takes whichever member sent; a message of
+/// another tag does not complete a receive, and stays for its own.
+fn check_requests(group: Vec<Comm>) {
+    use places::rmpi::{wait_all, wait_any};
+    use places::Tag;
+    let hs: Vec<_> = group
+        .into_iter()
+        .map(|cg| {
+            thread::spawn(move || {
+                let (id, cnt) = (cg.id(), cg.cnt());
+                if id == 0 {
+                    let mut first = cg.irecv::<String>(1);
+                    assert!(!first.test().unwrap(), "nothing was sent yet");
+                    // Release member 1, which then sends a tag-5 message, then a plain one.
+                    cg.isend(1, "go".to_string()).unwrap().wait();
+                    let mut polls = 0u64;
+                    while !first.test().unwrap() {
+                        polls += 1;
+                        assert!(polls < 50_000_000, "the message never came");
+                        std::thread::yield_now();
+                    }
+                    assert!(first.test().unwrap(), "stays complete");
+                    assert_eq!(first.wait().unwrap(), "plain from 1");
+                    let tagged: String = cg.recv_tagged(1, Tag::user(5)).unwrap();
+                    assert_eq!(tagged, "tag 5 from 1");
+                    // Every other member, in whatever order they come.
+                    let mut pending: Vec<_> = (1..cnt).map(|r| cg.irecv::<usize>(r)).collect();
+                    let mut seen = Vec::new();
+                    while !pending.is_empty() {
+                        let i = wait_any(&mut pending).unwrap();
+                        seen.push(pending.swap_remove(i).wait().unwrap());
+                    }
+                    seen.sort_unstable();
+                    assert_eq!(seen, (1..cnt).map(|r| r * 100).collect::<Vec<_>>());
+                    let all = wait_all((1..cnt).map(|r| cg.irecv::<usize>(r)).collect()).unwrap();
+                    assert_eq!(all, (1..cnt).collect::<Vec<_>>());
+                } else {
+                    if id == 1 {
+                        let go: String = cg.irecv(0).wait().unwrap();
+                        assert_eq!(go, "go");
+                        cg.send_tagged(0, Tag::user(5), "tag 5 from 1".to_string())
+                            .unwrap();
+                        cg.isend(0, "plain from 1".to_string()).unwrap().wait();
+                    }
+                    cg.isend(0, id * 100).unwrap().wait();
+                    cg.isend(0, id).unwrap().wait();
+                }
+                cg.barrier();
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().expect("a member's checks failed");
+    }
+}
+
+#[test]
+fn non_blocking_receives_on_local_groups_and_direct_links() {
+    for cnt in [2, 3, 5] {
+        check_requests(Comm::local_group(cnt));
+        check_requests(mesh_group(cnt));
+    }
+}
+
+#[test]
+fn a_non_blocking_receive_from_a_gone_member_or_of_a_wrong_type_fails_naming_it() {
+    use places::rmpi::wait_any;
+    for mut g in [mesh_group(3), Comm::local_group(3)] {
+        drop(g.pop());
+        let (a, b) = (g.remove(0), g.remove(0));
+        // Member 2 is gone: polling it fails, naming it, and so does a send to it.
+        let mut r = a.irecv::<u8>(2);
+        let e = loop {
+            match r.test() {
+                Ok(false) => std::thread::yield_now(),
+                Ok(true) => panic!("a message from a member that sent none"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(e.contains("member 2"), "{e}");
+        // Member 1 sends a string where a number is awaited.
+        b.send(0, "text".to_string()).unwrap();
+        let mut pending = vec![a.irecv::<u64>(1)];
+        let e = wait_any(&mut pending).unwrap_err().to_string();
+        assert!(e.contains("u64") && e.contains("String"), "{e}");
+        let e = wait_any::<Comm, u8>(&mut []).unwrap_err().to_string();
+        assert!(e.contains("wait forever"), "{e}");
+    }
 }

@@ -4,7 +4,8 @@
 //! Every message is
 //!
 //! ```text
-//! u64 LE body length | u32 LE tag | u16 LE type-name length | type name | body
+//! u64 LE body length | u64 LE tag (its context in the high half) | u16 LE type-name length |
+//! type name | body
 //! ```
 //!
 //! There is no reader thread: as in MPI, a member makes progress inside its own calls. A receive
@@ -42,7 +43,7 @@ pub const MAX_TYPE_NAME: usize = u16::MAX as usize;
 /// reset away, before they close.
 const LINGER: Duration = Duration::from_secs(30);
 
-const HEAD: usize = 14;
+const HEAD: usize = 18;
 
 /// How long a receive keeps reading its socket before it sleeps in `poll`: a reply that comes
 /// within it costs no wake-up (MPI libraries spin the same way). It yields between reads, so a
@@ -192,8 +193,8 @@ impl Peer {
                     }
                     let len = u64::from_le_bytes(buf[0..8].try_into().unwrap_or([0; 8]));
                     let tag =
-                        Tag::from_bits(u32::from_le_bytes(buf[8..12].try_into().unwrap_or([0; 4])));
-                    let want = u16::from_le_bytes([buf[12], buf[13]]) as usize;
+                        Tag::from_bits(u64::from_le_bytes(buf[8..16].try_into().unwrap_or([0; 8])));
+                    let want = u16::from_le_bytes([buf[16], buf[17]]) as usize;
                     if want > MAX_TYPE_NAME {
                         self.ended = Some(format!(
                             "a type name of {want} bytes (at most {MAX_TYPE_NAME})"
@@ -334,6 +335,27 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// What has arrived from `peer`, reading what its socket holds now; never waits.
+    fn try_recv(&mut self, peer: usize) -> Result<Option<WireEnvelope>, ChannelError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let got = (|| {
+            let p = self.peers[peer].as_mut().ok_or(ChannelError::Closed)?;
+            if p.queue.is_empty() && p.ended.is_none() {
+                p.pump(&mut scratch, true);
+            }
+            if let Some(m) = p.queue.pop_front() {
+                p.queued_bytes -= m.bytes.len();
+                return Ok(Some(m));
+            }
+            match &p.ended {
+                Some(_) => Err(p.end_error(peer)),
+                None => Ok(None),
+            }
+        })();
+        self.scratch = scratch;
+        got
     }
 
     fn send(&mut self, peer: usize, head: &[u8], body: &[u8]) -> Result<(), ChannelError> {
@@ -518,6 +540,11 @@ impl Link for MeshLink {
         let w = lock(&self.core).recv(self.peer)?;
         Ok(Envelope::encoded(w.tag, w.type_name, w.bytes))
     }
+
+    fn try_recv(&self) -> Result<Option<Envelope>, ChannelError> {
+        let w = lock(&self.core).try_recv(self.peer)?;
+        Ok(w.map(|w| Envelope::encoded(w.tag, w.type_name, w.bytes)))
+    }
 }
 
 #[cfg(test)]
@@ -540,7 +567,7 @@ mod tests {
         links.pop().flatten().unwrap()
     }
 
-    fn head(len: u64, tag: u32, name: &str) -> Vec<u8> {
+    fn head(len: u64, tag: u64, name: &str) -> Vec<u8> {
         let mut h = len.to_le_bytes().to_vec();
         h.extend_from_slice(&tag.to_le_bytes());
         h.extend_from_slice(&(name.len() as u16).to_le_bytes());
