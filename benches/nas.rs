@@ -1,4 +1,5 @@
-//! NAS IS and CG, class A, in each mode with 1 and 2 workers, against the reference figures
+//! NAS IS and CG, class A, in each mode (sequential, places, RMPI ranks on local nodes) with 1
+//! and 2 workers, against the reference figures
 //! issue 13 gives for this kind of machine (2 cores): NPB 3.4's serial, OpenMP (NPB-CPP) and MPI
 //! codes, and Racket's places and RMPI (dissertation sections 3.7 and 4.5).
 //!
@@ -56,7 +57,13 @@ const CG_A: Reference = Reference {
     racket_rmpi: 51.9,
 };
 
-const MODES: [Mode; 3] = [Mode::Seq, Mode::Places(1), Mode::Places(2)];
+const MODES: [Mode; 5] = [
+    Mode::Seq,
+    Mode::Places(1),
+    Mode::Places(2),
+    Mode::Nodes(1),
+    Mode::Nodes(2),
+];
 
 /// Runs an NPB binary and returns the time it printed, or `None` (with a message) if it did not
 /// run or did not verify.
@@ -91,7 +98,7 @@ fn check(report: Report) -> Duration {
 fn print(
     name: &str,
     class: Class,
-    times: &[Vec<Duration>; 3],
+    times: &[Vec<Duration>; MODES.len()],
     r: &Reference,
     here: &SideBySide,
     mops: impl Fn(Duration) -> f64,
@@ -108,6 +115,11 @@ fn print(
                 s / r.omp,
                 s / r.mpi,
                 s / r.racket_places,
+                r.racket_rmpi / s
+            ),
+            Mode::Nodes(2) => format!(
+                "{:.2}x NPB MPI (target <= 1.5x), Racket RMPI / ours {:.0}x",
+                s / r.mpi,
                 r.racket_rmpi / s
             ),
             Mode::Seq => format!("{:.2}x NPB serial (target <= 1.1x)", s / r.serial),
@@ -151,8 +163,8 @@ fn main() {
     let keys = nas::is::generate_keys(&isp);
     let cgp = nas::cg::Params::of(class);
     let matrix = nas::cg::make_matrix(&cgp);
-    let mut is_times: [Vec<Duration>; 3] = Default::default();
-    let mut cg_times: [Vec<Duration>; 3] = Default::default();
+    let mut is_times: [Vec<Duration>; MODES.len()] = Default::default();
+    let mut cg_times: [Vec<Duration>; MODES.len()] = Default::default();
     let npb_dir = std::env::var_os("PLACES_NPB_BIN")
         .map(PathBuf::from)
         .filter(|_| class == Class::A);

@@ -310,6 +310,7 @@ fn nas_is_and_cg_verify_and_exit_with_what_they_print() {
         for mode in [
             &["--mode", "seq"][..],
             &["--mode", "places", "--workers", "2"],
+            &["--mode", "nodes", "--workers", "2"],
         ] {
             let args: Vec<&str> = ["--class", "S"].iter().chain(mode).copied().collect();
             let (status, out, err) = run_to_end(name, &args);
@@ -333,9 +334,9 @@ fn nas_is_and_cg_verify_and_exit_with_what_they_print() {
 
 #[test]
 fn nas_examples_refuse_what_they_cannot_do_with_a_clear_message() {
-    let (status, _, err) = run_to_end("nas_cg", &["--mode", "nodes"]);
+    let (status, _, err) = run_to_end("nas_cg", &["--mode", "gpu"]);
     assert!(!status.success());
-    assert!(err.contains("--mode nodes needs RMPI"), "{err}");
+    assert!(err.contains("write seq, places or nodes"), "{err}");
     let (status, _, err) = run_to_end("nas_is", &["--class", "Q"]);
     assert!(!status.success());
     assert!(err.contains("write S, W, A or B"), "{err}");
@@ -460,21 +461,26 @@ enum Launcher {
 /// `launcher example args` with 4 ranks and its output, or `None` (said) when the launcher does
 /// not run here and CI did not require it.
 fn under(launcher: Launcher, name: &str, args: &[&str]) -> Option<String> {
-    let (probe, probe_args, require, install, program, launch_args): (
-        _,
-        &[&str],
-        _,
-        _,
-        _,
-        &[&str],
-    ) = match launcher {
+    under_n(launcher, 4, name, args, true)
+}
+
+/// `launcher example args` with `ranks` ranks; its output, after checking that it succeeded
+/// (or, with `succeed` false, that it failed).
+fn under_n(
+    launcher: Launcher,
+    ranks: usize,
+    name: &str,
+    args: &[&str],
+    succeed: bool,
+) -> Option<String> {
+    let n = ranks.to_string();
+    let (probe, probe_args, require, install, program): (_, &[&str], _, _, _) = match launcher {
         Launcher::Mpiexec => (
             "mpiexec",
             &["--version"],
             "PLACES_REQUIRE_MPIEXEC",
             "apt-get install mpich",
             "mpiexec",
-            &["-n", "4"],
         ),
         Launcher::Srun => (
             "sinfo",
@@ -482,8 +488,11 @@ fn under(launcher: Launcher, name: &str, args: &[&str]) -> Option<String> {
             "PLACES_REQUIRE_SRUN",
             "eval \"$(.ci/slurm.sh)\" starts a one-host Slurm",
             "srun",
-            &["--mpi=pmi2", "-n", "4", "--immediate=60"],
         ),
+    };
+    let launch_args: Vec<&str> = match launcher {
+        Launcher::Mpiexec => vec!["-n", &n],
+        Launcher::Srun => vec!["--mpi=pmi2", "-n", &n, "--immediate=60"],
     };
     let runs = Command::new(probe)
         .args(probe_args)
@@ -500,7 +509,7 @@ fn under(launcher: Launcher, name: &str, args: &[&str]) -> Option<String> {
         return None;
     }
     let mut child = Command::new(program)
-        .args(launch_args)
+        .args(&launch_args)
         .arg(example(name))
         .args(args)
         .stdout(Stdio::piped())
@@ -517,9 +526,10 @@ fn under(launcher: Launcher, name: &str, args: &[&str]) -> Option<String> {
     }
     let out = child.wait_with_output().expect("the launcher's output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
+    assert_eq!(
         out.status.success(),
-        "{program} failed: {stdout}\n{}",
+        succeed,
+        "{program} {launch_args:?} {name} {args:?}: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     Some(stdout)
@@ -592,6 +602,42 @@ fn kmeans_under_mpiexec_matches_the_sequential_run() {
     if let Some(out) = under(Launcher::Mpiexec, "kmeans", &args) {
         check_kmeans(&out, 4);
     }
+}
+
+/// A NAS run of 2 ranks under `launcher`, and the same with one input value changed: rank 0
+/// prints the summary; the exit code says whether it verified.
+fn nas_under(launcher: Launcher) {
+    for name in ["nas_is", "nas_cg"] {
+        let Some(out) = under_n(launcher, 2, name, &["--class", "S"], true) else {
+            return;
+        };
+        assert_eq!(
+            out.matches(" Verification    =               SUCCESSFUL")
+                .count(),
+            1,
+            "{name}: one report, verified:\n{out}"
+        );
+        assert!(
+            out.contains(" Mode            =          nodes (2 ranks)"),
+            "{out}"
+        );
+        let out = under_n(launcher, 2, name, &["--class", "S", "--corrupt"], false)
+            .expect("the launcher ran a moment ago");
+        assert!(
+            out.contains(" Verification    =                   FAILED"),
+            "{name} --corrupt:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn nas_is_and_cg_verify_under_mpiexec() {
+    nas_under(Launcher::Mpiexec);
+}
+
+#[test]
+fn nas_is_and_cg_verify_under_srun() {
+    nas_under(Launcher::Srun);
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! The NAS kernels (IS and CG) of the `nas_is` and `nas_cg` examples, class S, sequentially and
-//! on 1 to 3 local places: each run must pass NPB's official verification, and a run on input
-//! with one changed key or one changed matrix value must fail it. (The examples' exit codes are
-//! checked in `examples_print_their_seed_lines.rs`.)
+//! The NAS kernels (IS and CG) of the `nas_is` and `nas_cg` examples, class S, sequentially, on
+//! 1 to 3 local places, and on 1 to 3 RMPI ranks on local nodes (this test binary is the nodes'
+//! executable): each run must pass NPB's official verification, and a run on input with one
+//! changed key or one changed matrix value must fail it. (The examples' exit codes, and runs
+//! under `mpiexec` and `srun`, are checked in `examples_print_their_seed_lines.rs`.)
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,10 +12,22 @@ mod nas;
 
 use nas::{Class, Mode};
 
-const MODES: [Mode; 4] = [Mode::Seq, Mode::Places(1), Mode::Places(2), Mode::Places(3)];
+places::node_test_entry!();
+
+const MODES: [Mode; 7] = [
+    Mode::Seq,
+    Mode::Places(1),
+    Mode::Places(2),
+    Mode::Places(3),
+    Mode::Nodes(1),
+    Mode::Nodes(2),
+    Mode::Nodes(3),
+];
 
 /// Runs `f` on another thread and fails the test if it has not finished within two minutes.
+/// The nodes mode's nodes are this test binary.
 fn within_two_minutes<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    nas::use_node_options(places::NodeOptions::for_this_test_binary());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());

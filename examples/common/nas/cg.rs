@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use places::prelude::*;
+use places::rmpi::{op, rmpi_finish, rmpi_init, rmpi_launch, Collectives, RmpiChannel, RmpiError};
+use places::Tag;
 
 use super::randlc::{Randlc, SEED};
-use super::{sci, Class, Mode, Report};
+use super::{add, launch_config, sci, Class, Mode, Report, RunError};
 
 /// Conjugate-gradient iterations per outer iteration.
 pub const CGITMAX: usize = 25;
@@ -282,11 +284,18 @@ fn dot(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// Runs CG on `m` (from [`make_matrix`], perhaps [`corrupt`]ed) in `mode`.
-pub fn run(p: &Params, m: Matrix, mode: Mode) -> Result<Report, ForkJoinError> {
+pub fn run(p: &Params, m: Matrix, mode: Mode) -> Result<Report, RunError> {
     let (time, steps) = match mode {
         Mode::Seq => run_seq(p, &m),
         Mode::Places(np) => run_places(p, m, np)?,
+        Mode::Nodes(np) => run_nodes(p, &m, np)?,
     };
+    Ok(report(p, mode, time, &steps))
+}
+
+/// NPB's summary of a run that took `time` and went through `steps` (`(||r||, zeta)` per outer
+/// iteration).
+pub fn report(p: &Params, mode: Mode, time: Duration, steps: &[(f64, f64)]) -> Report {
     let zeta = steps.last().map_or(f64::NAN, |s| s.1);
     let err = (zeta - p.zeta_verify).abs() / p.zeta_verify;
     let verified = err <= EPSILON;
@@ -309,7 +318,7 @@ pub fn run(p: &Params, m: Matrix, mode: Mode) -> Result<Report, ForkJoinError> {
             sci(p.zeta_verify, 20, 13)
         ));
     }
-    Ok(Report {
+    Report {
         name: "CG",
         class: p.class,
         mode,
@@ -320,7 +329,7 @@ pub fn run(p: &Params, m: Matrix, mode: Mode) -> Result<Report, ForkJoinError> {
         op_type: "floating point",
         verified,
         details,
-    })
+    }
 }
 
 /// Sequential CG: NPB's loop. Returns the timed part and each outer iteration's `(||r||, zeta)`.
@@ -438,12 +447,10 @@ fn run_places(
         {
             let prm = Params::of(class);
             let (id, np, n) = (cg.id(), cg.cnt(), prm.na);
-            // Rows lo..hi: cut where the nonzeros before them reach id/np of all.
             let mut starts = vec![0i64; n + 1];
             rowstr.read_slice(0, &mut starts);
-            let nnz = starts[n] as usize;
-            let cut = |w: usize| starts.partition_point(|&s| (s as usize) < w * nnz / np).min(n);
-            let (lo, hi) = (cut(id), if id + 1 == np { n } else { cut(id + 1) });
+            let bounds = row_bounds(&starts.iter().map(|&s| s as usize).collect::<Vec<_>>(), np);
+            let (lo, hi) = (bounds[id], bounds[id + 1]);
             let (s, e) = (starts[lo] as usize, starts[hi] as usize);
             let mut cols = vec![0i32; e - s];
             colidx.read_slice(s, &mut cols);
@@ -513,4 +520,145 @@ fn run_places(
     let time = results.iter().map(|r| r.0).max().unwrap_or_default();
     let steps = results.into_iter().next().map(|r| r.1).unwrap_or_default();
     Ok((time, steps))
+}
+
+/// The first row of each of `np` members, and the end: the rows are cut where the nonzeros
+/// before them reach `w/np` of all, so that every member multiplies about as many.
+fn row_bounds(rowstr: &[usize], np: usize) -> Vec<usize> {
+    let n = rowstr.len() - 1;
+    let nnz = rowstr[n];
+    let cut = |w: usize| rowstr.partition_point(|&s| s < w * nnz / np).min(n);
+    let mut bounds: Vec<usize> = (0..np).map(cut).collect();
+    bounds.push(n);
+    bounds
+}
+
+/// What one CG rank is given: the class, every rank's first row (and the end), and its own
+/// rows of the matrix as compressed rows (checked again by [`Matrix::new`] when they arrive).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RankArgs {
+    class: Class,
+    bounds: Vec<usize>,
+    rowstr: Vec<usize>,
+    colidx: Vec<u32>,
+    a: Vec<f64>,
+}
+
+/// Each of `np` ranks' [`RankArgs`] for `m`.
+pub fn rank_args(p: &Params, m: &Matrix, np: usize) -> Vec<RankArgs> {
+    let bounds = row_bounds(&m.rowstr, np);
+    (0..np)
+        .map(|id| {
+            let (lo, hi) = (bounds[id], bounds[id + 1]);
+            let (s, e) = (m.rowstr[lo], m.rowstr[hi]);
+            RankArgs {
+                class: p.class,
+                bounds: bounds.clone(),
+                rowstr: m.rowstr[lo..=hi].iter().map(|r| r - s).collect(),
+                colidx: m.colidx[s..e].to_vec(),
+                a: m.a[s..e].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// Blocks of `p` (and `z`) between ranks.
+const EXCHANGE: Tag = Tag::user(1);
+
+/// One CG rank (the nodes mode, and each process under `mpiexec`): its rows of every vector,
+/// its rows of the matrix; per CG iteration two allreduces of one number and one exchange of
+/// the rank's block of `p` with every other rank. Returns the timed part (the slowest rank's)
+/// and each outer iteration's `(||r||, zeta)`, the same at every rank.
+///
+/// # Errors
+///
+/// [`RmpiError`] when a rank is gone.
+pub fn run_rank(comm: &Comm, args: RankArgs) -> Result<(Duration, Vec<(f64, f64)>), RmpiError> {
+    let prm = Params::of(args.class);
+    let (id, np, n) = (comm.id(), comm.cnt(), prm.na);
+    let bounds = args.bounds;
+    let (lo, hi) = (bounds[id], bounds[id + 1]);
+    let mine = Matrix::new(args.rowstr, args.colidx, args.a);
+    let rows = hi - lo;
+    let mut x = vec![1.0f64; rows];
+    let (mut z, mut r, mut q, mut pv) = (
+        vec![0.0; rows],
+        vec![0.0; rows],
+        vec![0.0; rows],
+        vec![0.0; rows],
+    );
+    let mut full = vec![0.0f64; n];
+    // Sends this rank's rows of `v` to every other rank, and puts every rank's rows in `full`.
+    let exchange = |v: &[f64], full: &mut [f64]| -> Result<(), RmpiError> {
+        full[lo..hi].copy_from_slice(v);
+        for other in (0..np).filter(|&o| o != id) {
+            comm.send_tagged(other, EXCHANGE, v.to_vec())?;
+        }
+        for other in (0..np).filter(|&o| o != id) {
+            let block: Vec<f64> = comm.recv_tagged(other, EXCHANGE)?;
+            full[bounds[other]..bounds[other + 1]].copy_from_slice(&block);
+        }
+        Ok(())
+    };
+    let sum = |v: [f64; 1]| comm.allreduce(add::<1>, v).map(|[s]| s);
+    let mut outer = |x: &mut Vec<f64>| -> Result<(f64, f64), RmpiError> {
+        q.fill(0.0);
+        z.fill(0.0);
+        r.copy_from_slice(x);
+        pv.copy_from_slice(&r);
+        let mut rho = sum([dot(&r, &r)])?;
+        exchange(&pv, &mut full)?;
+        for _ in 0..CGITMAX {
+            mine.times(&full, &mut q);
+            let d = sum([dot(&pv, &q)])?;
+            let alpha = rho / d;
+            let rho0 = rho;
+            for j in 0..rows {
+                z[j] += alpha * pv[j];
+                r[j] -= alpha * q[j];
+            }
+            rho = sum([dot(&r, &r)])?;
+            let beta = rho / rho0;
+            for j in 0..rows {
+                pv[j] = r[j] + beta * pv[j];
+            }
+            exchange(&pv, &mut full)?;
+        }
+        exchange(&z, &mut full)?;
+        mine.times(&full, &mut r);
+        let part: f64 = x.iter().zip(&r).map(|(x, r)| (x - r) * (x - r)).sum();
+        let rnorm = sum([part])?.sqrt();
+        let [t1, t2] = comm.allreduce(add::<2>, [dot(x, &z), dot(&z, &z)])?;
+        let t2 = 1.0 / t2.sqrt();
+        for j in 0..rows {
+            x[j] = t2 * z[j];
+        }
+        Ok((rnorm, prm.shift + 1.0 / t1))
+    };
+    outer(&mut x)?;
+    x.fill(1.0);
+    comm.try_barrier()?;
+    let start = Instant::now();
+    let steps = (0..prm.niter)
+        .map(|_| outer(&mut x))
+        .collect::<Result<Vec<_>, _>>()?;
+    comm.try_barrier()?;
+    let time = comm.allreduce(op::max_f64, start.elapsed().as_secs_f64())?;
+    Ok((Duration::from_secs_f64(time), steps))
+}
+
+/// A CG rank launched by `rmpi_launch`.
+#[place]
+pub fn nas_cg_rank(ch: RmpiChannel<RankArgs, (Duration, Vec<(f64, f64)>)>) {
+    let (comm, args, tc) = rmpi_init(ch).expect("a CG rank joins its group");
+    let out = run_rank(&comm, args).unwrap_or_else(|e| panic!("CG rank {}: {e}", comm.id()));
+    rmpi_finish(comm, tc, out).expect("a CG rank reports");
+}
+
+/// CG on `np` RMPI ranks, each a place on a local node of its own, given its rows by
+/// `rmpi_launch`.
+fn run_nodes(p: &Params, m: &Matrix, np: usize) -> Result<(Duration, Vec<(f64, f64)>), RmpiError> {
+    let args = rank_args(p, m, np);
+    let (default, configs) = launch_config(module_path!(), "nas_cg_rank", args);
+    rmpi_launch(&default, &configs)
 }

@@ -11,9 +11,11 @@
 use std::time::{Duration, Instant};
 
 use places::prelude::*;
+use places::rmpi::{op, rmpi_finish, rmpi_init, rmpi_launch, Collectives, RmpiChannel, RmpiError};
+use places::Partition;
 
 use super::randlc::{Randlc, SEED};
-use super::{Class, Mode, Report};
+use super::{launch_config, Class, Mode, Report, RunError};
 
 /// Iterations NPB times.
 pub const ITERATIONS: usize = 10;
@@ -117,11 +119,19 @@ pub fn corrupt(p: &Params, keys: &mut [i32]) {
 }
 
 /// Runs IS on `keys` (from [`generate_keys`], perhaps [`corrupt`]ed) in `mode`.
-pub fn run(p: &Params, keys: Vec<i32>, mode: Mode) -> Result<Report, ForkJoinError> {
-    let (time, passed, mut ranks, keys) = match mode {
+pub fn run(p: &Params, keys: Vec<i32>, mode: Mode) -> Result<Report, RunError> {
+    let outcome = match mode {
         Mode::Seq => run_seq(p, keys),
         Mode::Places(np) => run_places(p, keys, np)?,
+        Mode::Nodes(np) => run_nodes(p, &keys, np)?,
     };
+    Ok(report(p, mode, outcome))
+}
+
+/// NPB's summary of a run: its timed part, the partial checks it passed, and the last
+/// iteration's ranks and keys, which the full verification checks here.
+pub fn report(p: &Params, mode: Mode, outcome: Outcome) -> Report {
+    let (time, passed, mut ranks, keys) = outcome;
     let sorted = full_verify(&mut ranks, &keys);
     let mut details = Vec::new();
     if !sorted {
@@ -134,7 +144,7 @@ pub fn run(p: &Params, keys: Vec<i32>, mode: Mode) -> Result<Report, ForkJoinErr
             TEST_ARRAY_SIZE * ITERATIONS + 1
         ));
     }
-    Ok(Report {
+    Report {
         name: "IS",
         class: p.class,
         mode,
@@ -145,7 +155,7 @@ pub fn run(p: &Params, keys: Vec<i32>, mode: Mode) -> Result<Report, ForkJoinErr
         op_type: "keys ranked",
         verified: checks == TEST_ARRAY_SIZE * ITERATIONS + 1,
         details,
-    })
+    }
 }
 
 /// Sets the two keys NPB changes in iteration `it`, where they fall in `keys` (which holds the
@@ -212,7 +222,7 @@ fn full_verify(ranks: &mut [i32], keys: &[i32]) -> bool {
 
 /// What a run hands to verification: the timed part, the partial checks passed, the last
 /// iteration's ranks and the keys as they were then.
-type Outcome = (Duration, usize, Vec<i32>, Vec<i32>);
+pub type Outcome = (Duration, usize, Vec<i32>, Vec<i32>);
 
 /// Sequential IS.
 fn run_seq(p: &Params, mut keys: Vec<i32>) -> Outcome {
@@ -288,4 +298,110 @@ fn run_places(p: &Params, keys: Vec<i32>, np: usize) -> Result<Outcome, ForkJoin
     let time = results.iter().map(|r| r.0).max().unwrap_or_default();
     let passed = results.iter().map(|r| r.1).sum();
     Ok((time, passed, ranks.to_vec(), shared_keys.to_vec()))
+}
+
+/// What one IS rank is given: the class, the index of its first key, and its block of keys.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RankArgs {
+    class: Class,
+    first: usize,
+    keys: Vec<i32>,
+}
+
+/// Each of `np` ranks' [`RankArgs`]: contiguous blocks of `keys`.
+pub fn rank_args(p: &Params, keys: &[i32], np: usize) -> Vec<RankArgs> {
+    (0..np)
+        .map(|id| {
+            let r = Partition::block(0..keys.len(), id, np).range();
+            RankArgs {
+                class: p.class,
+                first: r.start,
+                keys: keys[r].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// One IS rank (the nodes mode, and each process under `mpiexec`). Per iteration it counts and
+/// ranks its own keys in counters of its own, and a `reduce_scatter` of everyone's counters
+/// gives it the ranks of its own range of key values; two allreduces of five numbers then tell
+/// every rank the test keys (each in one rank's keys) and their ranks (each in one rank's
+/// range). Returns, at rank 0, the timed part (the slowest rank's), the partial checks passed
+/// and, gathered after the timed part, the last ranks and the keys for the full verification.
+///
+/// # Errors
+///
+/// [`RmpiError`] when a rank is gone.
+pub fn run_rank(comm: &Comm, args: RankArgs) -> Result<Option<Outcome>, RmpiError> {
+    let p = Params::of(args.class);
+    let (id, np, mk) = (comm.id(), comm.cnt(), p.max_key);
+    let (lo, mut mine) = (args.first, args.keys);
+    let values: Vec<std::ops::Range<usize>> = (0..np)
+        .map(|w| Partition::block(0..mk, w, np).range())
+        .collect();
+    let own = values[id].clone();
+    let mut counts = vec![0i32; mk];
+    let mut ranks = Vec::new();
+    let mut rank = |it: usize, ranks: &mut Vec<i32>| -> Result<usize, RmpiError> {
+        set_iteration_keys(&p, it, lo, &mut mine);
+        let tests = test_keys(&p, lo, &mine);
+        count_and_rank(&mine, &mut counts);
+        let blocks: Vec<Vec<i32>> = values.iter().map(|r| counts[r.clone()].to_vec()).collect();
+        *ranks = comm.reduce_scatter(op::elementwise_sum, blocks)?;
+        let mut want = [-1i64; TEST_ARRAY_SIZE];
+        for (i, k) in tests {
+            want[i] = i64::from(k);
+        }
+        let want = comm.allreduce(op::elementwise_max, want.to_vec())?;
+        let mut have = vec![0i64; TEST_ARRAY_SIZE];
+        for (h, &k) in have.iter_mut().zip(&want) {
+            if k > 0 && own.contains(&(k as usize - 1)) {
+                *h = i64::from(ranks[k as usize - 1 - own.start]);
+            }
+        }
+        let have = comm.allreduce(op::elementwise_sum, have)?;
+        Ok((0..TEST_ARRAY_SIZE)
+            .filter(|&i| {
+                let k = want[i];
+                0 < k && (k as usize) < p.total_keys && have[i] == p.expected_rank(i, it)
+            })
+            .count())
+    };
+    rank(1, &mut ranks)?;
+    comm.try_barrier()?;
+    let start = Instant::now();
+    let mut passed = 0;
+    for it in 1..=ITERATIONS {
+        passed += rank(it, &mut ranks)?;
+    }
+    comm.try_barrier()?;
+    let time = comm.allreduce(op::max_f64, start.elapsed().as_secs_f64())?;
+    // Untimed: the last ranks and the keys as they are now, at rank 0.
+    let all_ranks = comm.gather(0, ranks)?;
+    let all_keys = comm.gather(0, mine)?;
+    Ok(all_ranks.zip(all_keys).map(|(r, k)| {
+        (
+            Duration::from_secs_f64(time),
+            passed,
+            r.concat(),
+            k.concat(),
+        )
+    }))
+}
+
+/// An IS rank launched by `rmpi_launch`.
+#[place]
+pub fn nas_is_rank(ch: RmpiChannel<RankArgs, Option<Outcome>>) {
+    let (comm, args, tc) = rmpi_init(ch).expect("an IS rank joins its group");
+    let out = run_rank(&comm, args).unwrap_or_else(|e| panic!("IS rank {}: {e}", comm.id()));
+    rmpi_finish(comm, tc, out).expect("an IS rank reports");
+}
+
+/// IS on `np` RMPI ranks, each a place on a local node of its own, given its keys by
+/// `rmpi_launch`.
+fn run_nodes(p: &Params, keys: &[i32], np: usize) -> Result<Outcome, RmpiError> {
+    let args = rank_args(p, keys, np);
+    let (default, configs) = launch_config(module_path!(), "nas_is_rank", args);
+    let out: Option<Outcome> = rmpi_launch(&default, &configs)?;
+    out.ok_or_else(|| RmpiError::Config("rank 0 of IS returned no outcome".into()))
 }

@@ -2,16 +2,20 @@
 //! problem classes and verification, and the summary NPB prints. Shared by the `nas_is` and
 //! `nas_cg` examples, the tests and the bench.
 //!
-//! Each kernel runs in two modes here: sequential (plain vectors, one thread), and `fork_join!`
+//! Each kernel runs in three modes here: sequential (plain vectors, one thread); `fork_join!`
 //! over local places that share the vectors the algorithm shares (the dissertation's chapter 3
-//! shape: each place owns a block, `cg_for!`-style loops over it, barriers between phases). The
-//! problem sizes and verification values are NPB's (see `shared/nas/VERIFY.md`).
+//! shape: each place owns a block, `cg_for!`-style loops over it, barriers between phases); and
+//! RMPI ranks on nodes (chapter 4: one rank per node, each with its own memory, exchanging
+//! messages over direct links), launched by `rmpi_launch` on local nodes or by `mpiexec`/`srun`.
+//! The problem sizes and verification values are NPB's (see `shared/nas/VERIFY.md`).
 
 #![allow(dead_code)]
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use places::rmpi::{rmpi_build_default_config, RmpiConfig, RmpiError, RmpiNodeConfig};
 
 pub mod cg;
 pub mod is;
@@ -65,6 +69,8 @@ pub enum Mode {
     Seq,
     /// `fork_join!` over this many local places sharing vectors.
     Places(usize),
+    /// This many RMPI ranks, each a place on a node of its own, sharing nothing.
+    Nodes(usize),
 }
 
 impl fmt::Display for Mode {
@@ -73,6 +79,8 @@ impl fmt::Display for Mode {
             Mode::Seq => write!(f, "seq"),
             Mode::Places(1) => write!(f, "places (1 worker)"),
             Mode::Places(n) => write!(f, "places ({n} workers)"),
+            Mode::Nodes(1) => write!(f, "nodes (1 rank)"),
+            Mode::Nodes(n) => write!(f, "nodes ({n} ranks)"),
         }
     }
 }
@@ -138,7 +146,7 @@ pub struct Args {
     pub corrupt: bool,
 }
 
-/// Parses `--class C --mode seq|places --workers N [--corrupt]`.
+/// Parses `--class C --mode seq|places|nodes --workers N [--corrupt]`.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut class = Class::S;
     let mut mode = "places".to_owned();
@@ -161,7 +169,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--corrupt" => corrupt = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; usage: --class S|W|A|B --mode seq|places --workers N [--corrupt]"
+                    "unknown argument {other:?}; usage: --class S|W|A|B --mode seq|places|nodes --workers N [--corrupt]"
                 ))
             }
         }
@@ -169,17 +177,84 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
     let mode = match mode.as_str() {
         "seq" => Mode::Seq,
         "places" => Mode::Places(workers),
-        "nodes" => {
-            return Err(
-                "--mode nodes needs RMPI across nodes, which places does not have yet; use seq or places"
-                    .into(),
-            )
-        }
-        other => return Err(format!("no mode {other:?}: write seq or places")),
+        "nodes" => Mode::Nodes(workers),
+        other => return Err(format!("no mode {other:?}: write seq, places or nodes")),
     };
     Ok(Args {
         class,
         mode,
         corrupt,
     })
+}
+
+/// Why a run could not finish (a run that finishes but does not verify is a [`Report`]).
+#[derive(Debug)]
+pub enum RunError {
+    /// A place of the shared-memory mode failed.
+    Places(places::ForkJoinError),
+    /// A rank of the nodes mode failed, or its launch did.
+    Rmpi(RmpiError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Places(e) => e.fmt(f),
+            RunError::Rmpi(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<places::ForkJoinError> for RunError {
+    fn from(e: places::ForkJoinError) -> Self {
+        RunError::Places(e)
+    }
+}
+
+impl From<RmpiError> for RunError {
+    fn from(e: RmpiError) -> Self {
+        RunError::Rmpi(e)
+    }
+}
+
+/// How the nodes mode starts its nodes (default: `NodeOptions::default()`); a test binary that
+/// serves as the nodes sets `NodeOptions::for_this_test_binary()` here first.
+static NODE_OPTIONS: std::sync::OnceLock<places::NodeOptions> = std::sync::OnceLock::new();
+
+/// Sets how the nodes mode starts its nodes; the first call wins.
+pub fn use_node_options(opts: places::NodeOptions) {
+    let _ = NODE_OPTIONS.set(opts);
+}
+
+/// The launch of `np` ranks running `func` (a `#[place]` of the module `module`), rank `r` on
+/// a local node of its own with `args[r]`: `rmpi_launch`'s default config and its configs.
+pub fn launch_config<A: Clone>(
+    module: &str,
+    func: &str,
+    args: Vec<A>,
+) -> (RmpiConfig<A>, Vec<RmpiNodeConfig<A>>) {
+    let mut default = rmpi_build_default_config(module, func, args[0].clone());
+    if let Some(opts) = NODE_OPTIONS.get() {
+        default = default.node_options(opts.clone());
+    }
+    (default, local_ranks(func, args))
+}
+
+/// One config per rank for `rmpi_launch`, each on a local node of its own, with its own
+/// arguments.
+fn local_ranks<A: Clone>(name: &str, args: Vec<A>) -> Vec<RmpiNodeConfig<A>> {
+    args.into_iter()
+        .enumerate()
+        .map(|(r, a)| RmpiNodeConfig::new("localhost", 0, format!("{name}_{r}"), r).args(a))
+        .collect()
+}
+
+/// `[a[i] + b[i]]`: the reduction of the dot products' partial sums.
+pub fn add<const K: usize>(mut a: [f64; K], b: [f64; K]) -> [f64; K] {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
 }
