@@ -197,6 +197,9 @@ impl Tag {
     }
 }
 
+/// A value's raw encoding byte and bytes, if it has them (see [`codec::raw_view`]).
+pub type RawView = fn(&(dyn Any + Send)) -> Option<(u8, &[u8])>;
+
 /// A message in flight: moved as a value between threads, or encoded bytes between nodes.
 pub enum Payload {
     /// A value moved within this process.
@@ -207,12 +210,17 @@ pub enum Payload {
         type_name: &'static str,
         /// Encodes `value` (of that type) when it has to leave the process.
         encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>,
+        /// For a `Vec<f64>`, `Vec<i64>` or `Vec<u8>`: its encoding byte and its bytes as they
+        /// are in memory ([`codec::raw_view`]), which a link can write after the byte without
+        /// encoding or copying them; `None` for other types.
+        raw: RawView,
     },
     /// A value encoded by the [`codec`](crate::codec), from another process.
     Encoded {
         /// The sender's name of its type, checked against the receiver's before decoding.
         type_name: String,
-        /// The encoded value.
+        /// The encoded value: [`codec::encode`]'s bytes, or an encoding byte of the raw
+        /// encodings ([`codec::RAW_F64S`], ...) followed by the raw bytes.
         bytes: Vec<u8>,
     },
 }
@@ -242,6 +250,7 @@ impl Link for EncodedLink {
                 value,
                 type_name,
                 encode,
+                ..
             } => WireEnvelope {
                 tag,
                 type_name: type_name.to_owned(),
@@ -327,12 +336,16 @@ impl Envelope {
                 None => unreachable!("an envelope's encoder is made for its value's type"),
             }
         }
+        fn raw<T: Message>(value: &(dyn Any + Send)) -> Option<(u8, &[u8])> {
+            value.downcast_ref::<T>().and_then(codec::raw_view)
+        }
         Self {
             tag,
             payload: Payload::Local {
                 value: Box::new(value),
                 type_name: std::any::type_name::<T>(),
                 encode: encode::<T>,
+                raw: raw::<T>,
             },
         }
     }
@@ -827,9 +840,14 @@ fn decode<T: Message>(rank: usize, payload: Payload) -> Result<T, CommError> {
                 found: type_name,
             })
         }
-        Payload::Encoded { bytes, .. } => {
-            codec::decode(&bytes).map_err(|source| CommError::Codec { rank, source })
+        Payload::Encoded { bytes, .. } => match bytes.first() {
+            // A raw encoding: the encoding byte, then the value's bytes.
+            Some(&encoding) if encoding != codec::CODEC_VERSION => {
+                codec::decode_raw(encoding, &bytes[1..])
+            }
+            _ => codec::decode(&bytes),
         }
+        .map_err(|source| CommError::Codec { rank, source }),
     }
 }
 

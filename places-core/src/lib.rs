@@ -41,7 +41,7 @@ pub use channel::{
 };
 pub use comm::{
     CgIndex, CgRange, Comm, CommError, EncodedLink, Envelope, Invitation, Link, Partition, Payload,
-    Tag, WireEnvelope,
+    RawView, Tag, WireEnvelope,
 };
 pub use context::{check_break, exit};
 pub use error::{BreakKind, ChannelError, CodecError, SpawnError};

@@ -352,6 +352,40 @@ pub fn decode_body<T: DeserializeOwned + 'static>(
         .map_err(|_| raw_error("raw numbers for another type"))
 }
 
+/// Decodes the bytes of a raw encoding ([`RAW_F64S`], [`RAW_I64S`], [`RAW_BYTES`]) that sit
+/// in a larger buffer (after the encoding byte of a group message): one copy, into the value.
+///
+/// # Errors
+///
+/// [`CodecError::Version`] for an encoding that is not a raw one, [`CodecError::Decode`] for
+/// raw numbers of the wrong length or of another type than `T`.
+pub fn decode_raw<T: DeserializeOwned + 'static>(
+    encoding: u8,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let is = |id: TypeId| TypeId::of::<T>() == id;
+    let boxed: Box<dyn Any> = match encoding {
+        RAW_F64S if is(TypeId::of::<Vec<f64>>()) => {
+            Box::new(words(bytes)?.map(f64::from_le_bytes).collect::<Vec<f64>>())
+        }
+        RAW_I64S if is(TypeId::of::<Vec<i64>>()) => {
+            Box::new(words(bytes)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
+        }
+        RAW_BYTES if is(TypeId::of::<Vec<u8>>()) => Box::new(bytes.to_vec()),
+        RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
+        found => {
+            return Err(CodecError::Version {
+                found,
+                expected: CODEC_VERSION,
+            })
+        }
+    };
+    boxed
+        .downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| raw_error("raw numbers for another type"))
+}
+
 fn words(body: &[u8]) -> Result<impl Iterator<Item = [u8; 8]> + '_, CodecError> {
     if !body.len().is_multiple_of(8) {
         return Err(raw_error("raw numbers whose length is not a multiple of 8"));

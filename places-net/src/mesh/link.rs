@@ -503,7 +503,15 @@ impl MeshLink {
             .collect())
     }
 
-    fn write(&self, tag: Tag, type_name: &str, body: &[u8]) -> Result<(), ChannelError> {
+    /// Writes one message: its head, `prefix` (the encoding byte of a raw body), and `body`
+    /// (written from where it is: a raw vector's memory, or an encoded buffer).
+    fn write(
+        &self,
+        tag: Tag,
+        type_name: &str,
+        prefix: Option<u8>,
+        body: &[u8],
+    ) -> Result<(), ChannelError> {
         let name = type_name.as_bytes();
         if name.len() > MAX_TYPE_NAME {
             return Err(ChannelError::Unsendable(format!(
@@ -511,11 +519,13 @@ impl MeshLink {
                 name.len()
             )));
         }
-        let mut head = Vec::with_capacity(HEAD + name.len());
-        head.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        let mut head = Vec::with_capacity(HEAD + name.len() + 1);
+        let len = body.len() + usize::from(prefix.is_some());
+        head.extend_from_slice(&(len as u64).to_le_bytes());
         head.extend_from_slice(&tag.bits().to_le_bytes());
         head.extend_from_slice(&(name.len() as u16).to_le_bytes());
         head.extend_from_slice(name);
+        head.extend(prefix);
         lock(&self.core).send(self.peer, &head, body)
     }
 }
@@ -528,11 +538,16 @@ impl Link for MeshLink {
                 value,
                 type_name,
                 encode,
+                raw,
             } => {
+                // Numeric vectors go out from their own memory, after their encoding byte.
+                if let Some((encoding, bytes)) = raw(&*value) {
+                    return self.write(tag, type_name, Some(encoding), bytes);
+                }
                 let body = encode(&*value).map_err(|e| ChannelError::Unsendable(e.to_string()))?;
-                self.write(tag, type_name, &body)
+                self.write(tag, type_name, None, &body)
             }
-            Payload::Encoded { type_name, bytes } => self.write(tag, &type_name, &bytes),
+            Payload::Encoded { type_name, bytes } => self.write(tag, &type_name, None, &bytes),
         }
     }
 
@@ -745,16 +760,91 @@ mod tests {
         let Payload::Encoded { bytes, .. } = a.recv().unwrap().into_payload() else {
             panic!("encoded")
         };
-        assert_eq!(
-            places_core::codec::decode::<Vec<u8>>(&bytes).unwrap().len(),
-            24 << 20
-        );
+        // Raw: the encoding byte, then the bytes.
+        assert_eq!(bytes[0], places_core::codec::RAW_BYTES);
+        assert_eq!(bytes.len(), 1 + (24 << 20));
         let Payload::Encoded { bytes, .. } = other.join().unwrap().into_payload() else {
             panic!("encoded")
         };
+        // Raw: the encoding byte, then the bytes.
+        assert_eq!(bytes[0], places_core::codec::RAW_BYTES);
+        assert_eq!(bytes.len(), 1 + (24 << 20));
+    }
+
+    /// A group of two over a loopback connection: member 0's and member 1's `Comm`.
+    fn two() -> (places_core::Comm, places_core::Comm) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        let comm = |id: usize, link: MeshLink| {
+            let mut links: Vec<Option<Box<dyn Link>>> = vec![None, None];
+            links[1 - id] = Some(Box::new(link));
+            places_core::Comm::from_links(id, links)
+        };
+        (comm(0, one(a)), comm(1, one(b)))
+    }
+
+    #[test]
+    fn numeric_vectors_cross_raw_and_everything_else_encoded() {
+        let (a, b) = two();
+        let f: Vec<f64> = (0..100_000).map(|i| i as f64 * 0.5 - 7.0).collect();
+        let i: Vec<i64> = (0..1000).map(|i| i * -3).collect();
+        let u: Vec<u8> = (0..=255).collect();
+        a.send(1, f.clone()).unwrap();
+        a.send(1, i.clone()).unwrap();
+        a.send(1, u.clone()).unwrap();
+        a.send(1, (f.clone(), "mixed".to_string())).unwrap();
+        a.send(1, Vec::<f64>::new()).unwrap();
+        assert_eq!(b.recv::<Vec<f64>>(0).unwrap(), f);
+        assert_eq!(b.recv::<Vec<i64>>(0).unwrap(), i);
+        assert_eq!(b.recv::<Vec<u8>>(0).unwrap(), u);
         assert_eq!(
-            places_core::codec::decode::<Vec<u8>>(&bytes).unwrap().len(),
-            24 << 20
+            b.recv::<(Vec<f64>, String)>(0).unwrap(),
+            (f, "mixed".to_string())
         );
+        assert!(b.recv::<Vec<f64>>(0).unwrap().is_empty());
+        // A raw vector received as another type is named, not misread.
+        a.send(1, vec![1.0f64, 2.0]).unwrap();
+        let e = b.recv::<Vec<i64>>(0).unwrap_err().to_string();
+        assert!(e.contains("Vec<f64>") && e.contains("Vec<i64>"), "{e}");
+    }
+
+    #[test]
+    fn a_vec_of_f64_is_written_from_its_memory_after_its_encoding_byte() {
+        let (link, mut raw) = pair();
+        let v = vec![1.0f64, -2.5, 3.25];
+        link.send(Envelope::local(Tag::USER, v.clone())).unwrap();
+        let name = std::any::type_name::<Vec<f64>>();
+        let mut got = vec![0u8; HEAD + name.len() + 1 + 24];
+        raw.read_exact(&mut got).unwrap();
+        assert_eq!(got[..HEAD + name.len()], head(25, 0, name)[..]);
+        assert_eq!(got[HEAD + name.len()], places_core::codec::RAW_F64S);
+        let body: Vec<f64> = got[HEAD + name.len() + 1..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(body, v);
+    }
+
+    #[test]
+    fn a_raw_vector_of_a_wrong_length_is_an_error_for_its_receive_only() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut raw = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let mut links: Vec<Option<Box<dyn Link>>> = vec![None, Some(Box::new(one(s)))];
+        links.swap(0, 1);
+        let b = places_core::Comm::from_links(1, links);
+        let name = std::any::type_name::<Vec<f64>>();
+        // Five bytes of "f64s", then a good message.
+        let mut m = head(6, 0, name);
+        m.push(places_core::codec::RAW_F64S);
+        m.extend_from_slice(&[1, 2, 3, 4, 5]);
+        let body = places_core::codec::encode(&7u32).unwrap();
+        m.extend(head(body.len() as u64, 0, "u32"));
+        m.extend(body);
+        raw.write_all(&m).unwrap();
+        let e = b.recv::<Vec<f64>>(0).unwrap_err().to_string();
+        assert!(e.contains("multiple of 8"), "{e}");
+        assert_eq!(b.recv::<u32>(0).unwrap(), 7);
     }
 }
