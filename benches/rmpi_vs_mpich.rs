@@ -12,8 +12,9 @@
 //! - an 8 MB message (1 Mi `f64`) sent one way between 2 ranks: the time per transfer and MB/s
 //!   (10^6 bytes); the receiver answers the last message of each repetition with one byte;
 //! - `allreduce` of one `f64` (sum) on 2 and on 4 ranks;
-//! - `allreduce` of 1 Mi `f64` (8 MB, elementwise sum: ours `op::elementwise_sum` on a
-//!   `Vec<f64>`, MPICH `MPI_SUM` on `MPI_DOUBLE`) on 2 and on 4 ranks;
+//! - `allreduce` of 1 Mi `f64` (8 MB, elementwise sum: ours `allreduce_elementwise` with
+//!   `op::elementwise_sum` on a `Vec<f64>`, which reduces blocks and passes them round a ring,
+//!   MPICH `MPI_SUM` on `MPI_DOUBLE`) on 2 and on 4 ranks;
 //! - the launch: `mpiexec -n 4` of a program that forms the group and exits (ours
 //!   `places::net::mesh::from_pmi()`, MPICH `MPI_Init` + `MPI_Finalize`), from the spawn of
 //!   `mpiexec` to its exit;
@@ -271,7 +272,7 @@ impl Work {
             Mode::Allreduce8M => {
                 for _ in 0..n {
                     let v = std::mem::take(&mut self.big);
-                    self.big = cg.allreduce(op::elementwise_sum, v)?;
+                    self.big = cg.allreduce_elementwise(op::elementwise_sum, v)?;
                     self.expect *= cnt as f64;
                     let last = self.big.last().copied().unwrap_or(f64::NAN);
                     self.good &= self.big.len() == BIG_LEN
