@@ -53,14 +53,37 @@ pub use places_core::{
     processor_count, sync, BreakKind, CgIndex, CgRange, Channel, ChannelError, CodecError, Comm,
     CommError, Completion, DeadEvt, EncodedLink, Entry, EntryKey, Envelope, ForkJoinError,
     Invitation, Link, LogRecord, Message, Partition, Payload, Place, PlaceChannel, PlaceHandle,
-    Recv, ReplyTo, Routed, RpcError, RpcRequest, RpcResponse, Select, SelectedEvent, Severity,
-    SharedBytes, SharedF64s, SharedI32s, SharedI64s, SpawnError, Tag, TryPutError, TypeInfo,
-    TypedChannel, WireEnvelope,
+    ProcAddr, ProcError, ProcedureEntry, ProcedureKind, Recv, ReplyTo, Routed, RpcError,
+    RpcRequest, RpcResponse, Select, SelectedEvent, Severity, SharedBytes, SharedF64s, SharedI32s,
+    SharedI64s, SpawnError, Tag, TryPutError, TypeInfo, TypedChannel, WireEnvelope,
 };
 pub use places_macros::{
     cg_for, cg_pipeline, define_named_remote_server, define_remote_server, fork_join, main,
-    message, place, spawn,
+    message, place, procedure, spawn,
 };
+
+/// The [`ProcAddr`] of the `#[procedure]` function `name` of the current module, typed by the
+/// function (the dissertation's `(list (quote-module-path) 'name)`); a misspelt name is a
+/// compile error. For a procedure of another module write
+/// `ProcAddr::new("crate_name::module", "name")`.
+///
+/// # Examples
+///
+/// ```
+/// #[places::procedure]
+/// fn shout(s: String) -> String {
+///     s.to_uppercase()
+/// }
+///
+/// let addr = places::proc_addr!(shout);
+/// assert_eq!(addr.call("hi".into()).unwrap(), "HI");
+/// ```
+#[macro_export]
+macro_rules! proc_addr {
+    ($name:ident) => {
+        $crate::ProcAddr::of(::core::module_path!(), ::core::stringify!($name), $name)
+    };
+}
 pub use places_net::{
     after_seconds, connect_to_named_place, create_place_node, every_seconds, fork_join_on,
     message_router, mr_connect_to, mr_spawn_remote_node, mr_supervise_named_dynamic_place_at,
@@ -77,6 +100,7 @@ pub use places_net::{
 /// gather, scatter, all-to-all, scans, reduce-scatter, split), reduction operators, and the
 /// launch. See [`places_rmpi`].
 pub mod rmpi {
+    pub use places_rmpi::map_reduce;
     pub use places_rmpi::{
         op, partition, rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch,
         rmpi_launch_all, wait_all, wait_any, Collectives, Group, RecvRequest, RmpiChannel,

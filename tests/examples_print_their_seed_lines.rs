@@ -647,3 +647,30 @@ fn kmeans_under_srun_matches_the_sequential_run() {
         check_kmeans(&out, 4);
     }
 }
+
+#[test]
+fn word_count_prints_each_word_the_total_and_matches_the_sequential_count() {
+    let out = run_with(
+        "word_count",
+        &["--workers", "3", "--files", "5", "--words", "2000"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("word_count: 5 files, 10000 words, 3 workers"),
+        "{out}"
+    );
+    let counts: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.split_once(" - "))
+        .map(|(_, n)| n.parse().expect("a count"))
+        .collect();
+    assert_eq!(counts.len(), 14, "one line per word:\n{out}");
+    assert_eq!(counts.iter().sum::<u64>(), 10_000, "{out}");
+    assert!(lines.contains(&"total 10000"), "{out}");
+    assert_eq!(
+        lines.last().copied(),
+        Some("sequential: identical counts"),
+        "{out}"
+    );
+}

@@ -27,6 +27,7 @@ mod fork_join;
 mod message;
 mod place;
 mod pool;
+mod procedure;
 mod registry;
 mod rpc;
 mod select;
@@ -48,6 +49,10 @@ pub use error::{BreakKind, ChannelError, CodecError, SpawnError};
 pub use fork_join::{fork_join, ForkJoinError};
 pub use message::{Completion, Message};
 pub use place::{DeadEvt, Place, PlaceHandle};
+pub use procedure::{
+    lookup_procedure, procedure_entries, EncodedCall, EncodedMerge, KvOps, ProcAddr, ProcError,
+    ProcedureEntry, ProcedureKind,
+};
 pub use registry::{check_registry, dynamic_place, entries, lookup, Entry, EntryKey, TypeInfo};
 pub use rpc::{
     log_message, log_record, log_to_parent, LogRecord, RpcError, RpcRequest, RpcResponse, Severity,
@@ -129,6 +134,8 @@ pub fn init() -> Result<(), SpawnError> {
 pub mod __private {
     pub use crate::fork_join::panic_message;
     pub use crate::message::Completion;
+    pub use crate::procedure::support as procedure;
+    pub use crate::procedure::{KvOps, ProcedureEntry};
     pub use crate::registry::{Entry, EntryKey, EntryThunk, EntryTypes, ErasedChannel, ThunkTypes};
     pub use crate::rpc::set_log_forwarder;
     pub use crate::rpc::support as rpc;

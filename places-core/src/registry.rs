@@ -536,6 +536,6 @@ pub fn check_registry() -> Result<(), SpawnError> {
             first: first.location(),
             second: second.location(),
         }),
-        _ => Ok(()),
+        _ => crate::procedure::check_procedures(),
     }
 }

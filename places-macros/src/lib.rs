@@ -7,6 +7,7 @@ mod main_attr;
 mod message;
 mod parallel;
 mod place;
+mod procedure;
 mod remote_server;
 mod spawn_form;
 
@@ -64,6 +65,36 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn place(args: TokenStream, item: TokenStream) -> TokenStream {
     place::place(args.into(), item.into()).into()
+}
+
+/// Registers a plain function `fn NAME(input: I) -> O` as a procedure under `module_path!()`
+/// and `NAME`, so that any node running the program can call it by its address
+/// ([`ProcAddr`](../places/struct.ProcAddr.html), made with `places::proc_addr!(NAME)`), as the
+/// dissertation's procedure addresses `(list (quote-module-path) 'NAME)` are called.
+///
+/// `#[procedure(mapper)]` registers a MapReduce mapper, `fn(Vec<(K1, V1)>) -> Vec<(K2, V2)>`
+/// with `K2: Ord`, and `#[procedure(reducer)]` a reducer, `fn(Vec<(K, Vec<V>)>) -> Vec<(K,
+/// Vec<V>)>` with `K: Ord`; with them the workers sort, coalesce and merge the key-value lists.
+/// `crate = path` names the `places` crate when it is re-exported under another path.
+///
+/// # Examples
+///
+/// ```
+/// #[places::procedure(mapper)]
+/// fn words(lines: Vec<(u32, String)>) -> Vec<(String, u64)> {
+///     lines
+///         .iter()
+///         .flat_map(|(_, l)| l.split_whitespace().map(|w| (w.to_string(), 1)))
+///         .collect()
+/// }
+///
+/// let addr = places::proc_addr!(words);
+/// let out = addr.call(vec![(0, "a b a".into())]).unwrap();
+/// assert_eq!(out.len(), 3);
+/// ```
+#[proc_macro_attribute]
+pub fn procedure(args: TokenStream, item: TokenStream) -> TokenStream {
+    procedure::procedure(args.into(), item.into()).into()
 }
 
 /// Makes a struct or enum a message: derives serde's `Serialize` and `Deserialize` through the

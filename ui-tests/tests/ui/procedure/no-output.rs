@@ -1,0 +1,6 @@
+#[places::procedure]
+fn log(line: String) {
+    println!("{line}");
+}
+
+fn main() {}

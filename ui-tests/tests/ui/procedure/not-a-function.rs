@@ -1,0 +1,4 @@
+#[places::procedure]
+struct Mapper;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[places::procedure(combiner)]
+fn combine(kvs: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    kvs
+}
+
+fn main() {}
