@@ -29,6 +29,12 @@ fn mpi_member() {
             return;
         }
     };
+    // The launcher's connection is used once; a second call says so.
+    let again = places::net::mesh::from_pmi().map(|c| c.is_some());
+    assert!(
+        matches!(&again, Err(e) if e.to_string().contains("already called")),
+        "{again:?}"
+    );
     let sum = cg.allreduce(op::sum, cg.id() as u64 + 1).unwrap();
     let names = cg.gather(0, format!("rank {}", cg.id())).unwrap();
     let v = cg

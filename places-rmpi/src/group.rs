@@ -89,8 +89,10 @@ impl Group for Comm {
 /// every collective works on it, and it can be split again. It borrows the member's `Comm`,
 /// so it lives on the thread that plays the member.
 ///
-/// Errors name members by their rank in the whole group (a `MemberGone` for world rank 5,
-/// not for rank 2 of the sub-group), because that is the member that is gone.
+/// Errors about a member's messages (gone, or a message of another type) name it by its rank
+/// in the whole group (a `MemberGone` for world rank 5, not rank 2 of the sub-group), because
+/// that is the process to look at; errors about a call's arguments (a rank out of range, a
+/// root without a value, a wrong length) use sub-group ranks, as the call did.
 ///
 /// # Examples
 ///

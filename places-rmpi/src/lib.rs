@@ -102,6 +102,18 @@ pub enum RmpiError {
     /// A rank could not join its group or reach the program that launched it.
     #[error("rmpi_init: {0}")]
     Init(String),
+    /// The members of an elementwise reduction passed vectors of different lengths.
+    #[error("`allreduce_elementwise` at member {rank}: its vector has {len} elements, but the members' lengths range from {shortest} to {longest}")]
+    LengthMismatch {
+        /// The member.
+        rank: usize,
+        /// Its vector's length.
+        len: usize,
+        /// The shortest vector of the group.
+        shortest: usize,
+        /// The longest.
+        longest: usize,
+    },
     /// `scatter`'s or `alltoall`'s vector does not have one element per member.
     #[error("`{collective}` at member {rank} needs one element per member ({cnt}), got {len}")]
     WrongLength {
@@ -257,10 +269,12 @@ pub trait Collectives: Group {
     /// block of the vector (a [`reduce_scatter`](Self::reduce_scatter)) and the blocks then go
     /// round a ring, so that every member sends and receives about twice the vector's size
     /// whatever the group's size, instead of `log2(cnt)` whole vectors along a tree. Smaller
-    /// vectors take the tree. Every member passes a vector of the same length.
+    /// vectors take the tree. The members first agree on the length (a small allreduce of two
+    /// numbers), so vectors of different lengths are an error at every member.
     ///
     /// # Errors
     ///
+    /// [`RmpiError::LengthMismatch`] when the members' vectors differ in length;
     /// [`RmpiError::Comm`].
     ///
     /// # Examples
@@ -605,6 +619,20 @@ impl<G: Group> Collectives for G {
     ) -> Result<Vec<T>, RmpiError> {
         let (id, cnt) = (self.id(), self.cnt());
         let len = values.len();
+        // Every member must take the same path: they agree on the length first (one small
+        // allreduce), and differing lengths are an error at every member, not a hang.
+        let (shortest, longest) = self.allreduce(
+            |(a, b): (usize, usize), (c, d)| (a.min(c), b.max(d)),
+            (len, len),
+        )?;
+        if shortest != longest {
+            return Err(RmpiError::LengthMismatch {
+                rank: id,
+                len,
+                shortest,
+                longest,
+            });
+        }
         let bytes = len.saturating_mul(std::mem::size_of::<T>().max(1));
         if cnt == 1 || len < cnt || bytes < LARGE_VECTOR {
             return self.allreduce(op, values);

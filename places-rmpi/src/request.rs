@@ -90,8 +90,9 @@ const MAX_NAP: Duration = Duration::from_millis(1);
 ///
 /// # Errors
 ///
-/// [`RmpiError::Config`] when `requests` is empty (it would wait forever), and the first error
-/// a test meets.
+/// [`RmpiError::Config`] when `requests` is empty (it would wait forever), `EmptySelf` when
+/// every request is a receive from oneself and none has its message, and the first error a
+/// test meets.
 pub fn wait_any<G: Group + ?Sized, T: Message>(
     requests: &mut [RecvRequest<'_, G, T>],
 ) -> Result<usize, RmpiError> {
@@ -106,6 +107,13 @@ pub fn wait_any<G: Group + ?Sized, T: Message>(
         for (i, r) in requests.iter_mut().enumerate() {
             if r.test()? {
                 return Ok(i);
+            }
+        }
+        // Receives from oneself complete only from what was sent already: if nothing else is
+        // pending, nothing can come.
+        if let Some(r) = requests.iter().find(|r| r.src == r.group.id()) {
+            if requests.iter().all(|q| q.src == q.group.id()) {
+                return Err(places_core::CommError::EmptySelf { rank: r.src }.into());
             }
         }
         round = round.saturating_add(1);

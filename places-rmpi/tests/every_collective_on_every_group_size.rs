@@ -336,3 +336,38 @@ fn a_non_blocking_receive_from_a_gone_member_or_of_a_wrong_type_fails_naming_it(
         assert!(e.contains("wait forever"), "{e}");
     }
 }
+
+#[test]
+fn vectors_of_different_lengths_are_an_error_at_every_member_not_a_hang() {
+    // Member 0's vector is past the ring's threshold, member 1's is not.
+    for group in [Comm::local_group(2), mesh_group(2)] {
+        let hs: Vec<_> = group
+            .into_iter()
+            .map(|cg| {
+                thread::spawn(move || {
+                    let len = if cg.id() == 0 { LARGE_VECTOR } else { 10 };
+                    cg.allreduce_elementwise(op::elementwise_sum, vec![1.0f64; len])
+                        .unwrap_err()
+                        .to_string()
+                })
+            })
+            .collect();
+        for h in hs {
+            let e = h.join().unwrap();
+            assert!(e.contains("lengths range from 10 to"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn waiting_for_any_of_receives_from_oneself_alone_fails_instead_of_spinning() {
+    use places::rmpi::wait_any;
+    let g = Comm::local_group(1);
+    let mut pending = vec![g[0].irecv::<u8>(0)];
+    let e = wait_any(&mut pending).unwrap_err().to_string();
+    assert!(e.contains("itself"), "{e}");
+    // Sent first, it is there.
+    g[0].send(0, 3u8).unwrap();
+    let mut pending = vec![g[0].irecv::<u8>(0)];
+    assert_eq!(wait_any(&mut pending).unwrap(), 0);
+}

@@ -28,7 +28,8 @@ pub use link::{MeshLink, MAX_TYPE_NAME, QUEUE, QUEUE_BYTES, RESERVE};
 pub use pmi::{from_pmi, PMI_VERSION_ENV};
 
 /// The first bytes a member sends on a link it opens.
-const MESH_MAGIC: &[u8; 8] = b"PLMESH\0\x01";
+/// Version 2: 64-bit tags (with a communication context) and raw numeric bodies.
+const MESH_MAGIC: &[u8; 8] = b"PLMESH\0\x02";
 
 /// How long a group takes at most to form once every member knows the others' addresses.
 pub const FORM_TIMEOUT: Duration = Duration::from_secs(60);

@@ -189,6 +189,13 @@ impl Pmi {
             v2: None,
             kvs: String::new(),
         };
+        pmi.negotiate(rank, size)?;
+        Ok(pmi)
+    }
+
+    /// The `init` exchange and what follows it in the version the launcher speaks.
+    fn negotiate(&mut self, rank: usize, size: usize) -> Result<(), NetError> {
+        let pmi = self;
         let want = match std::env::var(PMI_VERSION_ENV) {
             Err(_) => 2,
             Ok(v) if v.trim() == "1" => 1,
@@ -200,8 +207,27 @@ impl Pmi {
         } else {
             "cmd=init pmi_version=1 pmi_subversion=1"
         };
-        let words = pmi.call(init, "response_to_init")?;
-        if value(&words, "pmi_version") == Some("2") && want == 2 {
+        // The reply names the version the launcher speaks; launchers that know only PMI-1
+        // answer a PMI-2 init with `pmi_version=1 ... rc=-1`: then init again in PMI-1.
+        let words = pmi.call_v1(init)?;
+        if value(&words, "cmd") != Some("response_to_init") {
+            return Err(err(format!(
+                "`{init}` was answered without response_to_init"
+            )));
+        }
+        let speaks_two = value(&words, "pmi_version") == Some("2");
+        let ok = value(&words, "rc").is_none_or(|rc| rc == "0");
+        if want == 2 && !ok && value(&words, "pmi_version") == Some("1") {
+            pmi.call(
+                "cmd=init pmi_version=1 pmi_subversion=1",
+                "response_to_init",
+            )?;
+        } else if !ok {
+            return Err(err(format!(
+                "`{init}` failed: the launcher answered {words:?}"
+            )));
+        }
+        if speaks_two && want == 2 {
             let jobid = std::env::var("PMI_JOBID").ok();
             pmi.v2 = Some(jobid.clone().unwrap_or_default());
             let line = match &jobid {
@@ -221,7 +247,7 @@ impl Pmi {
             let words = pmi.call("cmd=get_my_kvsname", "my_kvsname")?;
             pmi.kvs = required(&words, "kvsname")?;
         }
-        Ok(pmi)
+        Ok(())
     }
 
     fn put(&mut self, key: &str, val: &str) -> Result<(), NetError> {
@@ -319,7 +345,20 @@ fn env_number(name: &str) -> Result<Option<usize>, NetError> {
 /// }
 /// ```
 pub fn from_pmi() -> Result<Option<Comm>, NetError> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let Some(fd) = env_number("PMI_FD")? else {
+        if TAKEN.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(err(
+                "from_pmi was already called in this process: the launcher's connection is \
+                 used once, so keep the Comm the first call returned",
+            ));
+        }
+        if std::env::var_os("PMI_PORT").is_some() {
+            return Err(err(
+                "the launcher gives a PMI port (PMI_PORT, as `mpiexec -pmi-port` does), which \
+                 places does not speak: run mpiexec without -pmi-port",
+            ));
+        }
         if let Some(n) = env_number("SLURM_STEP_NUM_TASKS")?.filter(|&n| n > 1) {
             return Err(err(format!(
                 "srun started {n} tasks without a PMI for them to find each other: \
@@ -334,6 +373,7 @@ pub fn from_pmi() -> Result<Option<Comm>, NetError> {
         return Err(err(format!("rank {rank} of {size}")));
     }
     let fd = i32::try_from(fd).map_err(|_| err("PMI_FD is not a descriptor"))?;
+    TAKEN.store(true, std::sync::atomic::Ordering::Release);
     let mut pmi = Pmi::init(fd, rank, size)?;
     let listener = MeshListener::bind_default()?;
     pmi.put(&format!("places-addr-{rank}"), &listener.addr().to_string())?;
@@ -421,5 +461,40 @@ mod tests {
         server.write_all(body).unwrap();
         let e = pmi.fence().unwrap_err().to_string();
         assert!(e.contains("failed") && e.contains("rc=14"), "{e}");
+    }
+
+    /// A launcher that knows only PMI-1 (MPICH's old `pmiserv`, mpd) answers a PMI-2 init
+    /// with `pmi_version=1 ... rc=-1`; the member then inits again in PMI-1 and goes on in it.
+    #[test]
+    fn a_launcher_that_knows_only_pmi_1_is_spoken_to_in_pmi_1() {
+        let (w, mut server) = UnixStream::pair().unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        let mut pmi = Pmi {
+            w,
+            r,
+            v2: None,
+            kvs: String::new(),
+        };
+        let launcher = std::thread::spawn(move || {
+            let mut lines = BufReader::new(server.try_clone().unwrap()).lines();
+            let mut seen = Vec::new();
+            for reply in [
+                "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=-1\n",
+                "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n",
+                "cmd=my_kvsname kvsname=kvs_7 rc=0\n",
+            ] {
+                seen.push(lines.next().unwrap().unwrap());
+                server.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        std::env::remove_var(PMI_VERSION_ENV);
+        pmi.negotiate(0, 1).unwrap();
+        assert!(pmi.v2.is_none());
+        assert_eq!(pmi.kvs, "kvs_7");
+        let seen = launcher.join().unwrap();
+        assert_eq!(seen[0], "cmd=init pmi_version=2 pmi_subversion=0");
+        assert_eq!(seen[1], "cmd=init pmi_version=1 pmi_subversion=1");
+        assert_eq!(seen[2], "cmd=get_my_kvsname");
     }
 }
