@@ -75,7 +75,7 @@ fn a_stranger_without_the_secret_is_refused_and_the_group_still_forms() {
     // The stranger greets member 0 as member 1 would, then cannot prove the secret: member 0
     // proves it first and then waits for the stranger's proof, which is zeros.
     let mut stranger = TcpStream::connect(addrs[0]).unwrap();
-    let mut hello = b"PLMESH\0\x01".to_vec();
+    let mut hello = b"PLMESH\0\x02".to_vec();
     hello.extend_from_slice(&1u32.to_le_bytes());
     hello.extend_from_slice(&2u32.to_le_bytes());
     hello.extend_from_slice(&[0u8; 32]);
@@ -121,7 +121,7 @@ fn silent_and_trickling_strangers_do_not_hold_up_the_real_members() {
         let mut trickle = trickle;
         // A greeting as member 1's, a byte at a time, until the test is over (it holds the
         // connections open until then).
-        let mut hello = b"PLMESH\0\x01".to_vec();
+        let mut hello = b"PLMESH\0\x02".to_vec();
         hello.extend_from_slice(&1u32.to_le_bytes());
         hello.extend_from_slice(&2u32.to_le_bytes());
         hello.extend_from_slice(&[0u8; 32]);

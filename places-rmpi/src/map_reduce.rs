@@ -529,6 +529,18 @@ fn run_job(
                 busy[w] = Some(Busy::Map(task));
             }
         }
+        if busy.iter().all(Option::is_none) {
+            // With nothing in flight, what dead workers held is lost for sure (a dead sender's
+            // tasks wait for its receiver's answer only while that merge runs).
+            let lost: Vec<usize> = (0..n)
+                .filter(|&w| !workers.workers[w].alive)
+                .flat_map(|w| std::mem::take(&mut holds[w]))
+                .collect();
+            if !lost.is_empty() {
+                pending.extend(lost);
+                continue;
+            }
+        }
         let mapping = busy.iter().any(|b| matches!(b, Some(Busy::Map(_))));
         if pending.is_empty() && !mapping && busy.iter().all(Option::is_none) {
             let holders: Vec<usize> = alive
