@@ -101,6 +101,7 @@ pub use places_net::{
 /// launch. See [`places_rmpi`].
 pub mod rmpi {
     pub use places_rmpi::map_reduce;
+    pub use places_rmpi::ndp;
     pub use places_rmpi::{
         op, partition, rmpi_build_default_config, rmpi_finish, rmpi_init, rmpi_launch,
         rmpi_launch_all, wait_all, wait_any, Collectives, Group, RecvRequest, RmpiChannel,

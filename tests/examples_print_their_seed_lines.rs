@@ -674,3 +674,17 @@ fn word_count_prints_each_word_the_total_and_matches_the_sequential_count() {
         "{out}"
     );
 }
+
+#[test]
+fn ndp_qsort_sorts_the_dissertations_list_and_generated_numbers() {
+    let out = run_with("ndp_qsort", &["--members", "3", "--numbers", "100000"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "(3 5 7 10 46 9128)",
+            "sorted 100000 numbers on 3 members: identical to sort_unstable"
+        ],
+        "{out}"
+    );
+}

@@ -50,6 +50,7 @@ use places_core::{CommError, Message, Partition, Tag};
 mod group;
 pub mod launch;
 pub mod map_reduce;
+pub mod ndp;
 pub mod op;
 mod request;
 

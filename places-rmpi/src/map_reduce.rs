@@ -353,42 +353,22 @@ pub fn make_map_reduce_workers(
             .unwrap_or_default(),
         reason,
     };
-    if config.hosts.is_empty() {
-        return Err(start_err(0, "the config names no host".into()));
-    }
-    let mut workers = Vec::with_capacity(config.hosts.len());
-    for (i, (host, port)) in config.hosts.iter().enumerate() {
-        let node = create_place_node(host, config.options.clone().listen_port(*port))
-            .map_err(|e| start_err(i, e.to_string()))?;
-        let place: WorkerPlace = node
-            .dynamic_place(module_path!(), "map_reduce_worker")
-            .map_err(|e: NetError| start_err(i, e.to_string()))?;
-        workers.push(Worker {
+    let started = start_linked(
+        config,
+        module_path!(),
+        "map_reduce_worker",
+        Command::Join,
+        |r: &Reply| matches!(r, Reply::Ready),
+    )
+    .map_err(|(i, reason)| start_err(i, reason))?;
+    let workers = started
+        .into_iter()
+        .map(|(node, place)| Worker {
             node,
             place,
             alive: true,
-        });
-    }
-    let (invitations, rendezvous) =
-        places_net::mesh::invitations(workers.len()).map_err(|e| start_err(0, e.to_string()))?;
-    for (i, (w, inv)) in workers.iter().zip(invitations).enumerate() {
-        w.place
-            .put(Command::Join(inv))
-            .map_err(|e| start_err(i, e.to_string()))?;
-    }
-    rendezvous
-        .exchange()
-        .map_err(|i| start_err(i, "the worker did not join the worker group".into()))?;
-    for (i, w) in workers.iter().enumerate() {
-        match w
-            .place
-            .channel()
-            .get_timeout(places_net::mesh::FORM_TIMEOUT)
-        {
-            Ok(Reply::Ready) => {}
-            _ => return Err(start_err(i, "the worker did not link to the others".into())),
-        }
-    }
+        })
+        .collect();
     Ok(MapReduceWorkers {
         workers,
         next_job: 0,
@@ -401,6 +381,48 @@ pub type Mapper<K1, V1, K2, V2> = ProcAddr<Vec<(K1, V1)>, Vec<(K2, V2)>>;
 pub type Reducer<K, V> = ProcAddr<Vec<(K, Vec<V>)>, Vec<(K, Vec<V>)>>;
 /// The address of an outputer: `#[procedure] fn(Vec<(K, Vec<V>)>) -> R`.
 pub type Outputer<K, V, R> = ProcAddr<Vec<(K, Vec<V>)>, R>;
+
+/// A member started by [`start_linked`]: its node and its place.
+pub(crate) type Linked<C, R> = (RemoteNode, RemotePlace<C, R>);
+
+/// Starts the place `module::entry` on a node per host of `config`, sends each its invitation
+/// (`join`) to a group linking them all directly, and waits for each to say it is `ready`.
+/// On an error, the index of the member that failed and why.
+pub(crate) fn start_linked<C: Message, R: Message>(
+    config: &MapReduceConfig,
+    module: &str,
+    entry: &str,
+    join: impl Fn(MeshInvitation) -> C,
+    ready: impl Fn(&R) -> bool,
+) -> Result<Vec<Linked<C, R>>, (usize, String)> {
+    if config.hosts.is_empty() {
+        return Err((0, "the config names no host".into()));
+    }
+    let mut members = Vec::with_capacity(config.hosts.len());
+    for (i, (host, port)) in config.hosts.iter().enumerate() {
+        let node = create_place_node(host, config.options.clone().listen_port(*port))
+            .map_err(|e| (i, e.to_string()))?;
+        let place: RemotePlace<C, R> = node
+            .dynamic_place(module, entry)
+            .map_err(|e: NetError| (i, e.to_string()))?;
+        members.push((node, place));
+    }
+    let (invitations, rendezvous) =
+        places_net::mesh::invitations(members.len()).map_err(|e| (0, e.to_string()))?;
+    for (i, ((_, place), inv)) in members.iter().zip(invitations).enumerate() {
+        place.put(join(inv)).map_err(|e| (i, e.to_string()))?;
+    }
+    rendezvous
+        .exchange()
+        .map_err(|i| (i, "the member did not join the group".to_owned()))?;
+    for (i, (_, place)) in members.iter().enumerate() {
+        match place.channel().get_timeout(places_net::mesh::FORM_TIMEOUT) {
+            Ok(r) if ready(&r) => {}
+            _ => return Err((i, "the member did not link to the others".into())),
+        }
+    }
+    Ok(members)
+}
 
 /// What [`map_reduce`] returns: the reduced key-value list, sorted by key, and what the
 /// outputer returned (if one was given).

@@ -1,0 +1,143 @@
+//! Nested data parallelism on real local nodes (dissertation 4.3.4): the parallel quicksort
+//! on groups of 2 to 5 members (the dissertation's list, then generated numbers checked
+//! against `sort_unstable`), work spread over the workers' processes, and a wrong address
+//! refused before anything is sent.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use places::rmpi::map_reduce::MapReduceConfig;
+use places::rmpi::ndp::{
+    make_ndp_group, ndp_get_node, ndp_get_result, ndp_return_node, ndp_send_work, NdpError,
+};
+use places::{NodeOptions, ProcAddr};
+
+places::node_test_entry!();
+
+/// The dissertation's `ndp-parallel-qsort`: the greater part goes to a free worker if there
+/// is one, else it is sorted here.
+#[places::procedure]
+fn qsort(v: Vec<i64>) -> Vec<i64> {
+    if v.len() < 2 {
+        return v;
+    }
+    let pivot = v[v.len() / 2];
+    let lt: Vec<i64> = v.iter().copied().filter(|&x| x < pivot).collect();
+    let eq: Vec<i64> = v.iter().copied().filter(|&x| x == pivot).collect();
+    let gt: Vec<i64> = v.iter().copied().filter(|&x| x > pivot).collect();
+    let remote = if gt.len() > 1000 {
+        ndp_get_node().map(|n| {
+            (
+                ndp_send_work(&n, &places::proc_addr!(qsort), &gt).unwrap(),
+                n,
+            )
+        })
+    } else {
+        None
+    };
+    let mut out = qsort(lt);
+    out.extend(eq);
+    match remote {
+        Some((work, node)) => {
+            out.extend(ndp_get_result(work).unwrap());
+            ndp_return_node(node);
+        }
+        None if gt.len() > 1000 => out.extend(qsort(gt)),
+        None => {
+            let mut gt = gt;
+            gt.sort_unstable();
+            out.extend(gt);
+        }
+    }
+    out
+}
+
+/// The pids of the processes that took part: this one, and, `depth` times over, one more
+/// worker's if a worker is free.
+#[places::procedure]
+fn spread(depth: u32) -> Vec<u32> {
+    let mut pids = vec![std::process::id()];
+    if depth > 0 {
+        if let Some(node) = ndp_get_node() {
+            let work = ndp_send_work(&node, &places::proc_addr!(spread), &(depth - 1)).unwrap();
+            pids.extend(ndp_get_result(work).unwrap());
+            ndp_return_node(node);
+        }
+    }
+    pids
+}
+
+fn config(n: usize) -> MapReduceConfig {
+    MapReduceConfig::local(n).node_options(NodeOptions::for_this_test_binary())
+}
+
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("finished within two minutes")
+}
+
+#[test]
+fn the_parallel_quicksort_sorts_on_groups_of_two_to_five() {
+    for n in [2, 3, 5] {
+        let (small, big, want) = bounded(move || {
+            let group = make_ndp_group(&config(n)).unwrap();
+            let small = group
+                .run(&places::proc_addr!(qsort), vec![9128, 3, 7, 46, 5, 10])
+                .unwrap();
+            let mut state = 7u64;
+            let input: Vec<i64> = (0..200_000)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (state >> 20) as i64 % 1_000_000
+                })
+                .collect();
+            let mut want = input.clone();
+            want.sort_unstable();
+            let big = group.run(&places::proc_addr!(qsort), input).unwrap();
+            (small, big, want)
+        });
+        assert_eq!(small, [3, 5, 7, 10, 46, 9128], "{n} members");
+        assert_eq!(big, want, "{n} members");
+    }
+}
+
+#[test]
+fn work_spreads_over_the_workers_processes_and_nodes_come_back() {
+    let pids = bounded(|| {
+        let group = make_ndp_group(&config(4)).unwrap();
+        let first = group.run(&places::proc_addr!(spread), 5).unwrap();
+        // The nodes were returned: a second run gets as many.
+        let second = group.run(&places::proc_addr!(spread), 5).unwrap();
+        (first, second)
+    });
+    for run in [&pids.0, &pids.1] {
+        // Three workers: the first and two more, each a process of its own.
+        assert_eq!(run.len(), 3, "{run:?}");
+        let distinct: std::collections::HashSet<_> = run.iter().collect();
+        assert_eq!(distinct.len(), 3, "{run:?}");
+        assert!(!run.contains(&std::process::id()), "{run:?}");
+    }
+}
+
+#[test]
+fn a_wrong_address_is_refused_before_anything_is_sent() {
+    let e = bounded(|| {
+        let group = make_ndp_group(&config(2)).unwrap();
+        let wrong: ProcAddr<Vec<i64>, Vec<i64>> = ProcAddr::new(module_path!(), "qsrot");
+        let e = group.run(&wrong, vec![1]).unwrap_err();
+        // The group still works.
+        assert_eq!(
+            group.run(&places::proc_addr!(qsort), vec![2, 1]).unwrap(),
+            [1, 2]
+        );
+        e
+    });
+    assert!(matches!(e, NdpError::Procedure(_)), "{e}");
+    assert!(e.to_string().contains("qsrot"), "{e}");
+    let e = make_ndp_group(&config(1)).unwrap_err().to_string();
+    assert!(e.contains("at least one worker"), "{e}");
+}
