@@ -1,5 +1,6 @@
 //! MapReduce word count (dissertation 4.3.3) with 1, 2 and 4 workers on local nodes against a
-//! sequential Rust count of the same files, and the NDP parallel quicksort (4.3.4) of 10^7
+//! sequential Rust count of the same files, and the NDP parallel quicksort (4.3.4, the
+//! `ndp_qsort` example's, from `examples/common/ndp_qsort.rs`) of 10^7
 //! integers on a group of local nodes against `slice::sort_unstable`, side by side in one run,
 //! as ratios.
 //!
@@ -21,44 +22,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use places::rmpi::map_reduce::{make_map_reduce_workers, map_reduce, MapReduceConfig};
-use places::rmpi::ndp::{
-    make_ndp_group, ndp_get_node, ndp_get_result, ndp_return_node, ndp_send_work,
-};
+use places::rmpi::ndp::make_ndp_group;
 
-/// Below this, a part of the NDP sort is sorted where it is.
-const SEND_FROM: usize = 100_000;
-
-/// The dissertation's `ndp-parallel-qsort`: the greater part to a free worker, if any.
-#[places::procedure]
-fn ndp_qsort(mut v: Vec<i64>) -> Vec<i64> {
-    if v.len() < SEND_FROM {
-        v.sort_unstable();
-        return v;
-    }
-    let pivot = v[v.len() / 2];
-    let (mut lt, mut eq, mut gt) = (Vec::new(), Vec::new(), Vec::new());
-    for x in v {
-        match x.cmp(&pivot) {
-            std::cmp::Ordering::Less => lt.push(x),
-            std::cmp::Ordering::Equal => eq.push(x),
-            std::cmp::Ordering::Greater => gt.push(x),
-        }
-    }
-    let remote = ndp_get_node().map(|n| {
-        let w = ndp_send_work(&n, &places::proc_addr!(ndp_qsort), &gt).expect("work sent");
-        (w, n)
-    });
-    let mut out = ndp_qsort(lt);
-    out.extend(eq);
-    match remote {
-        Some((w, n)) => {
-            out.extend(ndp_get_result(w).expect("a result"));
-            ndp_return_node(n);
-        }
-        None => out.extend(ndp_qsort(gt)),
-    }
-    out
-}
+#[path = "../examples/common/ndp_qsort.rs"]
+mod qsort;
 
 #[path = "common/stats.rs"]
 mod stats;
@@ -188,15 +155,7 @@ fn main() {
 
     // NDP quicksort against sort_unstable.
     let count = if quick { 100_000 } else { 10_000_000 };
-    let mut state = 0x853c_49e6_748f_ea9bu64;
-    let input: Vec<i64> = (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 1_000_000_000) as i64
-        })
-        .collect();
+    let input = qsort::numbers(count);
     let mut base = Vec::new();
     let mut want = Vec::new();
     for _ in 0..samples {
@@ -212,9 +171,7 @@ fn main() {
     for _ in 0..samples {
         let v = input.clone();
         let start = Instant::now();
-        let sorted = group
-            .run(&places::proc_addr!(ndp_qsort), v)
-            .expect("the NDP sort");
+        let sorted = group.run(&qsort::address(), v).expect("the NDP sort");
         times.push(start.elapsed());
         assert!(sorted == want, "the NDP sort is sorted");
     }

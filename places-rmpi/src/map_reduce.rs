@@ -535,17 +535,8 @@ fn run_job(
                     reducer: reducer.clone(),
                     input: inputs[task].clone(),
                 };
-                if workers.workers[w].place.put(cmd).is_err() {
+                if !put_or_lose(workers, w, cmd, &mut holds, &mut pending, &mut last_loss) {
                     pending.push_front(task);
-                    lose(
-                        workers,
-                        w,
-                        "it could not be sent a command",
-                        false,
-                        &mut holds,
-                        &mut pending,
-                        &mut last_loss,
-                    );
                     continue;
                 }
                 busy[w] = Some(Busy::Map(task));
@@ -562,34 +553,26 @@ fn run_job(
                 pending.extend(lost);
                 continue;
             }
-        }
-        let mapping = busy.iter().any(|b| matches!(b, Some(Busy::Map(_))));
-        if pending.is_empty() && !mapping && busy.iter().all(Option::is_none) {
             let holders: Vec<usize> = alive
                 .iter()
                 .copied()
                 .filter(|&w| !holds[w].is_empty())
                 .collect();
             match holders.as_slice() {
+                _ if !pending.is_empty() => {}
                 [] if inputs.is_empty() => return Ok(Vec::new()),
                 [] => {}
                 [one] => {
-                    if workers.workers[*one]
-                        .place
-                        .put(Command::Take { job })
-                        .is_ok()
-                    {
+                    let take = Command::Take { job };
+                    if put_or_lose(
+                        workers,
+                        *one,
+                        take,
+                        &mut holds,
+                        &mut pending,
+                        &mut last_loss,
+                    ) {
                         busy[*one] = Some(Busy::Take);
-                    } else {
-                        lose(
-                            workers,
-                            *one,
-                            "it could not be sent a command",
-                            false,
-                            &mut holds,
-                            &mut pending,
-                            &mut last_loss,
-                        );
                     }
                 }
                 many => {
@@ -600,36 +583,28 @@ fn run_job(
                             from,
                             reducer: reducer.clone(),
                         };
-                        if workers.workers[into].place.put(merge).is_err() {
-                            lose(
-                                workers,
-                                into,
-                                "it could not be sent a command",
-                                false,
-                                &mut holds,
-                                &mut pending,
-                                &mut last_loss,
-                            );
+                        if !put_or_lose(
+                            workers,
+                            into,
+                            merge,
+                            &mut holds,
+                            &mut pending,
+                            &mut last_loss,
+                        ) {
                             continue;
                         }
                         busy[into] = Some(Busy::Merge(from));
-                        if workers.workers[from]
-                            .place
-                            .put(Command::Send { job, to: into })
-                            .is_err()
-                        {
-                            lose(
-                                workers,
-                                from,
-                                "it could not be sent a command",
-                                false,
-                                &mut holds,
-                                &mut pending,
-                                &mut last_loss,
-                            );
-                            continue;
+                        let send = Command::Send { job, to: into };
+                        if put_or_lose(
+                            workers,
+                            from,
+                            send,
+                            &mut holds,
+                            &mut pending,
+                            &mut last_loss,
+                        ) {
+                            busy[from] = Some(Busy::Send(into));
                         }
-                        busy[from] = Some(Busy::Send(into));
                     }
                 }
             }
@@ -714,6 +689,23 @@ fn run_job(
             }
         }
     }
+}
+
+/// Sends `cmd` to worker `w`; a worker that cannot be sent it is lost. Whether it was sent.
+fn put_or_lose(
+    workers: &mut MapReduceWorkers,
+    w: usize,
+    cmd: Command,
+    holds: &mut [Vec<usize>],
+    pending: &mut VecDeque<usize>,
+    last_loss: &mut Option<(String, String)>,
+) -> bool {
+    if workers.workers[w].place.put(cmd).is_ok() {
+        return true;
+    }
+    let reason = "it could not be sent a command";
+    lose(workers, w, reason, false, holds, pending, last_loss);
+    false
 }
 
 /// Marks worker `w` gone (for `reason`): the tasks it held are mapped again, unless `keep`

@@ -329,27 +329,15 @@ pub fn decode_body<T: DeserializeOwned + 'static>(
     let Body::Bytes(body) = body else {
         unreachable!("words were handled above")
     };
-    let boxed: Box<dyn Any> = match encoding {
-        CODEC_VERSION => return decode_serde(&body),
-        RAW_F64S if is(TypeId::of::<Vec<f64>>()) => {
-            Box::new(words(&body)?.map(f64::from_le_bytes).collect::<Vec<f64>>())
-        }
-        RAW_I64S if is(TypeId::of::<Vec<i64>>()) => {
-            Box::new(words(&body)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
-        }
-        RAW_BYTES if is(TypeId::of::<Vec<u8>>()) => Box::new(body),
-        RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
-        found => {
-            return Err(CodecError::Version {
-                found,
-                expected: CODEC_VERSION,
-            })
-        }
-    };
-    boxed
-        .downcast::<T>()
-        .map(|b| *b)
-        .map_err(|_| raw_error("raw numbers for another type"))
+    match encoding {
+        CODEC_VERSION => decode_serde(&body),
+        // A raw `Vec<u8>` is the body itself: no copy.
+        RAW_BYTES if is(TypeId::of::<Vec<u8>>()) => (Box::new(body) as Box<dyn Any>)
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| raw_error("raw numbers for another type")),
+        _ => decode_raw(encoding, &body),
+    }
 }
 
 /// Decodes the bytes of a raw encoding ([`RAW_F64S`], [`RAW_I64S`], [`RAW_BYTES`]) that sit
