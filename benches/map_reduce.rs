@@ -5,7 +5,7 @@
 //! as ratios.
 //!
 //! ```text
-//! cargo bench --bench map_reduce
+//! cargo bench --bench map_reduce [-- word_count | -- ndp_qsort]
 //! ```
 //!
 //! The files (one word per line, a fixed seed) total 100 MB (`PLACES_BENCH_QUICK=1`: 4 MB, one
@@ -90,6 +90,18 @@ fn write_files(files: usize, bytes_each: usize) -> Vec<PathBuf> {
 #[places::main]
 fn main() {
     let quick = std::env::var_os("PLACES_BENCH_QUICK").is_some();
+    // `cargo bench --bench map_reduce -- ndp` runs only the rows whose name holds `ndp`.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |row: &str| only.as_deref().is_none_or(|o| row.contains(o));
+    if wanted("word_count") {
+        word_count(quick);
+    }
+    if wanted("ndp_qsort") {
+        ndp_qsort(quick);
+    }
+}
+
+fn word_count(quick: bool) {
     let (total, samples) = if quick { (4 << 20, 1) } else { (100 << 20, 5) };
     let files = 16;
     let paths = write_files(files, total / files);
@@ -152,8 +164,11 @@ fn main() {
     if let Some(dir) = paths.first().and_then(|p| p.parent()) {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
 
-    // NDP quicksort against sort_unstable.
+/// The NDP quicksort against `sort_unstable`.
+fn ndp_qsort(quick: bool) {
+    let samples = if quick { 1 } else { 5 };
     let count = if quick { 100_000 } else { 10_000_000 };
     let input = qsort::numbers(count);
     let mut base = Vec::new();

@@ -1,7 +1,9 @@
 //! Nested data parallelism on real local nodes (dissertation 4.3.4): the parallel quicksort
 //! on groups of 2 to 5 members (the dissertation's list, then generated numbers checked
-//! against `sort_unstable`), work spread over the workers' processes, and a wrong address
-//! refused before anything is sent.
+//! against `sort_unstable`), work spread over the workers' processes, a wrong address
+//! refused before anything is sent, and failures: a worker process that aborts during a run
+//! (at the top, or doing another worker's part) and a procedure that panics fail the run with
+//! an error that says so, and the group goes on.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -140,4 +142,56 @@ fn a_wrong_address_is_refused_before_anything_is_sent() {
     assert!(e.to_string().contains("qsrot"), "{e}");
     let e = make_ndp_group(&config(1)).unwrap_err().to_string();
     assert!(e.contains("at least one worker"), "{e}");
+}
+
+/// Ends its worker's process: at once (`0`), or after handing `depth - 1` to another worker.
+#[places::procedure]
+fn die(depth: u32) -> u32 {
+    if depth == 0 {
+        std::process::abort();
+    }
+    let node = ndp_get_node().expect("a free worker");
+    let work = ndp_send_work(&node, &places::proc_addr!(die), &(depth - 1)).unwrap();
+    let got = ndp_get_result(work).expect("the other worker dies: this panics");
+    ndp_return_node(node);
+    got
+}
+
+#[places::procedure]
+fn fail(_: u32) -> u32 {
+    panic!("fail was asked to fail")
+}
+
+#[test]
+fn a_worker_that_dies_during_a_run_fails_it_naming_the_worker_and_never_hangs() {
+    let e = bounded(|| {
+        let group = make_ndp_group(&config(2)).unwrap();
+        group.run(&places::proc_addr!(die), 0).unwrap_err()
+    });
+    assert!(matches!(e, NdpError::Work(_)), "{e}");
+    assert!(e.to_string().contains("worker 1"), "{e}");
+}
+
+#[test]
+fn a_worker_that_dies_doing_nested_work_fails_the_run_with_the_reason() {
+    let e = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        group.run(&places::proc_addr!(die), 1).unwrap_err()
+    });
+    assert!(matches!(e, NdpError::Work(_)), "{e}");
+    assert!(e.to_string().contains("panicked"), "{e}");
+}
+
+#[test]
+fn a_procedure_that_panics_fails_the_run_and_the_group_goes_on() {
+    let (e, after) = bounded(|| {
+        let group = make_ndp_group(&config(2)).unwrap();
+        let e = group.run(&places::proc_addr!(fail), 0).unwrap_err();
+        let after = group
+            .run(&places::proc_addr!(qsort), vec![3, 1, 2])
+            .unwrap();
+        (e, after)
+    });
+    assert!(e.to_string().contains("fail was asked to fail"), "{e}");
+    assert_eq!(after, [1, 2, 3]);
 }

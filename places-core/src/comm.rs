@@ -7,7 +7,7 @@
 //! trait, so the same `Comm` works whether the members are threads in one process or places on
 //! other nodes; the forms built on it (`cg_for!`, `cg_pipeline!`, barriers) never ask which.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -840,7 +840,16 @@ fn decode<T: Message>(rank: usize, payload: Payload) -> Result<T, CommError> {
                 found: type_name,
             })
         }
-        Payload::Encoded { bytes, .. } => match bytes.first() {
+        Payload::Encoded { mut bytes, .. } => match bytes.first() {
+            // A raw `Vec<u8>` is the bytes after the encoding byte: moved down in place, not
+            // copied into a fresh allocation.
+            Some(&codec::RAW_BYTES) if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() => {
+                bytes.remove(0);
+                (Box::new(bytes) as Box<dyn Any>)
+                    .downcast::<T>()
+                    .map(|b| *b)
+                    .map_err(|_| unreachable!("the type was checked"))
+            }
             // A raw encoding: the encoding byte, then the value's bytes.
             Some(&encoding) if encoding != codec::CODEC_VERSION => {
                 codec::decode_raw(encoding, &bytes[1..])

@@ -129,7 +129,9 @@ impl ProcedureEntry {
         self.output.name()
     }
 
-    /// Calls it on encoded input, returning its encoded output.
+    /// Calls it on encoded input, returning its encoded output. Input is read with
+    /// [`codec::decode_with_raw`] (so both [`codec::encode`] and [`codec::encode_with_raw`]
+    /// bytes are taken) and output written with [`codec::encode_with_raw`].
     ///
     /// # Errors
     ///
@@ -392,12 +394,13 @@ pub mod support {
         }
     }
 
-    /// Decodes an `I`, calls `f`, encodes the `O`.
+    /// Decodes an `I`, calls `f`, encodes the `O` (both with [`codec::decode_with_raw`] and
+    /// [`codec::encode_with_raw`], so that numeric vectors pass as raw bytes).
     pub fn call_encoded<I: Message, O: Message>(
         input: &[u8],
         f: fn(I) -> O,
     ) -> Result<Vec<u8>, CodecError> {
-        codec::encode(&f(codec::decode::<I>(input)?))
+        codec::encode_with_raw(&f(codec::decode_with_raw::<I>(input)?))
     }
 
     /// Sorts key-value pairs by key (stably) and coalesces equal keys' values, in order:

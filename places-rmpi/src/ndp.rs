@@ -80,15 +80,25 @@ pub enum NdpError {
     Codec(#[from] places_core::CodecError),
 }
 
-/// What the program tells member 0, and member 0 a worker's place at the start.
+// Inputs and results are bytes from `codec::encode_with_raw` and travel as messages of their
+// own, `Vec<u8>`s on the raw path: written from their memory and taken as the receive buffer,
+// never through serde. Each header below says what bytes follow it.
+
+// The program's input and result travel between the program and the worker that runs it, on
+// the worker's data channel, not through the coordinator.
+
+/// What the program tells the members: each its invitation at the start, each worker its data
+/// channel, and the coordinator the runs.
 #[derive(Serialize, Deserialize)]
 #[doc(hidden)]
 pub enum NdpCommand {
     Join(MeshInvitation),
+    /// A worker's end of the channel that carries the program's inputs and results.
+    Data(PlaceChannel<Vec<u8>, Vec<u8>>),
+    /// Run a procedure; the coordinator answers which worker takes the input.
     Run {
         module: String,
         name: String,
-        input: Vec<u8>,
     },
 }
 
@@ -97,7 +107,10 @@ pub enum NdpCommand {
 #[doc(hidden)]
 pub enum NdpReply {
     Ready,
-    Done(Result<Vec<u8>, String>),
+    /// The worker whose data channel takes the run's input.
+    Assigned(usize),
+    /// A run ended; when it succeeded, its result follows on the worker's data channel.
+    Done(Result<(), String>),
 }
 
 /// Messages to the coordinator.
@@ -105,22 +118,29 @@ pub enum NdpReply {
 enum ToCoordinator {
     GetNode,
     ReturnNode(usize),
-    Result(Result<Vec<u8>, String>),
+    /// The program's run ended on this worker; when it succeeded, the result follows on the
+    /// worker's data channel.
+    Result(Result<(), String>),
 }
 
-/// Work for a worker.
+/// Work for a worker. Its input follows from `reply_to` (tag [`INPUT`]), or, for the
+/// program's run (`None`), on the worker's data channel.
 #[derive(Serialize, Deserialize)]
 struct Work {
     module: String,
     name: String,
-    input: Vec<u8>,
-    reply_to: usize,
+    reply_to: Option<usize>,
 }
 
 const TO_COORDINATOR: Tag = Tag::user(1);
 const GRANT: Tag = Tag::user(2);
 const WORK: Tag = Tag::user(3);
+/// A worker's `Result<(), String>` to the member that sent it work; bytes follow when `Ok`.
 const RESULT: Tag = Tag::user(4);
+/// The input bytes after a [`Work`].
+const INPUT: Tag = Tag::user(5);
+/// The result bytes after an `Ok` [`RESULT`].
+const OUTPUT: Tag = Tag::user(6);
 
 thread_local! {
     /// The worker's group while one of its procedures runs.
@@ -183,15 +203,15 @@ pub fn ndp_send_work<I: Message, O: Message>(
     input: &I,
 ) -> Result<NdpWork<O>, RmpiError> {
     addr.check().map_err(|e| RmpiError::Init(e.to_string()))?;
-    let input = codec::encode(input).map_err(|e| RmpiError::Init(e.to_string()))?;
+    let input = codec::encode_with_raw(input).map_err(|e| RmpiError::Init(e.to_string()))?;
     with_group(|comm| {
         let work = Work {
             module: addr.module().to_owned(),
             name: addr.name().to_owned(),
-            input,
-            reply_to: comm.id(),
+            reply_to: Some(comm.id()),
         };
         comm.send_tagged(node.0, WORK, work)?;
+        comm.send_tagged(node.0, INPUT, input)?;
         Ok(NdpWork {
             from: node.0,
             _out: PhantomData,
@@ -206,9 +226,12 @@ pub fn ndp_send_work<I: Message, O: Message>(
 /// [`RmpiError::Comm`] when the worker is gone, [`RmpiError::Init`] when the procedure failed
 /// there.
 pub fn ndp_get_result<O: Message>(work: NdpWork<O>) -> Result<O, RmpiError> {
-    let bytes: Result<Vec<u8>, String> = with_group(|comm| comm.recv_tagged(work.from, RESULT))?;
-    let bytes = bytes.map_err(RmpiError::Init)?;
-    codec::decode(&bytes).map_err(|e| RmpiError::Init(e.to_string()))
+    let bytes: Vec<u8> = with_group(|comm| {
+        let head: Result<(), String> = comm.recv_tagged(work.from, RESULT)?;
+        head.map_err(RmpiError::Init)?;
+        Ok::<_, RmpiError>(comm.recv_tagged(work.from, OUTPUT)?)
+    })?;
+    codec::decode_with_raw(&bytes).map_err(|e| RmpiError::Init(e.to_string()))
 }
 
 /// Gives `node` back to the group.
@@ -264,12 +287,12 @@ pub fn ndp_member(ch: PlaceChannel<NdpReply, NdpCommand>) {
     }
     if comm.id() == 0 {
         coordinate(&comm, &ch);
-    } else {
-        work(comm);
+    } else if let Ok(NdpCommand::Data(data)) = ch.get() {
+        work(comm, &data);
     }
 }
 
-/// The coordinator: hands out free workers, and runs the program's requests on one.
+/// The coordinator: hands out free workers, and assigns the program's runs to one.
 fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
     let n = comm.cnt();
     let mut free: VecDeque<usize> = (1..n).collect();
@@ -280,30 +303,27 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
     loop {
         let mut idle = true;
         match ch.try_get() {
-            Ok(NdpCommand::Run {
-                module,
-                name,
-                input,
-            }) => {
+            Ok(NdpCommand::Run { module, name }) => {
                 idle = false;
-                match free.pop_front() {
+                let reply = match free.pop_front() {
                     Some(w) => {
                         let work = Work {
                             module,
                             name,
-                            input,
-                            reply_to: 0,
+                            reply_to: None,
                         };
-                        if let Err(e) = comm.send_tagged(w, WORK, work) {
-                            let _ = ch.put(NdpReply::Done(Err(e.to_string())));
+                        match comm.send_tagged(w, WORK, work) {
+                            Ok(()) => NdpReply::Assigned(w),
+                            Err(e) => NdpReply::Done(Err(e.to_string())),
                         }
                     }
-                    None => {
-                        let _ = ch.put(NdpReply::Done(Err("every worker is busy".into())));
-                    }
+                    None => NdpReply::Done(Err("every worker is busy".into())),
+                };
+                if ch.put(reply).is_err() {
+                    return;
                 }
             }
-            Ok(NdpCommand::Join(_)) => {}
+            Ok(NdpCommand::Join(_) | NdpCommand::Data(_)) => {}
             Err(ChannelError::Empty) => {}
             Err(_) => return,
         }
@@ -312,7 +332,7 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
             match request.test() {
                 Ok(false) => continue,
                 Ok(true) => {}
-                // A worker gone: the program's request (if any) fails through its result.
+                // A worker gone: the program's run (if any) fails on its data channel.
                 Err(_) => continue,
             }
             idle = false;
@@ -335,45 +355,106 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
             }
         }
         if idle {
-            nap = nap.saturating_add(1);
-            if nap > 64 {
-                std::thread::sleep(Duration::from_micros(u64::from(nap.min(1000))));
-            } else {
-                std::thread::yield_now();
-            }
+            rest(&mut nap);
         } else {
             nap = 0;
         }
     }
 }
 
-/// A worker: waits for work from any member, runs it, and answers whoever sent it.
-fn work(mut comm: Comm) {
-    let others: Vec<usize> = (0..comm.cnt()).filter(|&r| r != comm.id()).collect();
+/// Between two idle rounds of polling: yields at first, then sleeps for growing times (at
+/// most a millisecond).
+fn rest(nap: &mut u32) {
+    *nap = nap.saturating_add(1);
+    if *nap > 64 {
+        std::thread::sleep(Duration::from_micros(u64::from((*nap).min(1000))));
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// The next work sent to this worker by a member of `live`, which loses the members seen
+/// gone; `None` when the coordinator is gone (the group is over).
+fn next_work(comm: &Comm, live: &mut Vec<usize>) -> Option<(usize, Work)> {
+    let mut requests: Vec<_> = live
+        .iter()
+        .map(|&r| comm.irecv_tagged::<Work>(r, WORK))
+        .collect();
+    let mut nap = 0;
     loop {
-        let got = {
-            let mut requests: Vec<_> = others
-                .iter()
-                .map(|&r| comm.irecv_tagged::<Work>(r, WORK))
-                .collect();
-            match crate::wait_any(&mut requests) {
-                Ok(i) => requests.swap_remove(i).wait(),
-                Err(e) => Err(e),
+        let mut i = 0;
+        while i < requests.len() {
+            match requests[i].test() {
+                Ok(true) => {
+                    let from = live[i];
+                    return requests.swap_remove(i).wait().ok().map(|w| (from, w));
+                }
+                Ok(false) => i += 1,
+                Err(_) if live[i] == 0 => return None,
+                // Another worker gone: this one still serves the rest.
+                Err(_) => {
+                    drop(requests.swap_remove(i));
+                    live.swap_remove(i);
+                }
             }
-        };
-        let Ok(w) = got else {
-            // The coordinator (or every member) is gone: the group is over.
+        }
+        rest(&mut nap);
+    }
+}
+
+/// A worker: waits for work from any member, runs it, and answers whoever sent it (the
+/// program's runs on `data`).
+fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
+    let mut live: Vec<usize> = (0..comm.cnt()).filter(|&r| r != comm.id()).collect();
+    loop {
+        let Some((from, w)) = next_work(&comm, &mut live) else {
             return;
         };
-        let (back, out) = run_procedure(comm, &w.module, &w.name, &w.input);
+        let input = match w.reply_to {
+            Some(_) => comm
+                .recv_tagged::<Vec<u8>>(from, INPUT)
+                .map_err(|e| e.to_string()),
+            None => data.get().map_err(|e| e.to_string()),
+        };
+        let input = match input {
+            Ok(input) => input,
+            // The program is gone: the group is over.
+            Err(_) if w.reply_to.is_none() => return,
+            // The member that sent the work is gone: nobody waits for its result.
+            Err(_) => continue,
+        };
+        let (back, out) = run_procedure(comm, &w.module, &w.name, &input);
+        drop(input);
         comm = back;
-        let sent = if w.reply_to == 0 {
-            comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::Result(out))
-        } else {
-            comm.send_tagged(w.reply_to, RESULT, out)
+        let (head, bytes) = match out {
+            Ok(bytes) => (Ok(()), Some(bytes)),
+            Err(e) => (Err(e), None),
         };
-        if sent.is_err() && w.reply_to == 0 {
-            return;
+        match w.reply_to {
+            Some(to) => {
+                // The member that sent the work may be gone; the group goes on.
+                let _ = comm
+                    .send_tagged(to, RESULT, head)
+                    .and_then(|()| match bytes {
+                        Some(b) => comm.send_tagged(to, OUTPUT, b),
+                        None => Ok(()),
+                    });
+            }
+            None => {
+                // The coordinator first (it tells the program to read), then the bytes: a put
+                // that waits for the program's read cannot hold up the news.
+                if comm
+                    .send_tagged(0, TO_COORDINATOR, ToCoordinator::Result(head))
+                    .is_err()
+                {
+                    return;
+                }
+                if let Some(b) = bytes {
+                    if data.put(b).is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -382,6 +463,8 @@ fn work(mut comm: Comm) {
 /// when it is dropped.
 pub struct NdpGroup {
     members: Vec<crate::map_reduce::Linked<NdpCommand, NdpReply>>,
+    /// The program's ends of the workers' data channels (index 0, the coordinator's, unused).
+    data: Vec<PlaceChannel<Vec<u8>, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for NdpGroup {
@@ -414,7 +497,20 @@ pub fn make_ndp_group(config: &MapReduceConfig) -> Result<NdpGroup, NdpError> {
             reason: "an NDP group needs a coordinator and at least one worker (two hosts)".into(),
         });
     }
-    Ok(NdpGroup { members })
+    let mut data = Vec::with_capacity(members.len());
+    for (i, (_, place)) in members.iter().enumerate() {
+        let (ours, theirs) = places_core::place_channel();
+        if i > 0 {
+            place
+                .put(NdpCommand::Data(theirs))
+                .map_err(|e| NdpError::Start {
+                    member: i,
+                    reason: format!("its data channel: {e}"),
+                })?;
+        }
+        data.push(ours);
+    }
+    Ok(NdpGroup { members, data })
 }
 
 impl NdpGroup {
@@ -431,21 +527,53 @@ impl NdpGroup {
         input: I,
     ) -> Result<O, NdpError> {
         addr.check()?;
-        let coordinator = &self.members[0].1;
+        let input = codec::encode_with_raw(&input)?;
+        let coordinator = self.members[0].1.channel();
+        let gone = |e: ChannelError| NdpError::Work(format!("the coordinator is gone: {e}"));
+        let out_of_turn = || NdpError::Work("the coordinator answered out of turn".into());
         coordinator
             .put(NdpCommand::Run {
                 module: addr.module().to_owned(),
                 name: addr.name().to_owned(),
-                input: codec::encode(&input)?,
             })
-            .map_err(|e| NdpError::Work(e.to_string()))?;
-        match coordinator.channel().get() {
-            Ok(NdpReply::Done(Ok(bytes))) => Ok(codec::decode(&bytes)?),
-            Ok(NdpReply::Done(Err(e))) => Err(NdpError::Work(e)),
-            Ok(NdpReply::Ready) => Err(NdpError::Work(
-                "the coordinator answered out of turn".into(),
-            )),
-            Err(e) => Err(NdpError::Work(format!("the coordinator is gone: {e}"))),
+            .map_err(gone)?;
+        let w = match coordinator.get().map_err(gone)? {
+            NdpReply::Assigned(w) if (1..self.data.len()).contains(&w) => w,
+            NdpReply::Done(Err(e)) => return Err(NdpError::Work(e)),
+            _ => return Err(out_of_turn()),
+        };
+        let worker_gone =
+            |e: ChannelError| NdpError::Work(format!("worker {w} ({}) is gone: {e}", self.node(w)));
+        let data = &self.data[w];
+        data.put(input).map_err(worker_gone)?;
+        // The coordinator says when the run ended; the worker's end failing says it died.
+        let mut result: Option<Vec<u8>> = None;
+        loop {
+            let mut select = places_core::Select::new();
+            let news = select.recv(coordinator);
+            let bytes = (result.is_none()).then(|| select.recv(data));
+            let event = select.select();
+            if Some(event.index()) == bytes {
+                result = Some(event.recv(data).map_err(worker_gone)?);
+                continue;
+            }
+            debug_assert_eq!(event.index(), news);
+            return match event.recv(coordinator).map_err(gone)? {
+                NdpReply::Done(Ok(())) => {
+                    let bytes = match result {
+                        Some(b) => b,
+                        None => data.get().map_err(worker_gone)?,
+                    };
+                    Ok(codec::decode_with_raw(&bytes)?)
+                }
+                NdpReply::Done(Err(e)) => Err(NdpError::Work(e)),
+                _ => Err(out_of_turn()),
+            };
         }
+    }
+
+    /// The name of member `i`'s node.
+    fn node(&self, i: usize) -> String {
+        self.members[i].0.name().to_owned()
     }
 }

@@ -75,6 +75,51 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode_serde(body)
 }
 
+/// Encodes `value` as [`encode`] does, except that a `Vec<f64>`, `Vec<i64>` or `Vec<u8>` is
+/// its encoding byte followed by its raw little-endian bytes (one copy, no serde). For values
+/// that are passed on as bytes (procedure inputs and outputs) and read with
+/// [`decode_with_raw`].
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde refuses the value.
+///
+/// # Examples
+///
+/// ```
+/// let bytes = places::codec::encode_with_raw(&vec![1i64, -2, 3]).unwrap();
+/// assert_eq!(bytes.len(), 1 + 3 * 8);
+/// let back: Vec<i64> = places::codec::decode_with_raw(&bytes).unwrap();
+/// assert_eq!(back, [1, -2, 3]);
+/// // Other values are encoded as `encode` does, and `decode_with_raw` reads both.
+/// let pair = places::codec::encode(&(1u8, 'x')).unwrap();
+/// assert_eq!(places::codec::decode_with_raw::<(u8, char)>(&pair).unwrap(), (1, 'x'));
+/// ```
+pub fn encode_with_raw<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, CodecError> {
+    match raw_view(value) {
+        Some((encoding, bytes)) => {
+            let mut out = Vec::with_capacity(1 + bytes.len());
+            out.push(encoding);
+            out.extend_from_slice(bytes);
+            Ok(out)
+        }
+        None => encode(value),
+    }
+}
+
+/// Decodes bytes written by [`encode_with_raw`] or by [`encode`].
+///
+/// # Errors
+///
+/// As [`decode`], and [`decode_raw`]'s for the raw encodings.
+pub fn decode_with_raw<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        Some((&CODEC_VERSION, body)) => decode_serde(body),
+        Some((&encoding, body)) => decode_raw(encoding, body),
+        None => decode(bytes),
+    }
+}
+
 /// Decodes a bincode body, allocating only what the bytes hold, and refuses trailing bytes.
 fn decode_serde<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(body, config(), ());
@@ -403,6 +448,21 @@ mod tests {
             decode::<(Vec<f64>, Option<String>, [u8; 3])>(&bytes).unwrap(),
             v
         );
+    }
+
+    #[test]
+    fn with_raw_round_trips_numeric_vectors_and_refuses_what_does_not_fit() {
+        let ints = encode_with_raw(&vec![5i64, -6]).unwrap();
+        assert_eq!(ints[0], RAW_I64S);
+        assert_eq!(decode_with_raw::<Vec<i64>>(&ints).unwrap(), [5, -6]);
+        assert!(decode_with_raw::<Vec<f64>>(&ints).is_err(), "another type");
+        assert!(decode_with_raw::<Vec<i64>>(&ints[..ints.len() - 1]).is_err(), "a cut word");
+        assert!(decode_with_raw::<Vec<i64>>(&[]).is_err(), "no bytes");
+        let bytes = encode_with_raw(&vec![1u8, 2, 3]).unwrap();
+        assert_eq!(bytes, [RAW_BYTES, 1, 2, 3]);
+        assert_eq!(decode_with_raw::<Vec<u8>>(&bytes).unwrap(), [1, 2, 3]);
+        let text = encode_with_raw(&"seven".to_string()).unwrap();
+        assert_eq!(text, encode(&"seven".to_string()).unwrap());
     }
 
     #[test]
