@@ -6,7 +6,9 @@
 //!
 //! - the Mandelbrot image at 2000x2000 (dissertation Figure 3.4's kernel): sequential loop,
 //!   `fork_join!` + `cg_for!` on 1 place and on `processor_count()` places writing a `SharedBytes`,
-//!   and rayon's `par_chunks_mut` over the rows of a `Vec<u8>`;
+//!   and rayon's `par_chunks_mut` over the rows of a `Vec<u8>`; and `fork_join!` with one place
+//!   on each of `processor_count()` local nodes, each returning its rows (the `mandelbrot`
+//!   example's `--nodes`; the nodes are started before the timer);
 //! - an empty `fork_join!` against an empty `rayon::scope` with as many spawned tasks;
 //! - `cg.barrier()` between 2 places against `std::sync::Barrier` between 2 threads.
 //!
@@ -124,12 +126,17 @@ fn main() {
     println!("parallel bench: {np} cores, Mandelbrot {n}x{n}, {samples} samples, medians");
 
     let reference = sequential(n);
-    let (mut seq, mut fj1, mut fjn, mut ray) = (vec![], vec![], vec![], vec![]);
+    let nodes = (0..np)
+        .map(|_| places::create_place_node("localhost", places::NodeOptions::new()))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("local nodes");
+    let (mut seq, mut fj1, mut fjn, mut ray, mut fjnodes) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for sample in 0..samples {
         // A different contender goes first in each sample, so that none always runs on a
         // machine just warmed up (or slowed down) by the same neighbour.
-        for k in 0..4 {
-            match (sample + k) % 4 {
+        for k in 0..5 {
+            match (sample + k) % 5 {
                 0 => {
                     let (t, img) = time(|| sequential(n));
                     assert!(img == reference);
@@ -148,15 +155,21 @@ fn main() {
                     );
                     fjn.push(t);
                 }
-                _ => {
+                3 => {
                     let (t, img) = time(|| rayon_rows(n));
                     assert!(img == reference);
                     ray.push(t);
+                }
+                _ => {
+                    let (t, img) = time(|| kernel::render_on_nodes(&nodes, n));
+                    assert!(img.expect("fork_join on nodes") == reference);
+                    fjnodes.push(t);
                 }
             }
         }
     }
     let (seq, fj1, fjn, ray) = (median(seq), median(fj1), median(fjn), median(ray));
+    let fjnodes = median(fjnodes);
 
     let (mut efj, mut eray) = (vec![], vec![]);
     for _ in 0..samples {
@@ -186,6 +199,12 @@ fn main() {
         ms(fjn),
         r(seq, fjn),
         0.95 * np as f64
+    );
+    println!(
+        "{:<44} {:>10}   speedup {:.2}x",
+        format!("fork_join! on {np} local nodes"),
+        ms(fjnodes),
+        r(seq, fjnodes)
     );
     println!(
         "{:<44} {:>10}   speedup {:.2}x",

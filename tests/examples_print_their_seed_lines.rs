@@ -138,6 +138,24 @@ fn mandelbrot_writes_the_same_image_with_one_and_many_places() {
     // The set is in the picture: black (bounded) and light (escaping) pixels both occur.
     let pixels = &image[header.len()..];
     assert!(pixels.contains(&0) && pixels.iter().any(|&p| p > 200));
+
+    // On two local nodes: the same image, said and written.
+    let out = run_with(
+        "mandelbrot",
+        &[
+            "--nodes",
+            "2",
+            "120",
+            path.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].contains(", 2 places on 2 nodes "), "{out}");
+    assert!(lines[0].ends_with(", identical images"), "{out}");
+    let on_nodes = std::fs::read(&path).expect("the image file exists");
+    let _ = std::fs::remove_file(&path);
+    assert!(on_nodes == image, "the image from 2 nodes differs");
 }
 
 #[test]

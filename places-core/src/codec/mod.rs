@@ -456,7 +456,10 @@ mod tests {
         assert_eq!(ints[0], RAW_I64S);
         assert_eq!(decode_with_raw::<Vec<i64>>(&ints).unwrap(), [5, -6]);
         assert!(decode_with_raw::<Vec<f64>>(&ints).is_err(), "another type");
-        assert!(decode_with_raw::<Vec<i64>>(&ints[..ints.len() - 1]).is_err(), "a cut word");
+        assert!(
+            decode_with_raw::<Vec<i64>>(&ints[..ints.len() - 1]).is_err(),
+            "a cut word"
+        );
         assert!(decode_with_raw::<Vec<i64>>(&[]).is_err(), "no bytes");
         let bytes = encode_with_raw(&vec![1u8, 2, 3]).unwrap();
         assert_eq!(bytes, [RAW_BYTES, 1, 2, 3]);
