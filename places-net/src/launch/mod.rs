@@ -334,12 +334,25 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
         opts.ready_timeout,
         &stderr_tail,
     )?;
-    // The node reports the address it bound; reach it by the host's name unless it is local.
+    // The node reports the address it bound; reach it by the host's name unless it is local,
+    // or unless the name is no network name (a command template's `{host}` may be a network
+    // namespace, a container or a scheduler's node name) and the node bound an address of its
+    // own (not a wildcard or loopback, which say nothing of where it is from here).
     let addr = if local {
         ready.clone()
     } else {
         let port = ready.rsplit_once(':').map_or("", |(_, p)| p);
-        format!("{hostname}:{port}")
+        let by_name = format!("{hostname}:{port}");
+        let bound_here = ready
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified() && !a.ip().is_loopback());
+        match bound_here {
+            Some(bound) if std::net::ToSocketAddrs::to_socket_addrs(&by_name).is_err() => {
+                bound.to_string()
+            }
+            _ => by_name,
+        }
     };
     let process = NodeProcess::new(child, stdin, forwarder);
     let stream = connect(&addr, opts)?;
