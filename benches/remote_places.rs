@@ -13,8 +13,10 @@
 //!   10 s (flow control keeps it within the channel's window);
 //! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it;
 //! - an 8-byte ping-pong between places on two sibling nodes over a channel whose ends were
-//!   sent to them (such a channel still passes through this program: two hops), the same
-//!   ping-pong between the members of a `fork_join!` over two nodes (linked directly, one hop),
+//!   sent to them (such a channel still passes through this program: two hops), the same from
+//!   a place that was told the other node's `NodeAddr` and connected to a named place there
+//!   (one hop), the same ping-pong between the members of a `fork_join!` over two nodes
+//!   (linked directly, one hop),
 //!   and `cg.barrier()` between those members, all against the raw TCP round trip;
 //! - `rmpi_launch` of 4 ranks on 4 fresh local nodes, from the call to rank 0's finish.
 //!
@@ -45,6 +47,35 @@ pub fn sibling_pinger(ch: PlaceChannel<u64, (PlaceChannel<u64>, u64)>) {
         }
     }
     let _ = ch.put((start.elapsed() / n as u32).as_nanos() as u64);
+}
+
+/// Told where a sibling node is, connects to it directly and times `n` 8-byte round trips with
+/// the named place `echo` there; reports the mean in nanoseconds.
+#[place]
+pub fn direct_pinger(ch: PlaceChannel<u64, (places::NodeAddr, u64)>) {
+    let Ok((at, n)) = ch.get() else { return };
+    let Ok(node) = at.connect() else { return };
+    let Ok(sibling) = places::connect_to_named_place::<u64, u64>(&node, "echo") else {
+        return;
+    };
+    for i in 0..100 {
+        let _ = sibling.put_get(i);
+    }
+    let start = Instant::now();
+    for i in 0..n {
+        if sibling.put_get(i).ok() != Some(i) {
+            return;
+        }
+    }
+    let _ = ch.put((start.elapsed() / n as u32).as_nanos() as u64);
+}
+
+/// A named place that echoes numbers to whoever sent them.
+#[place]
+pub fn named_echo(ch: PlaceChannel<(), places::Routed<u64, u64>>) {
+    while let Ok(places::Routed { msg, reply }) = ch.get() {
+        let _ = reply.put(msg);
+    }
 }
 
 /// Gets a channel to a sibling and echoes what comes on it.
@@ -313,7 +344,15 @@ fn main() {
         create_place_node("localhost", NodeOptions::new()).expect("node b"),
     ];
     let (a, b) = (&nodes[0], &nodes[1]);
+    let _named_echo: RemotePlace<places::Routed<u64, u64>, ()> = places::supervise_place_at(
+        b,
+        module_path!(),
+        "named_echo",
+        places::PlaceOptions::new().named("echo"),
+    )
+    .expect("the named echo");
     let (mut sib, mut bar, mut direct, mut raw) = (vec![], vec![], vec![], vec![]);
+    let mut by_addr = vec![];
     let reps = rounds as u64 / 5;
     for _ in 0..samples {
         let pinger: RemotePlace<(PlaceChannel<u64>, u64), u64> = a
@@ -327,6 +366,12 @@ fn main() {
         pinger.put((x, reps)).expect("to a");
         let ns = pinger.get().expect("the pinger's time");
         sib.push(Duration::from_nanos(ns));
+        let pinger: RemotePlace<(places::NodeAddr, u64), u64> = a
+            .dynamic_place(module_path!(), "direct_pinger")
+            .expect("direct pinger");
+        pinger.put((b.node_addr(), reps)).expect("to a");
+        let ns = pinger.get().expect("the direct pinger's time");
+        by_addr.push(Duration::from_nanos(ns));
         let per = fork_join!(nodes = &nodes, 2, cg, [reps: u64] -> Duration, {
             for _ in 0..20 {
                 cg.barrier();
@@ -365,12 +410,20 @@ fn main() {
         raw.push(raw_tcp::round_trips(raw8, 8, rounds));
     }
     let (sib, bar, direct, raw) = (median(sib), median(bar), median(direct), median(raw));
+    let by_addr = median(by_addr);
     println!(
         "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (two hops: through this program)",
         "8-byte ping-pong, sibling nodes, over a sent channel",
         us(sib),
         us(raw),
         sib.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",
+        "8-byte ping-pong, sibling nodes, NodeAddr::connect",
+        us(by_addr),
+        us(raw),
+        by_addr.as_secs_f64() / raw.as_secs_f64()
     );
     println!(
         "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",

@@ -125,3 +125,28 @@ fn connecting_to_a_missing_or_mistyped_name_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("already runs"), "{err}");
 }
+
+/// A named place of byte vectors: answers each with its length.
+#[place]
+pub fn measures(ch: PlaceChannel<(), Routed<Vec<u8>, u64>>) {
+    while let Ok(Routed { msg, reply }) = ch.get() {
+        let _ = reply.put(msg.len() as u64);
+    }
+}
+
+#[test]
+fn a_named_place_takes_vectors_that_travel_as_raw_bytes() {
+    // `Vec<u8>`, `Vec<i64>` and `Vec<f64>` cross as raw bytes, not serde; a named place
+    // receives them wrapped in `Routed`, and must still decode them.
+    let n = node();
+    let _server: RemotePlace<Routed<Vec<u8>, u64>, ()> = supervise_place_at(
+        &n,
+        module_path!(),
+        "measures",
+        PlaceOptions::new().named("measures"),
+    )
+    .expect("start the named place");
+    let ch = connect_to_named_place::<Vec<u8>, u64>(&n, "measures").unwrap();
+    assert_eq!(ch.put_get(vec![5u8; 70_000]).unwrap(), 70_000);
+    assert_eq!(ch.put_get(Vec::new()).unwrap(), 0);
+}

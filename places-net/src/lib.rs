@@ -27,8 +27,8 @@ pub mod wire;
 
 pub use client::{
     connect_to_named_place, create_place_node, spawn_node_at, spawn_node_supervise_place_at,
-    spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, PendingNode, RemoteNode,
-    RemotePlace, MISSED_HEARTBEATS,
+    spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, NodeAddr, PendingNode,
+    RemoteNode, RemotePlace, MISSED_HEARTBEATS,
 };
 pub use error::NetError;
 pub use fork_join::{

@@ -244,6 +244,7 @@ fn serve(start: Start) -> Result<(), NetError> {
             (read_cookie(cookie_file.as_deref())?, listen, false)
         }
     };
+    crate::launch::adopt_cluster_cookie(&cookie);
     let listener = TcpListener::bind(&addr).map_err(|source| NetError::Listen {
         addr: addr.clone(),
         source,

@@ -405,7 +405,23 @@ pub fn decode_raw<T: DeserializeOwned + 'static>(
             Box::new(words(bytes)?.map(i64::from_le_bytes).collect::<Vec<i64>>())
         }
         RAW_BYTES if is(TypeId::of::<Vec<u8>>()) => Box::new(bytes.to_vec()),
-        RAW_F64S | RAW_I64S | RAW_BYTES => return Err(raw_error("raw numbers for another type")),
+        RAW_F64S | RAW_I64S | RAW_BYTES
+            if is(TypeId::of::<Vec<f64>>())
+                || is(TypeId::of::<Vec<i64>>())
+                || is(TypeId::of::<Vec<u8>>()) =>
+        {
+            return Err(raw_error("raw numbers for another type"))
+        }
+        // A type whose serde form is the vector's (a `Routed<Vec<u8>, _>` that a named place
+        // receives, a transparent newtype): decoded from that form, as if the vector had been
+        // sent through serde.
+        RAW_F64S => {
+            return reencoded::<T, _>(&words(bytes)?.map(f64::from_le_bytes).collect::<Vec<_>>())
+        }
+        RAW_I64S => {
+            return reencoded::<T, _>(&words(bytes)?.map(i64::from_le_bytes).collect::<Vec<_>>())
+        }
+        RAW_BYTES => return reencoded::<T, _>(&bytes),
         found => {
             return Err(CodecError::Version {
                 found,
@@ -417,6 +433,13 @@ pub fn decode_raw<T: DeserializeOwned + 'static>(
         .downcast::<T>()
         .map(|b| *b)
         .map_err(|_| raw_error("raw numbers for another type"))
+}
+
+/// Decodes a `T` from the serde form of `value`.
+fn reencoded<T: DeserializeOwned, V: Serialize + ?Sized>(value: &V) -> Result<T, CodecError> {
+    let mut body = Vec::new();
+    bincode::serde::encode_into_std_write(value, &mut body, config())?;
+    decode_serde(&body)
 }
 
 fn words(body: &[u8]) -> Result<impl Iterator<Item = [u8; 8]> + '_, CodecError> {
@@ -466,6 +489,30 @@ mod tests {
         assert_eq!(decode_with_raw::<Vec<u8>>(&bytes).unwrap(), [1, 2, 3]);
         let text = encode_with_raw(&"seven".to_string()).unwrap();
         assert_eq!(text, encode(&"seven".to_string()).unwrap());
+    }
+
+    #[test]
+    fn a_raw_vector_decodes_as_a_type_of_the_same_serde_form() {
+        #[derive(Deserialize, PartialEq, Debug)]
+        #[serde(transparent)]
+        struct Bytes(Vec<u8>);
+        #[derive(Deserialize, PartialEq, Debug)]
+        #[serde(transparent)]
+        struct Floats(Vec<f64>);
+        assert_eq!(
+            decode_raw::<Bytes>(RAW_BYTES, &[1, 2, 3]).unwrap(),
+            Bytes(vec![1, 2, 3])
+        );
+        let f = 2.5f64.to_le_bytes();
+        assert_eq!(
+            decode_raw::<Floats>(RAW_F64S, &f).unwrap(),
+            Floats(vec![2.5])
+        );
+        let i = (-7i64).to_le_bytes();
+        assert_eq!(decode_raw::<(u64, i64)>(RAW_I64S, &i).unwrap(), (1, -7));
+        // The raw types themselves still refuse one another's bytes.
+        assert!(decode_raw::<Vec<f64>>(RAW_I64S, &i).is_err());
+        assert!(decode_raw::<Vec<u8>>(RAW_F64S, &f).is_err());
     }
 
     #[test]

@@ -136,6 +136,8 @@ impl RemoteNode {
             })?;
         let stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(10))
             .map_err(connect_err)?;
+        // Small messages go out at once, as on the connections to launched nodes.
+        let _ = stream.set_nodelay(true);
         let link = NodeLink::handshake(addr, addr, stream, cookie, opts)?;
         let name = link.name.clone();
         Ok(RemoteNode {
@@ -152,6 +154,12 @@ impl RemoteNode {
             name,
             first: Mutex::new(None),
         })
+    }
+
+    /// Where the node listens, as a value places on other nodes can [connect](NodeAddr::connect)
+    /// to directly.
+    pub fn node_addr(&self) -> NodeAddr {
+        NodeAddr::new(self.addr())
     }
 
     /// The node's name in errors and logs: host and address (of its first process).
@@ -253,6 +261,92 @@ impl RemoteNode {
     /// Tells the node to exit (Racket's `node-send-exit`).
     pub fn send_exit(&self) {
         self.link().conn.send_control_frame(Kind::Shutdown, 0, &[]);
+    }
+}
+
+/// Where a node listens, as a value that can travel: the program gives it to places on other
+/// nodes, which reach the node with [`connect`](Self::connect), directly (Racket's
+/// `NEW-NODE-CONNECT` between nodes). Channels to the node's places are then one hop from the
+/// place that connected: nothing passes through the program.
+///
+/// # Examples
+///
+/// ```no_run
+/// use places::prelude::*;
+/// use places::{connect_to_named_place, create_place_node, NodeAddr, NodeOptions, PlaceOptions};
+///
+/// /// Told where the echo is, asks it once, directly.
+/// #[place]
+/// fn asker(ch: PlaceChannel<u64, NodeAddr>) {
+///     let Ok(at) = ch.get() else { return };
+///     let node = at.connect().expect("the sibling node");
+///     let echo: PlaceChannel<u64> = connect_to_named_place(&node, "echo").unwrap();
+///     let _ = ch.put(echo.put_get(7).unwrap());
+/// }
+///
+/// #[place]
+/// fn echo(ch: PlaceChannel<u64>) {
+///     while let Ok(n) = ch.get() {
+///         if ch.put(n).is_err() { return; }
+///     }
+/// }
+///
+/// #[places::main]
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let x = create_place_node("localhost", NodeOptions::new())?;
+///     let y = create_place_node("localhost", NodeOptions::new())?;
+///     let _echo = places::supervise_place_at::<u64, u64>(&y, module_path!(), "echo", PlaceOptions::new().named("echo"))?;
+///     let asker: places::RemotePlace<NodeAddr, u64> = x.dynamic_place(module_path!(), "asker")?;
+///     assert_eq!(asker.put_get(y.node_addr())?, 7);
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NodeAddr {
+    addr: String,
+}
+
+/// This process's connections to nodes by address, made on first use by [`NodeAddr::connect`].
+static CONNECTED: Mutex<Vec<(String, Arc<RemoteNode>)>> = Mutex::new(Vec::new());
+
+impl NodeAddr {
+    /// The node listening at `addr` (`host:port`).
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self { addr: addr.into() }
+    }
+
+    /// The address, `host:port`.
+    pub fn as_str(&self) -> &str {
+        &self.addr
+    }
+
+    /// This process's connection to the node, authenticated with the cluster cookie (in a
+    /// node, the cookie it was started with): made on first use, then shared by every caller
+    /// in this process while it lasts (one connection per pair of processes); a connection
+    /// found lost is made again.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteNode::connect`].
+    pub fn connect(&self) -> Result<Arc<RemoteNode>, NetError> {
+        let mut connected = CONNECTED.lock().unwrap_or_else(PoisonError::into_inner);
+        connected.retain(|(_, n)| n.lost_reason().is_none());
+        if let Some((_, node)) = connected.iter().find(|(a, _)| *a == self.addr) {
+            return Ok(node.clone());
+        }
+        // Connecting under the lock: two callers asking at once make one connection.
+        let node = Arc::new(RemoteNode::connect(
+            &self.addr,
+            &crate::launch::cluster_cookie()?,
+        )?);
+        connected.push((self.addr.clone(), node.clone()));
+        Ok(node)
+    }
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
     }
 }
 

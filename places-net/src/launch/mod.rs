@@ -27,13 +27,22 @@ pub(crate) use ssh::ssh_command;
 /// port unless told otherwise, so two programs on one host never collide.
 pub const DEFAULT_ROUTER_PORT: u16 = 6344;
 
+/// The cluster's cookie, once known in this process.
+static COOKIE: OnceLock<Cookie> = OnceLock::new();
+
+/// A node takes the cookie it was started with as its cluster's: places on it that start nodes
+/// or reach other nodes ([`NodeAddr::connect`](crate::NodeAddr::connect)) use it.
+pub(crate) fn adopt_cluster_cookie(cookie: &Cookie) {
+    let _ = COOKIE.set(cookie.clone());
+}
+
 /// The cluster cookie of this program: from `PLACES_COOKIE` (64 hex digits) if set, else random.
+/// In a node, the cookie it was started with.
 ///
 /// # Errors
 ///
 /// [`NetError::BadCookie`] for a malformed `PLACES_COOKIE`, [`NetError::Random`] without randomness.
 pub fn cluster_cookie() -> Result<Cookie, NetError> {
-    static COOKIE: OnceLock<Cookie> = OnceLock::new();
     if let Some(c) = COOKIE.get() {
         return Ok(c.clone());
     }
