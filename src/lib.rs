@@ -91,7 +91,7 @@ pub use places_net::{
     spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, ssh_bin_path,
     start_message_router_thread, supervise_place_at, supervise_process_at, supervise_thread_at,
     AfterSeconds, Cookie, EventContainer, EverySeconds, IntoEventContainer, MeshInvitation,
-    MessageRouter, NetError, NodeAddr, NodeOptions, NodeStatus, OnChannel, PendingNode,
+    MessageRouter, NetError, NodeAddr, NodeDest, NodeOptions, NodeStatus, OnChannel, PendingNode,
     PlaceOptions, PlaceState, PlaceStatus, RemoteNode, RemotePlace, RemoteProcess, RestartEvery,
     RestartOnExit, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };

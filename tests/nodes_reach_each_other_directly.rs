@@ -68,15 +68,15 @@ pub fn visitor(ch: PlaceChannel<String, (NodeAddr, usize)>) {
     let _ = ch.put(report.unwrap_or_else(|e| format!("failed: {e}")));
 }
 
-/// Told where a node is: connects, then talks to the mirror there until the channel fails;
-/// says how it failed.
+/// Told where a node is: connects to the mirror there (`mr_connect_to` with the address), then
+/// talks to it until the channel fails; says how it failed.
 #[place]
 pub fn waits_for_the_end(ch: PlaceChannel<String, NodeAddr>) {
     let Ok(at) = ch.get() else { return };
     let report = (|| -> Result<String, String> {
-        let node = at.connect().map_err(|e| e.to_string())?;
+        // Racket's `mr-connect-to` with a (host port) destination.
         let mirror: PlaceChannel<Vec<u8>> =
-            connect_to_named_place(&node, "mirror").map_err(|e| e.to_string())?;
+            places::mr_connect_to(&at, "mirror").map_err(|e| e.to_string())?;
         mirror.put_get(vec![1]).map_err(|e| e.to_string())?;
         ch.put("connected".into()).map_err(|e| e.to_string())?;
         for _ in 0..600 {

@@ -27,7 +27,7 @@ pub mod wire;
 
 pub use client::{
     connect_to_named_place, create_place_node, spawn_node_at, spawn_node_supervise_place_at,
-    spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, NodeAddr, PendingNode,
+    spawn_node_with_place_at, spawn_nodes_join, spawn_remote_node, NodeAddr, NodeDest, PendingNode,
     RemoteNode, RemotePlace, MISSED_HEARTBEATS,
 };
 pub use error::NetError;

@@ -382,15 +382,19 @@ pub fn mr_supervise_named_dynamic_place_at<S: places_core::Message, R: places_co
 
 /// Racket's `mr-connect-to` and `send-new-place-channel-to-named-dest`: a new channel to the
 /// place named `name` on `node` (see [`connect_to_named_place`](crate::connect_to_named_place)).
+/// The node is a [`RemoteNode`](crate::RemoteNode) this process holds, or a
+/// [`NodeAddr`](crate::NodeAddr) (Racket's `(list host port)`), which this process connects to
+/// directly on first use: from a place on another node, the channel is then one hop.
 ///
 /// # Errors
 ///
-/// As [`connect_to_named_place`](crate::connect_to_named_place).
+/// As [`connect_to_named_place`](crate::connect_to_named_place), and as
+/// [`NodeAddr::connect`](crate::NodeAddr::connect) for an address.
 pub fn mr_connect_to<Req: places_core::Message, Resp: places_core::Message>(
-    node: &crate::RemoteNode,
+    node: &(impl crate::NodeDest + ?Sized),
     name: &str,
 ) -> Result<places_core::PlaceChannel<Req, Resp>, crate::NetError> {
-    crate::connect_to_named_place(node, name)
+    node.with_node(&mut |n| crate::connect_to_named_place(n, name))?
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use crate::wire::{Frame, Kind};
 
 pub(crate) use node::NodeSlot;
 pub use node::{
-    create_place_node, spawn_node_at, spawn_nodes_join, spawn_remote_node, NodeAddr, PendingNode,
-    RemoteNode,
+    create_place_node, spawn_node_at, spawn_nodes_join, spawn_remote_node, NodeAddr, NodeDest,
+    PendingNode, RemoteNode,
 };
 pub(crate) use place::Instances;
 pub use place::{

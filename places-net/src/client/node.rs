@@ -344,6 +344,35 @@ impl NodeAddr {
     }
 }
 
+/// A node to reach ([`mr_connect_to`](crate::mr_connect_to)): a [`RemoteNode`] this process
+/// holds, or a [`NodeAddr`], connected to on first use ([`NodeAddr::connect`]).
+pub trait NodeDest: sealed::Sealed {
+    /// Calls `f` with this process's handle on the node.
+    ///
+    /// # Errors
+    ///
+    /// For an address, as [`NodeAddr::connect`].
+    fn with_node<T>(&self, f: &mut dyn FnMut(&RemoteNode) -> T) -> Result<T, NetError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::RemoteNode {}
+    impl Sealed for super::NodeAddr {}
+}
+
+impl NodeDest for RemoteNode {
+    fn with_node<T>(&self, f: &mut dyn FnMut(&RemoteNode) -> T) -> Result<T, NetError> {
+        Ok(f(self))
+    }
+}
+
+impl NodeDest for NodeAddr {
+    fn with_node<T>(&self, f: &mut dyn FnMut(&RemoteNode) -> T) -> Result<T, NetError> {
+        Ok(f(&*self.connect()?))
+    }
+}
+
 impl std::fmt::Display for NodeAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.addr)
