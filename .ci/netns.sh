@@ -55,13 +55,14 @@ up() {
     done
 }
 
+# `up` runs outside any `if` or `||`: there `set -e` would be off and a failing step would go
+# unnoticed. A failure ends the script, and the trap removes what was made.
 case "${1:-}" in
 up)
     [ $# -ge 2 ] || usage
-    if ! up "$2" "${3:-10.203.0}"; then
-        down "$2"
-        exit 1
-    fi
+    trap 'down "$2"' EXIT
+    up "$2" "${3:-10.203.0}"
+    trap - EXIT
     ;;
 down)
     [ $# -ge 2 ] || usage
@@ -69,10 +70,10 @@ down)
     ;;
 check)
     p="places-check-$$"
-    if up "$p" 10.203.255 >/dev/null 2>&1; then
+    # A script of its own, so that its `set -e` holds.
+    if sh "$0" up "$p" 10.203.255 >/dev/null 2>&1; then
         down "$p"
     else
-        down "$p"
         exit 1
     fi
     ;;

@@ -47,27 +47,37 @@ fn render(np: usize, n: usize) -> Result<SharedBytes, ForkJoinError> {
 
 #[places::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).peekable();
-    let nodes: Option<usize> = match args.peek().map(String::as_str) {
-        Some("--nodes") => {
-            args.next();
-            let v = args.next().ok_or("--nodes needs a number of nodes")?;
-            Some(
-                v.parse()
-                    .ok()
-                    .filter(|&k: &usize| k > 0)
-                    .ok_or(format!("--nodes takes a positive number, not {v:?}"))?,
-            )
+    let usage = "usage: mandelbrot [--nodes N] [SIZE [OUTPUT.pgm]]";
+    let (mut nodes, mut positional) = (None::<usize>, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--nodes" => {
+                let v = args.next().ok_or("--nodes needs a number of nodes")?;
+                nodes = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&k: &usize| k > 0)
+                        .ok_or(format!("--nodes takes a positive number, not {v:?}"))?,
+                );
+            }
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag:?}; {usage}").into())
+            }
+            _ => positional.push(a),
         }
-        _ => None,
-    };
-    let n: usize = match args.next() {
+    }
+    if positional.len() > 2 {
+        return Err(format!("too many arguments; {usage}").into());
+    }
+    let mut positional = positional.into_iter();
+    let n: usize = match positional.next() {
         Some(s) => s
             .parse()
             .map_err(|e| format!("SIZE must be a number: {e}"))?,
         None => 600,
     };
-    let path = args
+    let path = positional
         .next()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("places-mandelbrot.pgm"));

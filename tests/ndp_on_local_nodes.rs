@@ -195,3 +195,190 @@ fn a_procedure_that_panics_fails_the_run_and_the_group_goes_on() {
     assert!(e.to_string().contains("fail was asked to fail"), "{e}");
     assert_eq!(after, [1, 2, 3]);
 }
+
+#[places::procedure]
+fn pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+#[places::procedure]
+fn plus_one(x: u32) -> u32 {
+    x + 1
+}
+
+#[places::procedure]
+fn double(x: u32) -> u32 {
+    2 * x
+}
+
+#[places::procedure]
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+#[places::procedure]
+fn grow(n: u32) -> Vec<u8> {
+    vec![7u8; n as usize]
+}
+
+/// Lends a worker some work, then panics without collecting it or giving the worker back.
+#[places::procedure]
+fn leak(_: u32) -> u32 {
+    let node = ndp_get_node().expect("a free worker");
+    let _work = ndp_send_work(&node, &places::proc_addr!(pid), &0).unwrap();
+    panic!("leak fails with worker {} on loan", node.rank());
+}
+
+#[places::procedure]
+fn slow_pid(ms: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms.into()));
+    std::process::id()
+}
+
+/// Lends a worker slow work, then its own process ends.
+#[places::procedure]
+fn lend_then_die(_: u32) -> u32 {
+    let node = ndp_get_node().expect("a free worker");
+    let _work = ndp_send_work(&node, &places::proc_addr!(slow_pid), &300).unwrap();
+    std::process::abort();
+}
+
+/// Runs `f` until it says yes, for at most 30 s (the group frees workers as they report in).
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn small_messages(n: usize) -> MapReduceConfig {
+    MapReduceConfig::local(n).node_options(NodeOptions::for_this_test_binary().max_message(1 << 20))
+}
+
+#[test]
+fn runs_from_two_threads_take_turns_and_each_gets_its_own_answer() {
+    let wrong = bounded(|| {
+        let group = std::sync::Arc::new(make_ndp_group(&config(3)).unwrap());
+        let other = group.clone();
+        let a = std::thread::spawn(move || {
+            (1..40u32)
+                .filter_map(|i| match other.run(&places::proc_addr!(plus_one), i) {
+                    Ok(v) if v == i + 1 => None,
+                    got => Some(format!("plus_one({i}): {got:?}")),
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut wrong: Vec<String> = (1000..1040u32)
+            .filter_map(|i| match group.run(&places::proc_addr!(double), i) {
+                Ok(v) if v == 2 * i => None,
+                got => Some(format!("double({i}): {got:?}")),
+            })
+            .collect();
+        wrong.extend(a.join().unwrap());
+        wrong
+    });
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+#[test]
+fn a_worker_that_dies_idle_costs_at_most_one_run_and_the_others_go_on() {
+    let (alive, outcomes) = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        let first = group.run(&places::proc_addr!(pid), 0).unwrap();
+        let second = group.run(&places::proc_addr!(pid), 0).unwrap();
+        assert_ne!(first, second, "two workers, taken in turn");
+        // SAFETY: a plain kill(2) of a worker's process, a child of this one.
+        assert_eq!(unsafe { libc::kill(second as i32, libc::SIGKILL) }, 0);
+        let outcomes: Vec<Result<u32, String>> = (0..8)
+            .map(|_| {
+                group
+                    .run(&places::proc_addr!(pid), 0)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        (first, outcomes)
+    });
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    assert!(failed <= 1, "{outcomes:?}");
+    assert!(
+        outcomes[outcomes.len() - 3..]
+            .iter()
+            .all(|o| o.as_ref() == Ok(&alive)),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn a_worker_lent_by_a_procedure_that_panics_comes_back() {
+    let (e, back) = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        assert_eq!(group.run(&places::proc_addr!(spread), 5).unwrap().len(), 2);
+        let e = group.run(&places::proc_addr!(leak), 0).unwrap_err();
+        let back = eventually(|| {
+            group
+                .run(&places::proc_addr!(spread), 5)
+                .is_ok_and(|pids| pids.len() == 2)
+        });
+        (e, back)
+    });
+    assert!(e.to_string().contains("leak fails with worker"), "{e}");
+    assert!(back, "the lent worker never came back");
+}
+
+#[test]
+fn the_helper_of_a_worker_that_died_comes_back() {
+    let (e, after) = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        let e = group
+            .run(&places::proc_addr!(lend_then_die), 0)
+            .unwrap_err();
+        // The helper finishes its work for the dead worker, then is free again.
+        assert!(eventually(|| group
+            .run(&places::proc_addr!(pid), 0)
+            .is_ok()));
+        let after: Vec<_> = (0..3)
+            .map(|_| {
+                group
+                    .run(&places::proc_addr!(pid), 0)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        (e, after)
+    });
+    assert!(matches!(e, NdpError::Work(_)), "{e}");
+    assert!(after.iter().all(Result::is_ok), "{after:?}");
+}
+
+#[test]
+fn a_result_too_large_to_send_fails_its_run_and_the_worker_goes_on() {
+    let (e, after) = bounded(|| {
+        let group = make_ndp_group(&small_messages(2)).unwrap();
+        let e = group.run(&places::proc_addr!(grow), 2 << 20).unwrap_err();
+        let after: Vec<_> = (0..3)
+            .map(|_| group.run(&places::proc_addr!(grow), 10).map(|v| v.len()))
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        (e, after)
+    });
+    assert!(e.to_string().contains("could not be sent"), "{e}");
+    assert!(e.to_string().contains("exceeds the largest message"), "{e}");
+    assert!(after.iter().all(|r| r == &Ok(10)), "{after:?}");
+}
+
+#[test]
+fn an_input_too_large_is_refused_before_the_run_and_the_group_goes_on() {
+    let (e, after) = bounded(|| {
+        let group = make_ndp_group(&small_messages(2)).unwrap();
+        let e = group
+            .run(&places::proc_addr!(shout), "x".repeat(2 << 20))
+            .unwrap_err();
+        let after = group.run(&places::proc_addr!(shout), "x".into());
+        (e, after.map_err(|e| e.to_string()))
+    });
+    assert!(e.to_string().contains("over the 1048576"), "{e}");
+    assert_eq!(after, Ok("X".to_string()));
+}

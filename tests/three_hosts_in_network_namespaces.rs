@@ -96,21 +96,32 @@ fn a_ring_and_an_all_to_all_across_three_hosts_go_host_to_host() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the driver");
+    // Its output is read as it comes (a full pipe would stall it), on threads of their own.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out_reader = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err_reader = drain(Box::new(child.stderr.take().expect("piped stderr")));
     let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().expect("the driver's status").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the driver's status") {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
-            break;
+            break child.wait().expect("the killed driver's status");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("the driver's output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    };
+    let stdout = out_reader.join().expect("the driver's stdout");
+    let stderr = err_reader.join().expect("the driver's stderr");
     assert!(
-        out.status.success(),
-        "the driver failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status.success(),
+        "the driver failed ({status}):\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("1 passed"),

@@ -43,8 +43,10 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use places_core::{
@@ -82,10 +84,16 @@ pub enum NdpError {
 
 // Inputs and results are bytes from `codec::encode_with_raw` and travel as messages of their
 // own, `Vec<u8>`s on the raw path: written from their memory and taken as the receive buffer,
-// never through serde. Each header below says what bytes follow it.
-
-// The program's input and result travel between the program and the worker that runs it, on
-// the worker's data channel, not through the coordinator.
+// never through serde. Each header below says what bytes follow it. The program's input and
+// result travel between the program and the worker that runs it, on the worker's data
+// channel, not through the coordinator.
+//
+// The coordinator keeps who is free. A worker is taken by a program's run or by a procedure's
+// `ndp_get_node`, and is free again when it says so: after a program's run (its `Result`),
+// after work for another worker (`Idle`), or, for a worker lent but never sent work, when it
+// is given back. So a procedure that panics or a member that dies with workers on loan loses
+// none of them. Runs and works carry ids, and a result whose id is not the one awaited (left
+// over from a run or work whose taker gave up) is dropped.
 
 /// What the program tells the members: each its invitation at the start, each worker its data
 /// channel, and the coordinator the runs.
@@ -97,6 +105,7 @@ pub enum NdpCommand {
     Data(PlaceChannel<Vec<u8>, Vec<u8>>),
     /// Run a procedure; the coordinator answers which worker takes the input.
     Run {
+        run: u64,
         module: String,
         name: String,
     },
@@ -107,26 +116,39 @@ pub enum NdpCommand {
 #[doc(hidden)]
 pub enum NdpReply {
     Ready,
-    /// The worker whose data channel takes the run's input.
-    Assigned(usize),
-    /// A run ended; when it succeeded, its result follows on the worker's data channel.
-    Done(Result<(), String>),
+    /// The worker whose data channel takes run `run`'s input.
+    Assigned {
+        run: u64,
+        worker: usize,
+    },
+    /// Run `run` ended; when it succeeded, its result is on the worker's data channel.
+    Done {
+        run: u64,
+        result: Result<(), String>,
+    },
 }
 
 /// Messages to the coordinator.
 #[derive(Serialize, Deserialize)]
 enum ToCoordinator {
     GetNode,
+    /// A worker lent to this one and never sent work.
     ReturnNode(usize),
-    /// The program's run ended on this worker; when it succeeded, the result follows on the
-    /// worker's data channel.
-    Result(Result<(), String>),
+    /// This worker finished work for another worker.
+    Idle,
+    /// This worker finished the program's run `run`; when it succeeded, the result was put on
+    /// the worker's data channel before this.
+    Result {
+        run: u64,
+        result: Result<(), String>,
+    },
 }
 
-/// Work for a worker. Its input follows from `reply_to` (tag [`INPUT`]), or, for the
-/// program's run (`None`), on the worker's data channel.
+/// Work for a worker: its input follows from `reply_to` (tag [`INPUT`]), or, for the
+/// program's run `id` (`reply_to` `None`), on the worker's data channel.
 #[derive(Serialize, Deserialize)]
 struct Work {
+    id: u64,
     module: String,
     name: String,
     reply_to: Option<usize>,
@@ -135,7 +157,8 @@ struct Work {
 const TO_COORDINATOR: Tag = Tag::user(1);
 const GRANT: Tag = Tag::user(2);
 const WORK: Tag = Tag::user(3);
-/// A worker's `Result<(), String>` to the member that sent it work; bytes follow when `Ok`.
+/// A worker's `(work id, Result<(), String>)` to the member that sent it work; the bytes
+/// follow (tag [`OUTPUT`]) when `Ok`.
 const RESULT: Tag = Tag::user(4);
 /// The input bytes after a [`Work`].
 const INPUT: Tag = Tag::user(5);
@@ -145,7 +168,19 @@ const OUTPUT: Tag = Tag::user(6);
 thread_local! {
     /// The worker's group while one of its procedures runs.
     static CURRENT: RefCell<Option<Comm>> = const { RefCell::new(None) };
+    /// The workers lent to the running procedure that it has not sent work yet.
+    static UNSENT: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Results that arrived before the running procedure asked for them, by sender and work
+    /// id (a worker lent twice answers in the order it was sent work, not in the order its
+    /// results are collected).
+    static EARLY: RefCell<HashMap<(usize, u64), Outcome>> = RefCell::new(HashMap::new());
 }
+
+/// What a work came to: its result's bytes, or why it failed.
+type Outcome = Result<Vec<u8>, String>;
+
+/// Ids of the works this process sends, unique within it.
+static NEXT_WORK: AtomicU64 = AtomicU64::new(1);
 
 fn with_group<T>(f: impl FnOnce(&Comm) -> T) -> T {
     CURRENT.with(|c| {
@@ -174,6 +209,7 @@ impl NdpNode {
 #[must_use = "the result is collected with ndp_get_result"]
 pub struct NdpWork<O> {
     from: usize,
+    id: u64,
     _out: PhantomData<fn() -> O>,
 }
 
@@ -187,6 +223,9 @@ pub fn ndp_get_node() -> Option<NdpNode> {
         comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::GetNode)
             .expect("the NDP coordinator is there");
         let granted: Option<usize> = comm.recv_tagged(0, GRANT).expect("the coordinator answers");
+        if let Some(w) = granted {
+            UNSENT.with(|u| u.borrow_mut().push(w));
+        }
         granted.map(NdpNode)
     })
 }
@@ -206,14 +245,19 @@ pub fn ndp_send_work<I: Message, O: Message>(
     let input = codec::encode_with_raw(input).map_err(|e| RmpiError::Init(e.to_string()))?;
     with_group(|comm| {
         let work = Work {
+            id: NEXT_WORK.fetch_add(1, Ordering::Relaxed),
             module: addr.module().to_owned(),
             name: addr.name().to_owned(),
             reply_to: Some(comm.id()),
         };
+        let id = work.id;
         comm.send_tagged(node.0, WORK, work)?;
+        // From here the worker says itself when it is free again.
+        UNSENT.with(|u| u.borrow_mut().retain(|&w| w != node.0));
         comm.send_tagged(node.0, INPUT, input)?;
         Ok(NdpWork {
             from: node.0,
+            id,
             _out: PhantomData,
         })
     })
@@ -226,28 +270,48 @@ pub fn ndp_send_work<I: Message, O: Message>(
 /// [`RmpiError::Comm`] when the worker is gone, [`RmpiError::Init`] when the procedure failed
 /// there.
 pub fn ndp_get_result<O: Message>(work: NdpWork<O>) -> Result<O, RmpiError> {
-    let bytes: Vec<u8> = with_group(|comm| {
-        let head: Result<(), String> = comm.recv_tagged(work.from, RESULT)?;
-        head.map_err(RmpiError::Init)?;
-        Ok::<_, RmpiError>(comm.recv_tagged(work.from, OUTPUT)?)
-    })?;
+    let early = EARLY.with(|e| e.borrow_mut().remove(&(work.from, work.id)));
+    let bytes: Vec<u8> = match early {
+        Some(got) => got.map_err(RmpiError::Init)?,
+        None => with_group(|comm| loop {
+            let (id, head): (u64, Result<(), String>) = comm.recv_tagged(work.from, RESULT)?;
+            let bytes = match head {
+                Ok(()) => Ok(comm.recv_tagged::<Vec<u8>>(work.from, OUTPUT)?),
+                Err(e) => Err(e),
+            };
+            if id == work.id {
+                break bytes.map_err(RmpiError::Init);
+            }
+            EARLY.with(|e| e.borrow_mut().insert((work.from, id), bytes));
+        })?,
+    };
     codec::decode_with_raw(&bytes).map_err(|e| RmpiError::Init(e.to_string()))
 }
 
-/// Gives `node` back to the group.
+/// Gives `node` back to the group. (A worker that was sent work is free again once it has
+/// answered, given back or not; one that was not is free from here.)
 ///
 /// # Panics
 ///
 /// Outside a procedure an NDP group runs, or when the coordinator is gone.
 pub fn ndp_return_node(node: NdpNode) {
-    with_group(|comm| {
-        comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(node.0))
-            .expect("the NDP coordinator is there");
+    let unsent = UNSENT.with(|u| {
+        let mut u = u.borrow_mut();
+        let had = u.contains(&node.0);
+        u.retain(|&w| w != node.0);
+        had
     });
+    if unsent {
+        with_group(|comm| {
+            comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(node.0))
+                .expect("the NDP coordinator is there");
+        });
+    }
 }
 
 /// Runs the procedure `module::name` on encoded input, with the group lent to the ndp_*
-/// functions; a panic becomes its message.
+/// functions; a panic becomes its message. Workers lent to it and never sent work are given
+/// back.
 fn run_procedure(
     comm: Comm,
     module: &str,
@@ -262,6 +326,12 @@ fn run_procedure(
     let comm = CURRENT
         .with(|c| c.borrow_mut().take())
         .unwrap_or_else(|| unreachable!("the group was lent for the call"));
+    for w in UNSENT.with(|u| std::mem::take(&mut *u.borrow_mut())) {
+        let _ = comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(w));
+    }
+    // Results of work the procedure sent and never collected are nobody's now (ids are never
+    // reused, so one that comes later is kept only until the next procedure ends).
+    EARLY.with(|e| e.borrow_mut().clear());
     let out = match out {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(e.to_string()),
@@ -292,32 +362,82 @@ pub fn ndp_member(ch: PlaceChannel<NdpReply, NdpCommand>) {
     }
 }
 
-/// The coordinator: hands out free workers, and assigns the program's runs to one.
+/// The coordinator's view of the workers.
+struct Workers {
+    free: VecDeque<usize>,
+    is_free: Vec<bool>,
+    dead: Vec<bool>,
+    /// The program's run each worker has, if any.
+    runs: Vec<Option<u64>>,
+}
+
+impl Workers {
+    fn take(&mut self) -> Option<usize> {
+        let w = self.free.pop_front()?;
+        self.is_free[w] = false;
+        Some(w)
+    }
+
+    fn release(&mut self, w: usize) {
+        if w > 0 && w < self.dead.len() && !self.dead[w] && !self.is_free[w] {
+            self.is_free[w] = true;
+            self.free.push_back(w);
+        }
+    }
+
+    /// Worker `w` is gone: never lent again; its run, if any, is returned.
+    fn bury(&mut self, w: usize) -> Option<u64> {
+        self.dead[w] = true;
+        self.is_free[w] = false;
+        self.free.retain(|&f| f != w);
+        self.runs[w].take()
+    }
+}
+
+/// The coordinator: lends free workers, and assigns the program's runs to one.
 fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
     let n = comm.cnt();
-    let mut free: VecDeque<usize> = (1..n).collect();
+    let mut workers = Workers {
+        free: (1..n).collect(),
+        is_free: (0..n).map(|r| r > 0).collect(),
+        dead: vec![false; n],
+        runs: vec![None; n],
+    };
     let mut requests: Vec<_> = (1..n)
-        .map(|r| comm.irecv_tagged::<ToCoordinator>(r, TO_COORDINATOR))
+        .map(|r| Some(comm.irecv_tagged::<ToCoordinator>(r, TO_COORDINATOR)))
         .collect();
     let mut nap = 0u32;
     loop {
         let mut idle = true;
         match ch.try_get() {
-            Ok(NdpCommand::Run { module, name }) => {
+            Ok(NdpCommand::Run { run, module, name }) => {
                 idle = false;
-                let reply = match free.pop_front() {
+                let reply = match workers.take() {
                     Some(w) => {
                         let work = Work {
+                            id: run,
                             module,
                             name,
                             reply_to: None,
                         };
                         match comm.send_tagged(w, WORK, work) {
-                            Ok(()) => NdpReply::Assigned(w),
-                            Err(e) => NdpReply::Done(Err(e.to_string())),
+                            Ok(()) => {
+                                workers.runs[w] = Some(run);
+                                NdpReply::Assigned { run, worker: w }
+                            }
+                            Err(e) => {
+                                workers.bury(w);
+                                NdpReply::Done {
+                                    run,
+                                    result: Err(format!("worker {w} is gone: {e}")),
+                                }
+                            }
                         }
                     }
-                    None => NdpReply::Done(Err("every worker is busy".into())),
+                    None => NdpReply::Done {
+                        run,
+                        result: Err("every worker is busy".into()),
+                    },
                 };
                 if ch.put(reply).is_err() {
                     return;
@@ -327,13 +447,22 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
             Err(ChannelError::Empty) => {}
             Err(_) => return,
         }
-        for (i, request) in requests.iter_mut().enumerate() {
+        for (i, slot) in requests.iter_mut().enumerate() {
             let rank = i + 1;
+            let Some(request) = slot else { continue };
             match request.test() {
                 Ok(false) => continue,
                 Ok(true) => {}
-                // A worker gone: the program's run (if any) fails on its data channel.
-                Err(_) => continue,
+                Err(e) => {
+                    *slot = None;
+                    if let Some(run) = workers.bury(rank) {
+                        let result = Err(format!("worker {rank} is gone: {e}"));
+                        if ch.put(NdpReply::Done { run, result }).is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
             }
             idle = false;
             let done = std::mem::replace(
@@ -342,12 +471,14 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
             );
             match done.wait() {
                 Ok(ToCoordinator::GetNode) => {
-                    let _ = comm.send_tagged(rank, GRANT, free.pop_front());
+                    let _ = comm.send_tagged(rank, GRANT, workers.take());
                 }
-                Ok(ToCoordinator::ReturnNode(w)) => free.push_back(w),
-                Ok(ToCoordinator::Result(r)) => {
-                    free.push_back(rank);
-                    if ch.put(NdpReply::Done(r)).is_err() {
+                Ok(ToCoordinator::ReturnNode(w)) => workers.release(w),
+                Ok(ToCoordinator::Idle) => workers.release(rank),
+                Ok(ToCoordinator::Result { run, result }) => {
+                    workers.runs[rank] = None;
+                    workers.release(rank);
+                    if ch.put(NdpReply::Done { run, result }).is_err() {
                         return;
                     }
                 }
@@ -403,7 +534,7 @@ fn next_work(comm: &Comm, live: &mut Vec<usize>) -> Option<(usize, Work)> {
 }
 
 /// A worker: waits for work from any member, runs it, and answers whoever sent it (the
-/// program's runs on `data`).
+/// program's runs on `data`); then tells the coordinator it is free.
 fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
     let mut live: Vec<usize> = (0..comm.cnt()).filter(|&r| r != comm.id()).collect();
     loop {
@@ -416,45 +547,47 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
                 .map_err(|e| e.to_string()),
             None => data.get().map_err(|e| e.to_string()),
         };
-        let input = match input {
-            Ok(input) => input,
-            // The program is gone: the group is over.
-            Err(_) if w.reply_to.is_none() => return,
-            // The member that sent the work is gone: nobody waits for its result.
-            Err(_) => continue,
+        let out = match input {
+            Ok(input) => {
+                let (back, out) = run_procedure(comm, &w.module, &w.name, &input);
+                comm = back;
+                out
+            }
+            Err(e) => Err(format!("the input did not arrive: {e}")),
         };
-        let (back, out) = run_procedure(comm, &w.module, &w.name, &input);
-        drop(input);
-        comm = back;
-        let (head, bytes) = match out {
-            Ok(bytes) => (Ok(()), Some(bytes)),
-            Err(e) => (Err(e), None),
-        };
-        match w.reply_to {
+        let told = match w.reply_to {
             Some(to) => {
                 // The member that sent the work may be gone; the group goes on.
+                let (head, bytes) = match out {
+                    Ok(bytes) => (Ok(()), Some(bytes)),
+                    Err(e) => (Err(e), None),
+                };
                 let _ = comm
-                    .send_tagged(to, RESULT, head)
+                    .send_tagged(to, RESULT, (w.id, head))
                     .and_then(|()| match bytes {
                         Some(b) => comm.send_tagged(to, OUTPUT, b),
                         None => Ok(()),
                     });
+                comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::Idle)
             }
             None => {
-                // The coordinator first (it tells the program to read), then the bytes: a put
-                // that waits for the program's read cannot hold up the news.
-                if comm
-                    .send_tagged(0, TO_COORDINATOR, ToCoordinator::Result(head))
-                    .is_err()
-                {
-                    return;
-                }
-                if let Some(b) = bytes {
-                    if data.put(b).is_err() {
-                        return;
-                    }
-                }
+                // The bytes first: the program reads them while it waits for the news.
+                let result = match out {
+                    Ok(bytes) => data
+                        .put(bytes)
+                        .map_err(|e| format!("the result could not be sent: {e}")),
+                    Err(e) => Err(e),
+                };
+                comm.send_tagged(
+                    0,
+                    TO_COORDINATOR,
+                    ToCoordinator::Result { run: w.id, result },
+                )
             }
+        };
+        if told.is_err() {
+            // The coordinator is gone: the group is over.
+            return;
         }
     }
 }
@@ -465,6 +598,9 @@ pub struct NdpGroup {
     members: Vec<crate::map_reduce::Linked<NdpCommand, NdpReply>>,
     /// The program's ends of the workers' data channels (index 0, the coordinator's, unused).
     data: Vec<PlaceChannel<Vec<u8>, Vec<u8>>>,
+    /// The id of the last run; held for the whole of a run, so that runs from several
+    /// threads take turns.
+    runs: Mutex<u64>,
 }
 
 impl std::fmt::Debug for NdpGroup {
@@ -510,12 +646,17 @@ pub fn make_ndp_group(config: &MapReduceConfig) -> Result<NdpGroup, NdpError> {
         }
         data.push(ours);
     }
-    Ok(NdpGroup { members, data })
+    Ok(NdpGroup {
+        members,
+        data,
+        runs: Mutex::new(0),
+    })
 }
 
 impl NdpGroup {
     /// Runs the procedure at `addr` on `input` on a free worker of the group, which may hand
     /// parts of it to other workers, and returns its result (the seed's `ndp-qsort` stub).
+    /// Runs from several threads take turns.
     ///
     /// # Errors
     ///
@@ -528,25 +669,53 @@ impl NdpGroup {
     ) -> Result<O, NdpError> {
         addr.check()?;
         let input = codec::encode_with_raw(&input)?;
+        // Refused before the run begins: a worker waits for the input of the run it is given.
+        let limit = self.members[1..]
+            .iter()
+            .map(|(node, _)| node.max_message())
+            .min()
+            .unwrap_or(u64::MAX);
+        if input.len() as u64 > limit {
+            return Err(NdpError::Work(format!(
+                "the input is {} encoded bytes, over the {limit} the workers' nodes accept",
+                input.len()
+            )));
+        }
+        let mut last = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        *last += 1;
+        let run = *last;
         let coordinator = self.members[0].1.channel();
         let gone = |e: ChannelError| NdpError::Work(format!("the coordinator is gone: {e}"));
-        let out_of_turn = || NdpError::Work("the coordinator answered out of turn".into());
         coordinator
             .put(NdpCommand::Run {
+                run,
                 module: addr.module().to_owned(),
                 name: addr.name().to_owned(),
             })
             .map_err(gone)?;
-        let w = match coordinator.get().map_err(gone)? {
-            NdpReply::Assigned(w) if (1..self.data.len()).contains(&w) => w,
-            NdpReply::Done(Err(e)) => return Err(NdpError::Work(e)),
-            _ => return Err(out_of_turn()),
+        // Replies about earlier runs (one that failed before its news came) are dropped.
+        let w = loop {
+            match coordinator.get().map_err(gone)? {
+                NdpReply::Assigned { run: r, worker } if r == run => break worker,
+                NdpReply::Done { run: r, result } if r == run => {
+                    let e = result
+                        .err()
+                        .unwrap_or_else(|| "done before it began".into());
+                    return Err(NdpError::Work(e));
+                }
+                _ => {}
+            }
+        };
+        let Some(data) = self.data.get(w).filter(|_| w > 0) else {
+            return Err(NdpError::Work(format!(
+                "the coordinator named no worker ({w})"
+            )));
         };
         let worker_gone =
             |e: ChannelError| NdpError::Work(format!("worker {w} ({}) is gone: {e}", self.node(w)));
-        let data = &self.data[w];
         data.put(input).map_err(worker_gone)?;
-        // The coordinator says when the run ended; the worker's end failing says it died.
+        // The coordinator says when the run ended (and when the worker died); the worker's
+        // data channel failing says so too.
         let mut result: Option<Vec<u8>> = None;
         loop {
             let mut select = places_core::Select::new();
@@ -558,17 +727,23 @@ impl NdpGroup {
                 continue;
             }
             debug_assert_eq!(event.index(), news);
-            return match event.recv(coordinator).map_err(gone)? {
-                NdpReply::Done(Ok(())) => {
+            match event.recv(coordinator).map_err(gone)? {
+                NdpReply::Done {
+                    run: r,
+                    result: Ok(()),
+                } if r == run => {
                     let bytes = match result {
                         Some(b) => b,
                         None => data.get().map_err(worker_gone)?,
                     };
-                    Ok(codec::decode_with_raw(&bytes)?)
+                    return Ok(codec::decode_with_raw(&bytes)?);
                 }
-                NdpReply::Done(Err(e)) => Err(NdpError::Work(e)),
-                _ => Err(out_of_turn()),
-            };
+                NdpReply::Done {
+                    run: r,
+                    result: Err(e),
+                } if r == run => return Err(NdpError::Work(e)),
+                _ => {}
+            }
         }
     }
 

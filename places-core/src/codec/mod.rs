@@ -88,7 +88,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 ///
 /// ```
 /// let bytes = places::codec::encode_with_raw(&vec![1i64, -2, 3]).unwrap();
-/// assert_eq!(bytes.len(), 1 + 3 * 8);
+/// if cfg!(target_endian = "little") {
+///     // Raw: the encoding byte, then the numbers as they are in memory.
+///     assert_eq!(bytes.len(), 1 + 3 * 8);
+/// }
 /// let back: Vec<i64> = places::codec::decode_with_raw(&bytes).unwrap();
 /// assert_eq!(back, [1, -2, 3]);
 /// // Other values are encoded as `encode` does, and `decode_with_raw` reads both.
@@ -476,7 +479,9 @@ mod tests {
     #[test]
     fn with_raw_round_trips_numeric_vectors_and_refuses_what_does_not_fit() {
         let ints = encode_with_raw(&vec![5i64, -6]).unwrap();
-        assert_eq!(ints[0], RAW_I64S);
+        if cfg!(target_endian = "little") {
+            assert_eq!(ints[0], RAW_I64S);
+        }
         assert_eq!(decode_with_raw::<Vec<i64>>(&ints).unwrap(), [5, -6]);
         assert!(decode_with_raw::<Vec<f64>>(&ints).is_err(), "another type");
         assert!(

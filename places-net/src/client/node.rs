@@ -209,6 +209,13 @@ impl RemoteNode {
         self.slot.lock().generation
     }
 
+    /// The largest message, in encoded bytes, the node accepts (what it announced in the
+    /// handshake): a `put` of a larger one to a place there is refused.
+    pub fn max_message(&self) -> u64 {
+        use places_core::transport::Link;
+        self.link().conn.peer_settings().max_message
+    }
+
     pub(crate) fn link(&self) -> Arc<NodeLink> {
         self.slot.lock().link.clone()
     }
