@@ -382,3 +382,52 @@ fn an_input_too_large_is_refused_before_the_run_and_the_group_goes_on() {
     assert!(e.to_string().contains("over the 1048576"), "{e}");
     assert_eq!(after, Ok("X".to_string()));
 }
+
+/// Borrows a worker, then its own process ends before it sends the worker anything.
+#[places::procedure]
+fn borrow_then_die(_: u32) -> u32 {
+    let _node = ndp_get_node().expect("a free worker");
+    std::process::abort();
+}
+
+/// Sends two works on one loan: the second is refused.
+#[places::procedure]
+fn two_works_on_one_loan(_: u32) -> String {
+    let node = ndp_get_node().expect("a free worker");
+    let first = ndp_send_work(&node, &places::proc_addr!(plus_one), &1).unwrap();
+    let second = ndp_send_work(&node, &places::proc_addr!(plus_one), &2);
+    let got = ndp_get_result(first).unwrap();
+    ndp_return_node(node);
+    format!(
+        "{got} {}",
+        second
+            .map(|_| "sent".to_owned())
+            .unwrap_or_else(|e| e.to_string())
+    )
+}
+
+#[test]
+fn a_worker_lent_to_a_member_that_died_before_using_it_comes_back() {
+    let (e, back) = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        let e = group
+            .run(&places::proc_addr!(borrow_then_die), 0)
+            .unwrap_err();
+        let back = eventually(|| group.run(&places::proc_addr!(pid), 0).is_ok());
+        (e, back)
+    });
+    assert!(matches!(e, NdpError::Work(_)), "{e}");
+    assert!(back, "the worker lent to the dead member never came back");
+}
+
+#[test]
+fn a_loan_takes_one_work() {
+    let out = bounded(|| {
+        let group = make_ndp_group(&config(3)).unwrap();
+        group
+            .run(&places::proc_addr!(two_works_on_one_loan), 0)
+            .unwrap()
+    });
+    assert!(out.starts_with("2 "), "{out}");
+    assert!(out.contains("was sent work on this loan already"), "{out}");
+}

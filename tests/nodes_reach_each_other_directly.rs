@@ -190,3 +190,34 @@ fn an_address_where_nothing_listens_is_a_connect_error() {
     assert!(end.starts_with("failed: "), "{end}");
     assert!(end.contains(&free.to_string()), "{end}");
 }
+
+#[test]
+fn connects_share_one_connection_per_node_and_a_slow_one_holds_up_no_other() {
+    let y = node();
+    let port = y.addr().rsplit_once(':').unwrap().1.to_owned();
+    let by_ip = NodeAddr::new(format!("127.0.0.1:{port}"))
+        .connect()
+        .unwrap();
+    let by_name = NodeAddr::new(format!("localhost:{port}"))
+        .connect()
+        .unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&by_ip, &by_name),
+        "two names of one node, two connections"
+    );
+    // Something that accepts and then says nothing: a connect to it waits out its handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = NodeAddr::new(silent.local_addr().unwrap().to_string());
+    let slow = std::thread::spawn(move || silent_addr.connect().map(|_| ()));
+    std::thread::sleep(Duration::from_millis(200));
+    let again = NodeAddr::new(format!("127.0.0.1:{port}"))
+        .connect()
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&again, &by_ip));
+    assert!(
+        !slow.is_finished(),
+        "the silent peer's connect ended before the cached one returned"
+    );
+    assert!(slow.join().unwrap().is_err(), "a silent peer is no node");
+    drop(silent);
+}

@@ -88,12 +88,13 @@ pub enum NdpError {
 // result travel between the program and the worker that runs it, on the worker's data
 // channel, not through the coordinator.
 //
-// The coordinator keeps who is free. A worker is taken by a program's run or by a procedure's
-// `ndp_get_node`, and is free again when it says so: after a program's run (its `Result`),
-// after work for another worker (`Idle`), or, for a worker lent but never sent work, when it
-// is given back. So a procedure that panics or a member that dies with workers on loan loses
-// none of them. Runs and works carry ids, and a result whose id is not the one awaited (left
-// over from a run or work whose taker gave up) is dropped.
+// The coordinator keeps who is free. A worker is taken by a program's run or lent by
+// `ndp_get_node` for one work. It says when it starts work from a member (`Started`) and when
+// it finished it (`Idle`, or `Result` for a program's run); a worker lent and never sent work
+// is free when given back, when its procedure ends, or when the member it was lent to dies.
+// So a procedure that panics or a member that dies with workers on loan loses none of them.
+// Runs and works carry ids: a run never takes another run's reply, and results collected out
+// of order are kept until asked for; results nobody will collect are dropped.
 
 /// What the program tells the members: each its invitation at the start, each worker its data
 /// channel, and the coordinator the runs.
@@ -134,6 +135,10 @@ enum ToCoordinator {
     GetNode,
     /// A worker lent to this one and never sent work.
     ReturnNode(usize),
+    /// This worker took work from worker `from`.
+    Started {
+        from: usize,
+    },
     /// This worker finished work for another worker.
     Idle,
     /// This worker finished the program's run `run`; when it succeeded, the result was put on
@@ -192,15 +197,19 @@ fn with_group<T>(f: impl FnOnce(&Comm) -> T) -> T {
     })
 }
 
-/// A worker of the group, lent by [`ndp_get_node`].
+/// A worker of the group, lent by [`ndp_get_node`] for one work: once it has answered, it is
+/// free for others (get it again for more).
 #[derive(Debug)]
 #[must_use = "a node is given back with ndp_return_node"]
-pub struct NdpNode(usize);
+pub struct NdpNode {
+    rank: usize,
+    sent: std::cell::Cell<bool>,
+}
 
 impl NdpNode {
     /// The worker's rank in the group.
     pub fn rank(&self) -> usize {
-        self.0
+        self.rank
     }
 }
 
@@ -226,22 +235,32 @@ pub fn ndp_get_node() -> Option<NdpNode> {
         if let Some(w) = granted {
             UNSENT.with(|u| u.borrow_mut().push(w));
         }
-        granted.map(NdpNode)
+        granted.map(|rank| NdpNode {
+            rank,
+            sent: std::cell::Cell::new(false),
+        })
     })
 }
 
-/// Sends `input` to `node`, which runs the procedure at `addr` on it.
+/// Sends `input` to `node`, which runs the procedure at `addr` on it. A node lent takes one
+/// work: after its answer it may be lent to others.
 ///
 /// # Errors
 ///
-/// [`RmpiError::Init`] for an address that is not registered with these types, and
-/// [`RmpiError::Comm`] when the worker is gone.
+/// [`RmpiError::Init`] for an address that is not registered with these types, or a node
+/// that was sent work already, and [`RmpiError::Comm`] when the worker is gone.
 pub fn ndp_send_work<I: Message, O: Message>(
     node: &NdpNode,
     addr: &ProcAddr<I, O>,
     input: &I,
 ) -> Result<NdpWork<O>, RmpiError> {
     addr.check().map_err(|e| RmpiError::Init(e.to_string()))?;
+    if node.sent.replace(true) {
+        return Err(RmpiError::Init(format!(
+            "worker {} was sent work on this loan already: get a node again with ndp_get_node",
+            node.rank
+        )));
+    }
     let input = codec::encode_with_raw(input).map_err(|e| RmpiError::Init(e.to_string()))?;
     with_group(|comm| {
         let work = Work {
@@ -251,12 +270,12 @@ pub fn ndp_send_work<I: Message, O: Message>(
             reply_to: Some(comm.id()),
         };
         let id = work.id;
-        comm.send_tagged(node.0, WORK, work)?;
+        comm.send_tagged(node.rank, WORK, work)?;
         // From here the worker says itself when it is free again.
-        UNSENT.with(|u| u.borrow_mut().retain(|&w| w != node.0));
-        comm.send_tagged(node.0, INPUT, input)?;
+        UNSENT.with(|u| u.borrow_mut().retain(|&w| w != node.rank));
+        comm.send_tagged(node.rank, INPUT, input)?;
         Ok(NdpWork {
-            from: node.0,
+            from: node.rank,
             id,
             _out: PhantomData,
         })
@@ -297,13 +316,13 @@ pub fn ndp_get_result<O: Message>(work: NdpWork<O>) -> Result<O, RmpiError> {
 pub fn ndp_return_node(node: NdpNode) {
     let unsent = UNSENT.with(|u| {
         let mut u = u.borrow_mut();
-        let had = u.contains(&node.0);
-        u.retain(|&w| w != node.0);
+        let had = u.contains(&node.rank);
+        u.retain(|&w| w != node.rank);
         had
     });
     if unsent {
         with_group(|comm| {
-            comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(node.0))
+            comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(node.rank))
                 .expect("the NDP coordinator is there");
         });
     }
@@ -330,7 +349,8 @@ fn run_procedure(
         let _ = comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::ReturnNode(w));
     }
     // Results of work the procedure sent and never collected are nobody's now (ids are never
-    // reused, so one that comes later is kept only until the next procedure ends).
+    // reused; one that comes later is dropped while this worker waits for work, or kept in
+    // `EARLY` until the procedure then running ends).
     EARLY.with(|e| e.borrow_mut().clear());
     let out = match out {
         Ok(Ok(bytes)) => Ok(bytes),
@@ -362,34 +382,92 @@ pub fn ndp_member(ch: PlaceChannel<NdpReply, NdpCommand>) {
     }
 }
 
-/// The coordinator's view of the workers.
+/// The coordinator's view of the workers. A worker is free when it is alive, lent to nobody,
+/// has no work it started and not finished, and no program run.
 struct Workers {
     free: VecDeque<usize>,
     is_free: Vec<bool>,
     dead: Vec<bool>,
+    /// The member each worker is lent to and has not started work from yet.
+    lent: Vec<Option<usize>>,
+    /// Works each worker started for other workers and has not finished.
+    works: Vec<u32>,
     /// The program's run each worker has, if any.
     runs: Vec<Option<u64>>,
 }
 
 impl Workers {
-    fn take(&mut self) -> Option<usize> {
-        let w = self.free.pop_front()?;
-        self.is_free[w] = false;
-        Some(w)
-    }
-
-    fn release(&mut self, w: usize) {
-        if w > 0 && w < self.dead.len() && !self.dead[w] && !self.is_free[w] {
-            self.is_free[w] = true;
-            self.free.push_back(w);
+    fn new(n: usize) -> Self {
+        Self {
+            free: (1..n).collect(),
+            is_free: (0..n).map(|r| r > 0).collect(),
+            dead: vec![false; n],
+            lent: vec![None; n],
+            works: vec![0; n],
+            runs: vec![None; n],
         }
     }
 
-    /// Worker `w` is gone: never lent again; its run, if any, is returned.
+    /// Lends a free worker to `to` (`0`: the program's run, kept in `runs`).
+    fn take(&mut self, to: usize) -> Option<usize> {
+        let w = self.free.pop_front()?;
+        self.is_free[w] = false;
+        if to > 0 {
+            self.lent[w] = Some(to);
+        }
+        Some(w)
+    }
+
+    /// Puts `w` on the free list, or takes it off, as its state says.
+    fn settle(&mut self, w: usize) {
+        if w == 0 || w >= self.dead.len() {
+            return;
+        }
+        let free =
+            !self.dead[w] && self.lent[w].is_none() && self.works[w] == 0 && self.runs[w].is_none();
+        if free && !self.is_free[w] {
+            self.is_free[w] = true;
+            self.free.push_back(w);
+        } else if !free && self.is_free[w] {
+            self.is_free[w] = false;
+            self.free.retain(|&f| f != w);
+        }
+    }
+
+    /// `w` started work from `from`.
+    fn started(&mut self, w: usize, from: usize) {
+        self.works[w] += 1;
+        if self.lent[w] == Some(from) {
+            self.lent[w] = None;
+        }
+        self.settle(w);
+    }
+
+    /// `w` finished a work for another worker.
+    fn finished(&mut self, w: usize) {
+        self.works[w] = self.works[w].saturating_sub(1);
+        self.settle(w);
+    }
+
+    /// `by` gives back `w`, lent and never sent work.
+    fn returned(&mut self, w: usize, by: usize) {
+        if w < self.lent.len() && self.lent[w] == Some(by) {
+            self.lent[w] = None;
+            self.settle(w);
+        }
+    }
+
+    /// Worker `w` is gone: never lent again, and what was lent to it and never sent work is
+    /// free again; its run, if any, is returned.
     fn bury(&mut self, w: usize) -> Option<u64> {
         self.dead[w] = true;
-        self.is_free[w] = false;
-        self.free.retain(|&f| f != w);
+        self.settle(w);
+        for v in 1..self.lent.len() {
+            if self.lent[v] == Some(w) {
+                self.lent[v] = None;
+                self.settle(v);
+            }
+        }
         self.runs[w].take()
     }
 }
@@ -397,12 +475,7 @@ impl Workers {
 /// The coordinator: lends free workers, and assigns the program's runs to one.
 fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
     let n = comm.cnt();
-    let mut workers = Workers {
-        free: (1..n).collect(),
-        is_free: (0..n).map(|r| r > 0).collect(),
-        dead: vec![false; n],
-        runs: vec![None; n],
-    };
+    let mut workers = Workers::new(n);
     let mut requests: Vec<_> = (1..n)
         .map(|r| Some(comm.irecv_tagged::<ToCoordinator>(r, TO_COORDINATOR)))
         .collect();
@@ -412,7 +485,7 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
         match ch.try_get() {
             Ok(NdpCommand::Run { run, module, name }) => {
                 idle = false;
-                let reply = match workers.take() {
+                let reply = match workers.take(0) {
                     Some(w) => {
                         let work = Work {
                             id: run,
@@ -423,6 +496,7 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
                         match comm.send_tagged(w, WORK, work) {
                             Ok(()) => {
                                 workers.runs[w] = Some(run);
+                                workers.settle(w);
                                 NdpReply::Assigned { run, worker: w }
                             }
                             Err(e) => {
@@ -471,13 +545,19 @@ fn coordinate(comm: &Comm, ch: &PlaceChannel<NdpReply, NdpCommand>) {
             );
             match done.wait() {
                 Ok(ToCoordinator::GetNode) => {
-                    let _ = comm.send_tagged(rank, GRANT, workers.take());
+                    let granted = workers.take(rank);
+                    if comm.send_tagged(rank, GRANT, granted).is_err() {
+                        if let Some(w) = granted {
+                            workers.returned(w, rank);
+                        }
+                    }
                 }
-                Ok(ToCoordinator::ReturnNode(w)) => workers.release(w),
-                Ok(ToCoordinator::Idle) => workers.release(rank),
+                Ok(ToCoordinator::ReturnNode(w)) => workers.returned(w, rank),
+                Ok(ToCoordinator::Started { from }) => workers.started(rank, from),
+                Ok(ToCoordinator::Idle) => workers.finished(rank),
                 Ok(ToCoordinator::Result { run, result }) => {
                     workers.runs[rank] = None;
-                    workers.release(rank);
+                    workers.settle(rank);
                     if ch.put(NdpReply::Done { run, result }).is_err() {
                         return;
                     }
@@ -529,6 +609,12 @@ fn next_work(comm: &Comm, live: &mut Vec<usize>) -> Option<(usize, Work)> {
                 }
             }
         }
+        // Between procedures every result that comes is of work nobody collects any more
+        // (its procedure ended): dropped, so that none piles up.
+        for &r in live.iter() {
+            while let Ok(Some(_)) = comm.try_recv_tagged::<(u64, Result<(), String>)>(r, RESULT) {}
+            while let Ok(Some(_)) = comm.try_recv_tagged::<Vec<u8>>(r, OUTPUT) {}
+        }
         rest(&mut nap);
     }
 }
@@ -541,6 +627,13 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
         let Some((from, w)) = next_work(&comm, &mut live) else {
             return;
         };
+        if w.reply_to.is_some()
+            && comm
+                .send_tagged(0, TO_COORDINATOR, ToCoordinator::Started { from })
+                .is_err()
+        {
+            return;
+        }
         let input = match w.reply_to {
             Some(_) => comm
                 .recv_tagged::<Vec<u8>>(from, INPUT)

@@ -313,8 +313,11 @@ pub struct NodeAddr {
     addr: String,
 }
 
-/// This process's connections to nodes by address, made on first use by [`NodeAddr::connect`].
-static CONNECTED: Mutex<Vec<(String, Arc<RemoteNode>)>> = Mutex::new(Vec::new());
+/// One address's connection, made on first use by [`NodeAddr::connect`].
+type Slot = Arc<Mutex<Option<Arc<RemoteNode>>>>;
+
+/// This process's connections to nodes, by the socket address they resolve to.
+static CONNECTED: Mutex<Vec<(std::net::SocketAddr, Slot)>> = Mutex::new(Vec::new());
 
 impl NodeAddr {
     /// The node listening at `addr` (`host:port`).
@@ -329,25 +332,56 @@ impl NodeAddr {
 
     /// This process's connection to the node, authenticated with the cluster cookie (in a
     /// node, the cookie it was started with): made on first use, then shared by every caller
-    /// in this process while it lasts (one connection per pair of processes); a connection
-    /// found lost is made again.
+    /// of `connect` in this process for the address the name resolves to (one such connection
+    /// per pair of processes; a node handle from [`create_place_node`] is a connection of its
+    /// own); a connection found lost is made again. A connection being made holds up only
+    /// other callers for the same node.
     ///
     /// # Errors
     ///
     /// As [`RemoteNode::connect`].
     pub fn connect(&self) -> Result<Arc<RemoteNode>, NetError> {
-        let mut connected = CONNECTED.lock().unwrap_or_else(PoisonError::into_inner);
-        connected.retain(|(_, n)| n.lost_reason().is_none());
-        if let Some((_, node)) = connected.iter().find(|(a, _)| *a == self.addr) {
-            return Ok(node.clone());
+        use std::net::ToSocketAddrs;
+        let connect_err = |source: std::io::Error| NetError::Connect {
+            addr: self.addr.clone(),
+            tries: 1,
+            source,
+        };
+        // Keyed by where the name leads, so that `localhost:7000` and `127.0.0.1:7000` share.
+        let target = self
+            .addr
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| {
+                connect_err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the address resolves to nothing",
+                ))
+            })?;
+        let slot: Slot = {
+            let mut connected = CONNECTED.lock().unwrap_or_else(PoisonError::into_inner);
+            match connected.iter().find(|(a, _)| *a == target) {
+                Some((_, slot)) => slot.clone(),
+                None => {
+                    let slot = Slot::default();
+                    connected.push((target, slot.clone()));
+                    slot
+                }
+            }
+        };
+        // Only callers for this one node wait for a connection being made (two at once make
+        // one); connections to other nodes go on.
+        let mut node = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = node.as_ref().filter(|n| n.lost_reason().is_none()) {
+            return Ok(n.clone());
         }
-        // Connecting under the lock: two callers asking at once make one connection.
-        let node = Arc::new(RemoteNode::connect(
-            &self.addr,
+        let fresh = Arc::new(RemoteNode::connect(
+            &target.to_string(),
             &crate::launch::cluster_cookie()?,
         )?);
-        connected.push((self.addr.clone(), node.clone()));
-        Ok(node)
+        *node = Some(fresh.clone());
+        Ok(fresh)
     }
 }
 
