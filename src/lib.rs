@@ -93,7 +93,7 @@ pub use places_net::{
     AfterSeconds, Cookie, EventContainer, EverySeconds, IntoEventContainer, MeshInvitation,
     MessageRouter, NetError, NodeAddr, NodeDest, NodeOptions, NodeStatus, OnChannel, PendingNode,
     PlaceOptions, PlaceState, PlaceStatus, RemoteNode, RemotePlace, RemoteProcess, RestartEvery,
-    RestartOnExit, RouterThread, StopToken, Stopper, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
+    RestartOnExit, RouterThread, StopToken, Stopper, Tls, DEFAULT_ROUTER_PORT, MISSED_HEARTBEATS,
 };
 
 /// RMPI: MPI-style collectives on [`Comm`] and its sub-groups (broadcast, reduce, allreduce,
@@ -114,8 +114,9 @@ pub mod rmpi {
 /// talk to nodes directly.
 pub mod net {
     pub use places_net::{
-        cluster_cookie, handshake, mesh, wire, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE,
-        SETTINGS_ENV, STANDALONE,
+        cluster_cookie, cluster_tls, handshake, mesh, tls, use_cluster_tls, wire, COOKIE_FILE_ENV,
+        LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV, STANDALONE, TLS_DIR_ENV, TLS_ENV,
+        TLS_ON_STDIN,
     };
 }
 

@@ -2,9 +2,7 @@
 //! serving every program that has the cluster cookie, outliving each of them: real node
 //! processes on loopback, a second program attaching, a wrong cookie refused.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use places::prelude::*;
@@ -24,58 +22,13 @@ pub fn echo(ch: PlaceChannel<u64>) {
     }
 }
 
-/// A standalone node process, killed when dropped.
-struct Standalone {
-    child: Child,
-    addr: String,
-    cookie: Cookie,
-    dir: PathBuf,
-}
-
-impl Drop for Standalone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+#[path = "support/standalone.rs"]
+mod standalone;
+use standalone::Standalone;
 
 fn standalone(tag: &str) -> Standalone {
     let dir = std::env::temp_dir().join(format!("places-standalone-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cookie = Cookie::random().unwrap();
-    let cookie_file = dir.join("cookie");
-    std::fs::write(&cookie_file, cookie.to_hex()).unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["places_node", "--exact", "--nocapture", "--test-threads=1"])
-        .env(places::net::NODE_ENV, places::net::STANDALONE)
-        .env(places::net::COOKIE_FILE_ENV, &cookie_file)
-        .env(places::net::LISTEN_ENV, "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Held from here on, so that a failure below still kills the node.
-    let mut node = Standalone {
-        child,
-        addr: String::new(),
-        cookie,
-        dir,
-    };
-    // The test harness prints its own text first (on the same line, too); the node's ready
-    // line says where it listens.
-    let stdout = node.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(at) = line.find(places::net::READY_LINE) {
-                let _ = tx.send(line[at + places::net::READY_LINE.len()..].trim().to_owned());
-            }
-        }
-    });
-    node.addr = rx.recv_timeout(LIMIT).expect("the node's ready line");
-    node
+    standalone::start(&dir, None, LIMIT)
 }
 
 fn round_trip(node: &RemoteNode, n: u64) {

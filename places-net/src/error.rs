@@ -80,6 +80,9 @@ pub enum NetError {
     /// The operating system gave no randomness.
     #[error("no randomness for a cookie or nonce: {0}")]
     Random(String),
+    /// TLS material that cannot be read or used, or a TLS handshake that failed.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The node refused to start an entry.
     #[error("node `{node}` could not start `{key}`: {reason}")]
     Spawn {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use places_core::transport::{Settings, Window};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::NetError;
 use crate::wire::{
@@ -325,8 +325,8 @@ pub fn client_with<S: Read + Write>(
 }
 
 /// Reads one handshake frame on the event loop.
-async fn read_frame_async(
-    stream: &mut tokio::net::TcpStream,
+async fn read_frame_async<S: AsyncRead + Unpin>(
+    stream: &mut S,
     max: u32,
 ) -> Result<Frame, WireError> {
     let mut len = [0u8; 4];
@@ -354,12 +354,28 @@ async fn read_frame_async(
     })
 }
 
-async fn send_async(
-    stream: &mut tokio::net::TcpStream,
+async fn send_async<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     kind: Kind,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    stream.write_all(&encode_frame(kind, 0, payload)).await
+    stream.write_all(&encode_frame(kind, 0, payload)).await?;
+    // Through TLS, the record may wait in the session until flushed.
+    stream.flush().await
+}
+
+/// Refuses a client that greets a node requiring TLS in the clear, saying why.
+pub(crate) async fn refuse_plain<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<()> {
+    let mut hello = [0u8; 9];
+    stream.read_exact(&mut hello).await?;
+    send_async(
+        stream,
+        Kind::Refuse,
+        b"this node requires TLS (give the client the cluster's Tls: NodeOptions::tls or use_cluster_tls)",
+    )
+    .await
 }
 
 /// Runs the node side on a fresh connection, on the event loop, announcing `mine`; returns the
@@ -369,8 +385,8 @@ async fn send_async(
 /// # Errors
 ///
 /// [`NetError::Handshake`] or [`NetError::Refused`] saying what the peer did wrong.
-pub async fn node(
-    stream: &mut tokio::net::TcpStream,
+pub async fn node<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     cookie: &Cookie,
     mine: Settings,
 ) -> Result<Settings, NetError> {
@@ -380,9 +396,12 @@ pub async fn node(
         .await
         .map_err(|e| NetError::Handshake(format!("reading the hello: {e}")))?;
     if &hello[..8] != MAGIC {
-        return Err(NetError::Handshake(
-            "the peer is not a places client (bad magic)".into(),
-        ));
+        // 0x16 0x03: a TLS handshake record.
+        return Err(NetError::Handshake(if hello[..2] == [0x16, 0x03] {
+            "the peer speaks TLS, and this node was started without it".into()
+        } else {
+            "the peer is not a places client (bad magic)".into()
+        }));
     }
     if hello[8] != PROTOCOL_VERSION {
         let why = format!(

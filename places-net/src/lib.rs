@@ -23,6 +23,7 @@ mod node;
 mod router;
 mod status;
 mod supervise;
+pub mod tls;
 pub mod wire;
 
 pub use client::{
@@ -39,6 +40,7 @@ pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT}
 pub use mesh::MeshInvitation;
 pub use node::{
     run_if_requested, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV, STANDALONE,
+    TLS_DIR_ENV, TLS_ENV, TLS_ON_STDIN,
 };
 pub use router::{
     after_seconds, every_seconds, mr_connect_to, mr_spawn_remote_node,
@@ -51,3 +53,4 @@ pub use supervise::{
     restart_every, supervise_place_at, supervise_process_at, supervise_thread_at, PlaceOptions,
     RemoteProcess, RestartEvery, RestartOnExit,
 };
+pub use tls::{cluster_tls, use_cluster_tls, Tls};

@@ -15,9 +15,10 @@ use places_core::transport::{Endpoint, Link, LinkRef, Settings, Window};
 use places_core::PlaceHandle;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::{Connection, Handler};
+use crate::connection::{Connection, Handler, Socket};
 use crate::error::NetError;
 use crate::handshake::{self, Cookie};
+use crate::tls::Tls;
 use crate::wire::{Frame, Kind, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 
 /// Set to run the executable as a node.
@@ -28,6 +29,17 @@ pub const LISTEN_ENV: &str = "PLACES_NODE_LISTEN";
 
 /// The node's [`Settings`] as `WINDOW_BYTES,WINDOW_MESSAGES,MAX_MESSAGE` (default: the defaults).
 pub const SETTINGS_ENV: &str = "PLACES_NODE_SETTINGS";
+
+/// Set (to [`TLS_ON_STDIN`]) by a launcher whose node uses TLS: the material follows the cookie
+/// on stdin.
+pub const TLS_ENV: &str = "PLACES_NODE_TLS";
+
+/// The value of [`TLS_ENV`] that says the TLS material comes on stdin.
+pub const TLS_ON_STDIN: &str = "stdin";
+
+/// A directory holding `ca.pem`, `cert.pem` and `key.pem` (see [`Tls::from_dir`]) for a
+/// standalone node started through [`NODE_ENV`] (the command line's `--tls-dir`).
+pub const TLS_DIR_ENV: &str = "PLACES_NODE_TLS_DIR";
 
 /// The line a node prints on stdout once it listens, followed by its address.
 pub const READY_LINE: &str = "places-node ready ";
@@ -161,6 +173,7 @@ enum Start {
     Standalone {
         listen: String,
         cookie_file: Option<std::path::PathBuf>,
+        tls_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -180,6 +193,9 @@ fn requested() -> Result<Option<Start>, String> {
             return Ok(Some(Start::Standalone {
                 listen: std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned()),
                 cookie_file: std::env::var_os(COOKIE_FILE_ENV).map(Into::into),
+                tls_dir: std::env::var_os(TLS_DIR_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
             }));
         }
         return Ok(Some(Start::Child));
@@ -188,19 +204,20 @@ fn requested() -> Result<Option<Start>, String> {
     if args.next().as_deref() != Some("--places-node") {
         return Ok(None);
     }
-    let (mut listen, mut cookie_file) = ("127.0.0.1:0".to_owned(), None);
+    let (mut listen, mut cookie_file, mut tls_dir) = ("127.0.0.1:0".to_owned(), None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().ok_or("--listen needs an address")?,
             "--cookie-file" => {
                 cookie_file = Some(args.next().ok_or("--cookie-file needs a path")?.into())
             }
+            "--tls-dir" => tls_dir = Some(args.next().ok_or("--tls-dir needs a directory")?.into()),
             "--cookie" => {
                 return Err("the cookie is never taken from the command line (other users of the host can read it there): use --cookie-file PATH or pipe it to stdin".into())
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}: a node takes --listen ADDR and --cookie-file PATH"
+                    "unknown argument {other:?}: a node takes --listen ADDR, --cookie-file PATH and --tls-dir DIR"
                 ))
             }
         }
@@ -208,6 +225,7 @@ fn requested() -> Result<Option<Start>, String> {
     Ok(Some(Start::Standalone {
         listen,
         cookie_file,
+        tls_dir,
     }))
 }
 
@@ -230,21 +248,42 @@ fn read_cookie(file: Option<&std::path::Path>) -> Result<Cookie, NetError> {
 
 fn serve(start: Start) -> Result<(), NetError> {
     started();
-    let (cookie, addr, child) = match start {
-        Start::Child => (
-            read_cookie(None)?,
-            std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned()),
-            true,
-        ),
+    let (cookie, addr, child, tls) = match start {
+        Start::Child => {
+            let cookie = read_cookie(None)?;
+            let tls = if std::env::var(TLS_ENV).is_ok_and(|v| v == TLS_ON_STDIN) {
+                let mut stdin = std::io::stdin().lock();
+                Some(Tls::from_stdin(|| {
+                    let mut line = String::new();
+                    match stdin.read_line(&mut line) {
+                        Ok(n) if n > 0 => Some(line),
+                        _ => None,
+                    }
+                })?)
+            } else {
+                None
+            };
+            (
+                cookie,
+                std::env::var(LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned()),
+                true,
+                tls,
+            )
+        }
         Start::Standalone {
             listen,
             cookie_file,
+            tls_dir,
         } => {
             IS_STANDALONE.store(true, Ordering::Relaxed);
-            (read_cookie(cookie_file.as_deref())?, listen, false)
+            let tls = tls_dir.map(Tls::from_dir).transpose()?;
+            (read_cookie(cookie_file.as_deref())?, listen, false, tls)
         }
     };
     crate::launch::adopt_cluster_cookie(&cookie);
+    if let Some(tls) = &tls {
+        crate::tls::use_cluster_tls(tls);
+    }
     let listener = TcpListener::bind(&addr).map_err(|source| NetError::Listen {
         addr: addr.clone(),
         source,
@@ -255,7 +294,7 @@ fn serve(start: Start) -> Result<(), NetError> {
     let _ = LISTENING.set(local.to_string());
     println!("{READY_LINE}{local}");
     let _ = std::io::stdout().flush();
-    if !local.ip().is_loopback() {
+    if !local.ip().is_loopback() && tls.is_none() {
         eprintln!(
             "places-node: listening on {local}, beyond loopback, without encryption: the cookie authenticates clients, but traffic can be read and changed on the way"
         );
@@ -325,7 +364,7 @@ fn serve(start: Start) -> Result<(), NetError> {
             source,
         })?
     };
-    runtime.spawn(accept_loop(listener, cookie, settings, handle));
+    runtime.spawn(accept_loop(listener, cookie, tls, settings, handle));
     // The event loop's own thread serves; this one waits for the node's end (its creator
     // closing stdin ends the process).
     loop {
@@ -343,6 +382,7 @@ struct Pending {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     cookie: Arc<Cookie>,
+    tls: Option<Tls>,
     settings: Settings,
     runtime: tokio::runtime::Handle,
 ) {
@@ -369,9 +409,19 @@ async fn accept_loop(
         let mut p = lock(&pending);
         let token = p.next;
         p.next += 1;
-        let (cookie, runtime, pending2) = (cookie.clone(), runtime.clone(), pending.clone());
+        let (cookie, tls, runtime, pending2) = (
+            cookie.clone(),
+            tls.clone(),
+            runtime.clone(),
+            pending.clone(),
+        );
         let task = tokio::spawn(async move {
-            serve_connection(stream, peer, cookie, settings, runtime, pending2, token).await
+            let with = Shake {
+                cookie,
+                tls,
+                settings,
+            };
+            serve_connection(stream, peer, with, runtime, pending2, token).await
         });
         p.live.insert(token, task.abort_handle());
         while p.live.len() > MAX_PENDING_HANDSHAKES {
@@ -382,24 +432,59 @@ async fn accept_loop(
     }
 }
 
+/// What a node's side of a handshake needs.
+struct Shake {
+    cookie: Arc<Cookie>,
+    tls: Option<Tls>,
+    settings: Settings,
+}
+
+/// The handshake of a fresh connection: TLS first if the node uses it, then the cookie's.
+async fn shake(
+    stream: tokio::net::TcpStream,
+    with: &Shake,
+) -> Result<(tokio::net::TcpStream, Option<rustls::Connection>, Settings), NetError> {
+    let mut stream = stream;
+    match &with.tls {
+        None => {
+            let s = handshake::node(&mut stream, &with.cookie, with.settings).await?;
+            Ok((stream, None, s))
+        }
+        Some(tls) => {
+            let mut first = [0u8; 1];
+            // A places client without TLS greets with the magic, not a TLS record (0x16).
+            if stream.peek(&mut first).await.is_ok_and(|n| n == 1) && first[0] != 0x16 {
+                let _ = handshake::refuse_plain(&mut stream).await;
+                return Err(NetError::Tls(
+                    "the peer does not speak TLS, and this node requires it".into(),
+                ));
+            }
+            let mut s = tls
+                .acceptor()
+                .accept(stream)
+                .await
+                .map_err(|e| NetError::Tls(format!("the TLS handshake failed: {e}")))?;
+            let settings = handshake::node(&mut s, &with.cookie, with.settings).await?;
+            let (tcp, session) = s.into_inner();
+            Ok((tcp, Some(session.into()), settings))
+        }
+    }
+}
+
 /// One connection: the handshake (on the event loop, within a deadline from its accept), then
 /// the connection's frames.
 async fn serve_connection(
-    mut stream: tokio::net::TcpStream,
+    stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    cookie: Arc<Cookie>,
-    settings: Settings,
+    with: Shake,
     runtime: tokio::runtime::Handle,
     pending: Arc<Mutex<Pending>>,
     token: u64,
 ) {
-    let shaken = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        handshake::node(&mut stream, &cookie, settings),
-    )
-    .await;
+    let settings = with.settings;
+    let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, shake(stream, &with)).await;
     lock(&pending).live.remove(&token);
-    let peer_settings = match shaken {
+    let (stream, session, peer_settings) = match shaken {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return eprintln!("places-node: refused connection from {peer}: {e}"),
         Err(_) => {
@@ -423,6 +508,10 @@ async fn serve_connection(
     };
     let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
         return;
+    };
+    let stream = match session {
+        None => Socket::plain(stream),
+        Some(s) => Socket::tls(stream, s, runtime.clone()),
     };
     let conn = Connection::new(
         peer.to_string(),

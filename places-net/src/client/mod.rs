@@ -13,7 +13,7 @@ use crossbeam_channel::Sender;
 use places_core::transport::{Endpoint, LinkRef};
 use places_core::{Message, PlaceChannel};
 
-use crate::connection::{Connection, Handler};
+use crate::connection::{Connection, Handler, Socket};
 use crate::error::NetError;
 use crate::handshake::{self, Cookie};
 use crate::launch::NodeOptions;
@@ -142,8 +142,41 @@ impl NodeLink {
         opts: &NodeOptions,
     ) -> Result<Arc<NodeLink>, NetError> {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let peer_settings = handshake::client_with(&mut stream, cookie, opts.settings)?;
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+        let tls = opts.tls.clone().or_else(crate::tls::cluster_tls);
+        let (peer_settings, session) = match &tls {
+            None => (
+                handshake::client_with(&mut stream, cookie, opts.settings)?,
+                None,
+            ),
+            Some(tls) => {
+                let mut session = tls.client_connection()?;
+                while session.is_handshaking() {
+                    session.complete_io(&mut stream).map_err(|e| {
+                        NetError::Tls(format!(
+                            "the TLS handshake with {addr} failed: {e}{}",
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::UnexpectedEof
+                                    | std::io::ErrorKind::ConnectionReset
+                            ) {
+                                " (the node closed the connection: does it run without TLS?)"
+                            } else {
+                                ""
+                            }
+                        ))
+                    })?;
+                }
+                let settings = handshake::client_with(
+                    &mut rustls::Stream::new(&mut session, &mut stream),
+                    cookie,
+                    opts.settings,
+                )?;
+                (settings, Some(session))
+            }
+        };
         let _ = stream.set_read_timeout(None);
+        let _ = stream.set_write_timeout(None);
         let name = format!("{host} ({addr})");
         let lost = |e: std::io::Error| NetError::Lost {
             node: name.clone(),
@@ -157,7 +190,11 @@ impl NodeLink {
         let runtime = crate::event_loop::runtime().map_err(lost)?;
         let stream = {
             let _inside = runtime.enter();
-            Arc::new(tokio::net::TcpStream::from_std(stream).map_err(lost)?)
+            let tcp = tokio::net::TcpStream::from_std(stream).map_err(lost)?;
+            Arc::new(match session {
+                None => Socket::plain(tcp),
+                Some(s) => Socket::tls(tcp, s.into(), runtime.handle().clone()),
+            })
         };
         let conn = Connection::new(
             name.clone(),

@@ -162,6 +162,11 @@ impl RemoteNode {
         NodeAddr::new(self.addr())
     }
 
+    /// Whether this program's link to the node is encrypted (TLS: [`NodeOptions::tls`]).
+    pub fn encrypted(&self) -> bool {
+        self.link().conn.stream.is_tls()
+    }
+
     /// The node's name in errors and logs: host and address (of its first process).
     pub fn name(&self) -> &str {
         &self.name

@@ -7,6 +7,9 @@
 
 mod outbox;
 mod reader;
+mod socket;
+
+pub(crate) use socket::Socket;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,7 +49,7 @@ pub(crate) struct Connection {
     peer: String,
     settings: Settings,
     peer_settings: Settings,
-    pub(crate) stream: Arc<tokio::net::TcpStream>,
+    pub(crate) stream: Arc<Socket>,
     out: Arc<Outbox>,
     table: ChannelTable,
     next_id: AtomicU64,
@@ -84,7 +87,7 @@ impl Connection {
     /// channel ids and the node even ones, so both can open channels without asking.
     pub(crate) fn new(
         peer: String,
-        stream: Arc<tokio::net::TcpStream>,
+        stream: Arc<Socket>,
         closer: std::net::TcpStream,
         runtime: tokio::runtime::Handle,
         first_id: u64,

@@ -11,6 +11,8 @@
 
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
+
+use super::socket::Socket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -30,7 +32,7 @@ struct State {
 
 /// A connection's writer (see the module docs).
 pub(crate) struct Outbox {
-    stream: Arc<tokio::net::TcpStream>,
+    stream: Arc<Socket>,
     runtime: tokio::runtime::Handle,
     /// The same socket, to shut it down without waiting for a writer that is stuck.
     closer: TcpStream,
@@ -41,7 +43,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn new(
-        stream: Arc<tokio::net::TcpStream>,
+        stream: Arc<Socket>,
         runtime: tokio::runtime::Handle,
         closer: TcpStream,
     ) -> Arc<Outbox> {
@@ -284,7 +286,7 @@ impl Outbox {
 /// Writes all of `bufs` on a socket of the event loop, from any thread: non-blocking writes,
 /// and a wait for writability when the socket is full.
 fn write_all_blocking(
-    stream: &tokio::net::TcpStream,
+    stream: &Arc<Socket>,
     runtime: &tokio::runtime::Handle,
     bufs: &mut [IoSlice<'_>],
 ) -> io::Result<()> {
@@ -303,10 +305,7 @@ fn write_all_blocking(
 }
 
 /// Waits until `stream` can take more bytes, from whatever thread this is.
-fn wait_writable(
-    stream: &tokio::net::TcpStream,
-    runtime: &tokio::runtime::Handle,
-) -> io::Result<()> {
+fn wait_writable(stream: &Arc<Socket>, runtime: &tokio::runtime::Handle) -> io::Result<()> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         // A plain thread (a place): block on the event loop's readiness.

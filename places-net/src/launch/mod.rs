@@ -17,7 +17,7 @@ use places_core::transport::{Settings, Window};
 use crate::client::NodeLink;
 use crate::error::NetError;
 use crate::handshake::Cookie;
-use crate::node::{LISTEN_ENV, NODE_ENV, SETTINGS_ENV};
+use crate::node::{LISTEN_ENV, NODE_ENV, SETTINGS_ENV, TLS_ENV, TLS_ON_STDIN};
 use crate::supervise::RestartOnExit;
 pub(crate) use readiness::NodeProcess;
 pub use ssh::ssh_bin_path;
@@ -72,6 +72,7 @@ pub struct NodeOptions {
     pub(crate) ship_executable: bool,
     pub(crate) settings: Settings,
     pub(crate) restart: Option<Arc<Mutex<RestartOnExit>>>,
+    pub(crate) tls: Option<crate::tls::Tls>,
 }
 
 impl Default for NodeOptions {
@@ -93,6 +94,7 @@ impl Default for NodeOptions {
             ship_executable: false,
             settings: Settings::default(),
             restart: None,
+            tls: None,
         }
     }
 }
@@ -245,6 +247,22 @@ impl NodeOptions {
         self
     }
 
+    /// Encrypts and authenticates the links with TLS (see [`Tls`](crate::Tls)): the node gets
+    /// the material on its stdin after the cookie, and uses it on every link it makes or
+    /// accepts; this program takes it up for its own links too
+    /// ([`use_cluster_tls`](crate::use_cluster_tls)), unless it already has one.
+    ///
+    /// ```no_run
+    /// use places_net::{create_place_node, NodeOptions, Tls};
+    /// let node = create_place_node("localhost", &NodeOptions::new().tls(Tls::generate()?))?;
+    /// # let _ = node;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tls(mut self, tls: crate::tls::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The largest message (in encoded bytes) either side of the connection accepts (default
     /// 4 GiB); a larger one is refused by `put` with a clear error.
     pub fn max_message(mut self, bytes: u64) -> Self {
@@ -265,6 +283,11 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
     // A node whose `main` went on as a program would start nodes of its own without end.
     places_core::node_mode::refuse_stray();
     let cookie = cluster_cookie()?;
+    // A program (or node) whose links use TLS starts its nodes with it too.
+    if let Some(tls) = &opts.tls {
+        crate::tls::use_cluster_tls(tls);
+    }
+    let tls = opts.tls.clone().or_else(crate::tls::cluster_tls);
     let (user_host, hostname) = match host.rsplit_once('@') {
         Some((_, h)) => (host.to_owned(), h.to_owned()),
         None => (host.to_owned(), host.to_owned()),
@@ -289,6 +312,9 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
             .env(NODE_ENV, "1")
             .env(LISTEN_ENV, &listen)
             .env(SETTINGS_ENV, &settings);
+        if tls.is_some() {
+            c.env(TLS_ENV, TLS_ON_STDIN);
+        }
         c
     } else {
         if opts.ship_executable && opts.command_template.is_none() {
@@ -300,6 +326,10 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
                 format!("{NODE_ENV}=1"),
                 format!("{LISTEN_ENV}={listen}"),
                 format!("{SETTINGS_ENV}={settings}"),
+                format!(
+                    "{TLS_ENV}={}",
+                    if tls.is_some() { TLS_ON_STDIN } else { "" }
+                ),
                 exe.display().to_string(),
             ]
             .into_iter(),
@@ -333,6 +363,9 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
     if let Some(s) = stdin.as_mut() {
         // The cookie goes on stdin, never on the command line where `ps` would show it.
         let _ = writeln!(s, "{}", cookie.to_hex());
+        if let Some(tls) = &tls {
+            let _ = s.write_all(tls.to_stdin().as_bytes());
+        }
         let _ = s.flush();
     }
     let stderr_tail = readiness::forward_stderr(&mut child);
