@@ -23,6 +23,12 @@ places::node_test_entry!();
 const LIMIT: Duration = Duration::from_secs(30);
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-4d1f";
 
+/// The cluster's TLS, one for the whole test binary (a process keeps the first it uses).
+fn cluster() -> &'static Tls {
+    static TLS: std::sync::OnceLock<Tls> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| Tls::generate().unwrap())
+}
+
 fn opts(tls: &Tls) -> NodeOptions {
     NodeOptions::for_this_test_binary()
         .heartbeat(Duration::from_secs(2))
@@ -76,7 +82,7 @@ pub fn visitor(ch: PlaceChannel<String, (NodeAddr, usize, usize)>) {
 
 #[test]
 fn nodes_with_tls_talk_to_their_creator_and_to_each_other() {
-    let tls = Tls::generate().unwrap();
+    let tls = cluster().clone();
     let a = create_place_node("localhost", opts(&tls)).unwrap();
     let b = create_place_node("localhost", opts(&tls)).unwrap();
     assert!(a.encrypted() && b.encrypted());
@@ -195,7 +201,7 @@ fn in_fresh_process(test: &str, vars: &[(&str, String)]) -> String {
 #[test]
 fn a_relay_in_the_middle_sees_no_plaintext_and_cannot_change_a_byte() {
     let dir = scratch("relay");
-    let tls = Tls::generate().unwrap();
+    let tls = cluster().clone();
     tls.write_dir(dir.join("tls")).unwrap();
     let plain = standalone(&dir.join("plain"), None);
     let secure = standalone(&dir.join("secure"), Some(&dir.join("tls")));
@@ -275,7 +281,7 @@ fn plain_client_through_a_relay() {
 #[test]
 fn mismatched_ends_are_refused_with_a_reason() {
     let dir = scratch("refused");
-    let tls = Tls::generate().unwrap();
+    let tls = cluster().clone();
     tls.write_dir(dir.join("tls")).unwrap();
     let secure = standalone(&dir.join("secure"), Some(&dir.join("tls")));
     let plain = standalone(&dir.join("plain"), None);
@@ -335,7 +341,7 @@ fn plain_client_of_a_tls_node() {
 
 #[test]
 fn many_senders_share_an_encrypted_link() {
-    let tls = Tls::generate().unwrap();
+    let tls = cluster().clone();
     let node = create_place_node("localhost", opts(&tls)).unwrap();
     // Several threads, each with its own place on the same link: large messages (written in
     // fragments, with the socket full) and small ones between them, all at once.
@@ -355,4 +361,35 @@ fn many_senders_share_an_encrypted_link() {
             });
         }
     });
+}
+
+#[test]
+fn a_fork_join_group_on_nodes_with_tls_runs_a_ring_and_an_all_to_all() {
+    let tls = cluster().clone();
+    let nodes: Vec<RemoteNode> = (0..3)
+        .map(|_| create_place_node("localhost", opts(&tls)).unwrap())
+        .collect();
+    const LEN: usize = 1 << 20;
+    let got = fork_join!(nodes = &nodes, 3, cg, [] -> (bool, usize), {
+        let (id, cnt) = (cg.id(), cg.cnt());
+        let block = |from: usize, to: usize| vec![(from * 16 + to) as u8; LEN];
+        cg.send((id + 1) % cnt, block(id, (id + 1) % cnt)).unwrap();
+        let prev = (id + cnt - 1) % cnt;
+        let ring: Vec<u8> = cg.recv(prev).unwrap();
+        assert_eq!(ring, block(prev, id));
+        for to in (0..cnt).filter(|&to| to != id) {
+            cg.send_tagged(to, places::Tag::user(1), block(id, to)).unwrap();
+        }
+        let mut all = 0;
+        for from in (0..cnt).filter(|&from| from != id) {
+            let got: Vec<u8> = cg.recv_tagged(from, places::Tag::user(1)).unwrap();
+            assert_eq!(got, block(from, id));
+            all += got.len();
+        }
+        cg.barrier();
+        // The member's node uses TLS on its links, its group's among them.
+        (places::net::cluster_tls().is_some(), ring.len() + all)
+    })
+    .unwrap();
+    assert_eq!(got, vec![(true, 3 * LEN); 3]);
 }

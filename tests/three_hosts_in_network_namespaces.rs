@@ -4,7 +4,8 @@
 //! node in each namespace through the command template `ip netns exec {host} {exe} {args}`,
 //! each listening on its host's address. The members of a `fork_join!` group on those nodes
 //! then exchange megabytes in a ring and an all-to-all, host to host: none of it passes
-//! through the driver, and the members report three different network namespaces.
+//! through the driver, and the members report three different network namespaces. It runs
+//! twice: with plain links, and with TLS on every link (`NodeOptions::tls`).
 //!
 //! Making namespaces needs root; where it is not possible the test says it is skipped, unless
 //! `PLACES_REQUIRE_NETNS=1` (as in CI), where it fails.
@@ -20,6 +21,7 @@ places::node_test_entry!();
 const MB: usize = 1 << 20;
 const PREFIX_ENV: &str = "PLACES_NETNS_PREFIX";
 const NET_ENV: &str = "PLACES_NETNS_NET";
+const TLS_ENV: &str = "PLACES_NETNS_TLS";
 
 fn script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/netns.sh")
@@ -78,8 +80,30 @@ fn a_ring_and_an_all_to_all_across_three_hosts_go_host_to_host() {
         }
     }
 
-    // The driver: this binary again, inside the first namespace, running the ignored test
-    // below; bounded by a deadline.
+    // Plain links, then TLS: a node that listens beyond loopback without TLS says it is
+    // unencrypted; with TLS none does.
+    let (_, stderr) = run_driver(&prefix, &net, false);
+    assert!(
+        stderr.contains("beyond loopback, without encryption"),
+        "no node said it listens unencrypted beyond loopback:\n{stderr}"
+    );
+    let (stdout, stderr) = run_driver(&prefix, &net, true);
+    assert!(stdout.contains("links encrypted: true"), "{stdout}");
+    assert!(
+        !stderr.contains("without encryption"),
+        "a node with TLS said it is unencrypted:\n{stderr}"
+    );
+    drop(hosts);
+    let left = Command::new("ip").args(["netns", "list"]).output();
+    if let Ok(left) = left {
+        let left = String::from_utf8_lossy(&left.stdout);
+        assert!(!left.contains(&prefix), "namespaces left behind: {left}");
+    }
+}
+
+/// Runs the driver (this binary again, inside the first namespace, running the ignored test
+/// below; bounded by a deadline), with TLS on every link or none; returns its output.
+fn run_driver(prefix: &str, net: &str, tls: bool) -> (String, String) {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &format!("{prefix}-a")])
         .arg(std::env::current_exe().expect("this test binary"))
@@ -90,8 +114,9 @@ fn a_ring_and_an_all_to_all_across_three_hosts_go_host_to_host() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(PREFIX_ENV, &prefix)
-        .env(NET_ENV, &net)
+        .env(PREFIX_ENV, prefix)
+        .env(NET_ENV, net)
+        .env(TLS_ENV, if tls { "1" } else { "" })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -121,7 +146,7 @@ fn a_ring_and_an_all_to_all_across_three_hosts_go_host_to_host() {
     let stderr = err_reader.join().expect("the driver's stderr");
     assert!(
         status.success(),
-        "the driver failed ({status}):\n{stdout}\n{stderr}"
+        "the driver (TLS: {tls}) failed ({status}):\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("1 passed"),
@@ -133,17 +158,7 @@ fn a_ring_and_an_all_to_all_across_three_hosts_go_host_to_host() {
             line.trim_start_matches("test driver_in_the_first_namespace ... ")
         );
     }
-    // A node that listens beyond loopback says it is unencrypted.
-    assert!(
-        stderr.contains("beyond loopback, without encryption"),
-        "no node said it listens unencrypted beyond loopback:\n{stderr}"
-    );
-    drop(hosts);
-    let left = Command::new("ip").args(["netns", "list"]).output();
-    if let Ok(left) = left {
-        let left = String::from_utf8_lossy(&left.stdout);
-        assert!(!left.contains(&prefix), "namespaces left behind: {left}");
-    }
+    (stdout, stderr)
 }
 
 /// Run by the test above, inside the first namespace.
@@ -153,18 +168,21 @@ fn driver_in_the_first_namespace() {
     let prefix = std::env::var(PREFIX_ENV).expect("started by the test above");
     let net = std::env::var(NET_ENV).expect("started by the test above");
     let mine = netns_id();
+    let tls = std::env::var(TLS_ENV).is_ok_and(|v| v == "1");
+    let cluster = tls.then(|| places::Tls::generate().expect("make the cluster's certificates"));
     let nodes: Vec<RemoteNode> = ["a", "b", "c"]
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            create_place_node(
-                &format!("{prefix}-{h}"),
-                NodeOptions::for_this_test_binary()
-                    .command_template("ip netns exec {host} {exe} {args}")
-                    .listen_addr(format!("{net}.{}", i + 1))
-                    .heartbeat(Duration::from_secs(2)),
-            )
-            .unwrap_or_else(|e| panic!("start the node in {prefix}-{h}: {e}"))
+            let mut opts = NodeOptions::for_this_test_binary()
+                .command_template("ip netns exec {host} {exe} {args}")
+                .listen_addr(format!("{net}.{}", i + 1))
+                .heartbeat(Duration::from_secs(2));
+            if let Some(c) = &cluster {
+                opts = opts.tls(c.clone());
+            }
+            create_place_node(&format!("{prefix}-{h}"), opts)
+                .unwrap_or_else(|e| panic!("start the node in {prefix}-{h}: {e}"))
         })
         .collect();
     for (i, n) in nodes.iter().enumerate() {
@@ -195,6 +213,8 @@ fn driver_in_the_first_namespace() {
             moved += got.len() as u64;
         }
         cg.barrier();
+        // (With TLS, the member's node uses it on all its links, its group's among them.)
+        assert_eq!(places::net::cluster_tls().is_some(), std::env::var("PLACES_NODE_TLS").is_ok_and(|v| v == "stdin"));
         (netns_id(), moved)
     })
     .unwrap();
@@ -222,8 +242,10 @@ fn driver_in_the_first_namespace() {
         control >= 4 * MB as u64,
         "the measure saw only {control} bytes of a 4 MiB message"
     );
+    let encrypted = nodes.iter().all(RemoteNode::encrypted);
+    assert_eq!(encrypted, tls);
     println!(
-        "driver: {moved} bytes host to host, {through_here} through the driver ({control} for a 4 MiB put)"
+        "driver: {moved} bytes host to host, {through_here} through the driver ({control} for a 4 MiB put), links encrypted: {encrypted}"
     );
 }
 

@@ -258,6 +258,11 @@ impl Tls {
             .map_err(|e| tls_err("starting TLS", e))
     }
 
+    /// The server side's configuration.
+    pub(crate) fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.inner.server.clone()
+    }
+
     /// What the node side of a link accepts with.
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.inner.server.clone())

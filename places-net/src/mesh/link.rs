@@ -19,13 +19,15 @@
 //! arrive (and at most [`RESERVE`] ahead), and ends the link.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, IoSlice, Read};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use places_core::{ChannelError, Envelope, Link, Payload, Tag, WireEnvelope};
+
+use super::stream::MeshStream;
 
 /// Messages a member holds from one peer, unreceived, before it stops reading that peer.
 pub const QUEUE: usize = 1024;
@@ -84,7 +86,7 @@ impl Partial {
 }
 
 struct Peer {
-    stream: TcpStream,
+    stream: MeshStream,
     reading: Partial,
     queue: VecDeque<WireEnvelope>,
     queued_bytes: usize,
@@ -113,7 +115,8 @@ impl Peer {
     fn pump(&mut self, scratch: &mut [u8], receiving: bool) {
         while self.ended.is_none() && (receiving || !self.throttled()) {
             let read = match &mut self.reading {
-                Partial::Body { len, body, .. } => {
+                // (Through TLS, plaintext comes out of the session, by way of the scratch.)
+                Partial::Body { len, body, .. } if !self.stream.is_tls() => {
                     // Straight into the body, at most RESERVE ahead of what arrived.
                     // Grows with what arrived (doubling), never more than RESERVE ahead of it.
                     let left = *len - body.len() as u64;
@@ -146,7 +149,7 @@ impl Peer {
                         Ok(n)
                     }
                 }
-                _ => match (&self.stream).read(scratch) {
+                _ => match self.stream.read(scratch) {
                     Ok(n) => {
                         if n > 0 {
                             self.advance(&scratch[..n]);
@@ -270,6 +273,20 @@ impl Core {
     /// Waits until `read` has something or ended, or `write` can take bytes, taking in what
     /// every other peer sends meanwhile (unless throttled).
     fn wait(&mut self, read: Option<usize>, write: Option<usize>) {
+        // Plaintext waiting in a TLS session wakes no poll: take it in first.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut took = false;
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
+            if p.ended.is_none() && (Some(i) == read || !p.throttled()) && p.stream.buffered() {
+                p.pump(&mut scratch, Some(i) == read);
+                took = true;
+            }
+        }
+        self.scratch = scratch;
+        if took {
+            return;
+        }
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len());
         let mut who: Vec<usize> = Vec::with_capacity(self.peers.len());
         for (i, p) in self.peers.iter().enumerate() {
@@ -369,7 +386,7 @@ impl Core {
                 return Err(p.end_error(peer));
             }
             let slices = [IoSlice::new(&head[h..]), IoSlice::new(&body[b..])];
-            match (&p.stream).write_vectored(&slices) {
+            match p.stream.write_vectored(&slices) {
                 Ok(0) => return Err(ChannelError::Closed),
                 Ok(mut n) => {
                     let in_head = n.min(head.len() - h);
@@ -377,7 +394,7 @@ impl Core {
                     n -= in_head;
                     b += n;
                     if h == head.len() && b == body.len() {
-                        return Ok(());
+                        return self.flush(peer);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -396,6 +413,26 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Sends what waits in `peer`'s TLS session, waiting for its socket as a send does.
+    fn flush(&mut self, peer: usize) -> Result<(), ChannelError> {
+        loop {
+            let p = self.peers[peer].as_mut().ok_or(ChannelError::Closed)?;
+            match p.stream.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(Some(peer), Some(peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    p.ended.get_or_insert(e.to_string());
+                    return Err(p.end_error(peer));
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Core {
     fn drop(&mut self) {
         // Only the sending halves close now: what was sent still arrives. A full close with
@@ -403,9 +440,9 @@ impl Drop for Core {
         // so a thread reads (and drops) until each peer closes too, or LINGER passes.
         let mut open: Vec<TcpStream> = Vec::new();
         for p in self.peers.iter_mut().flatten() {
-            let _ = p.stream.shutdown(Shutdown::Write);
+            p.stream.shutdown_write();
             if p.ended.is_none() {
-                if let Ok(s) = p.stream.try_clone() {
+                if let Ok(s) = p.stream.tcp().try_clone() {
                     open.push(s);
                 }
             }
@@ -468,13 +505,23 @@ impl MeshLink {
     /// The links of one member over connected, authenticated streams (`streams[j]` reaches
     /// member `j`; `None` at the member itself).
     pub fn group(streams: Vec<Option<TcpStream>>) -> io::Result<Vec<Option<MeshLink>>> {
+        Self::group_of(
+            streams
+                .into_iter()
+                .map(|s| s.map(MeshStream::plain))
+                .collect(),
+        )
+    }
+
+    /// [`group`](Self::group) over streams that may carry TLS.
+    pub(crate) fn group_of(streams: Vec<Option<MeshStream>>) -> io::Result<Vec<Option<MeshLink>>> {
         let mut peers = Vec::with_capacity(streams.len());
         for s in streams {
             peers.push(match s {
                 None => None,
                 Some(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    stream.set_nonblocking(true)?;
+                    let _ = stream.tcp().set_nodelay(true);
+                    stream.tcp().set_nonblocking(true)?;
                     Some(Peer {
                         stream,
                         reading: Partial::new(),
@@ -565,6 +612,7 @@ impl Link for MeshLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::net::TcpListener;
     use std::time::Duration;
 

@@ -12,6 +12,7 @@
 mod link;
 #[cfg(unix)]
 mod pmi;
+mod stream;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -26,6 +27,7 @@ use crate::handshake::Cookie;
 pub use link::{MeshLink, MAX_TYPE_NAME, QUEUE, QUEUE_BYTES, RESERVE};
 #[cfg(unix)]
 pub use pmi::{from_pmi, PMI_VERSION_ENV};
+use stream::MeshStream;
 
 /// The first bytes a member sends on a link it opens.
 /// Version 2: 64-bit tags (with a communication context) and raw numeric bodies.
@@ -121,6 +123,31 @@ pub fn form(
     addrs: &[SocketAddr],
     timeout: Duration,
 ) -> Result<Comm, NetError> {
+    // A cluster whose links use TLS uses it on its groups' links too.
+    form_with_tls(
+        rank,
+        secret,
+        listener,
+        addrs,
+        timeout,
+        crate::tls::cluster_tls().as_ref(),
+    )
+}
+
+/// [`form`] with TLS on every link (`Some`), or none: every member of a group must agree.
+/// The secret's handshake runs inside TLS.
+///
+/// # Errors
+///
+/// As [`form`]; a member whose TLS does not match fails its links' handshakes.
+pub fn form_with_tls(
+    rank: usize,
+    secret: &Cookie,
+    listener: MeshListener,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    tls: Option<&crate::tls::Tls>,
+) -> Result<Comm, NetError> {
     let cnt = addrs.len();
     if rank >= cnt {
         return Err(NetError::Handshake(format!(
@@ -128,7 +155,8 @@ pub fn form(
         )));
     }
     let deadline = Instant::now() + timeout;
-    let mut links: Vec<Option<TcpStream>> = (0..cnt).map(|_| None).collect();
+    let tls = tls.cloned();
+    let mut links: Vec<Option<MeshStream>> = (0..cnt).map(|_| None).collect();
     for (peer, addr) in addrs.iter().enumerate().take(rank) {
         let mut tries = 0u64;
         let stream = loop {
@@ -138,7 +166,7 @@ pub fn form(
                     "member {rank} could not reach member {peer} at {addr}: {e}"
                 ))
             })?;
-            match open_link(stream, rank, peer, cnt, secret, deadline) {
+            match open_link(stream, tls.as_ref(), rank, peer, cnt, secret, deadline) {
                 Ok(s) => break s,
                 // A peer that proves a wrong secret is not retried; one that dropped the
                 // connection (busy with strangers, say) is, until the deadline.
@@ -160,7 +188,7 @@ pub fn form(
     }
     let mut missing = cnt - rank - 1;
     if missing > 0 {
-        let arrivals = Acceptor::start(listener, rank, cnt, secret.clone(), deadline)?;
+        let arrivals = Acceptor::start(listener, tls.clone(), rank, cnt, secret.clone(), deadline)?;
         while missing > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             let (peer, stream) = match arrivals.linked.recv_timeout(left) {
@@ -184,7 +212,7 @@ pub fn form(
             missing -= 1;
         }
     }
-    let links = MeshLink::group(links)
+    let links = MeshLink::group_of(links)
         .map_err(|e| NetError::Handshake(format!("starting the links of member {rank}: {e}")))?
         .into_iter()
         .map(|l| l.map(|l| Box::new(l) as Box<dyn Link>))
@@ -203,13 +231,14 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// byte at a time) holds up nobody: the member's real peers link meanwhile, and each stranger is
 /// dropped after [`HANDSHAKE_LIMIT`].
 struct Acceptor {
-    linked: std::sync::mpsc::Receiver<(usize, TcpStream)>,
+    linked: std::sync::mpsc::Receiver<(usize, MeshStream)>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Acceptor {
     fn start(
         listener: MeshListener,
+        tls: Option<crate::tls::Tls>,
         rank: usize,
         cnt: usize,
         secret: Cookie,
@@ -256,13 +285,14 @@ impl Acceptor {
                         continue;
                     }
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    let (tx, secret, count) = (tx.clone(), secret.clone(), in_flight.clone());
+                    let (tx, secret, count, tls) =
+                        (tx.clone(), secret.clone(), in_flight.clone(), tls.clone());
                     let addr = listener.addr;
                     let until = deadline.min(Instant::now() + HANDSHAKE_LIMIT);
                     let spawned = std::thread::Builder::new()
                         .name("places-mesh-handshake".into())
                         .spawn(move || {
-                            match accept_link(stream, rank, cnt, &secret, until) {
+                            match accept_link(stream, tls.as_ref(), rank, cnt, &secret, until) {
                                 Ok(linked) => {
                                     let _ = tx.send(linked);
                                 }
@@ -289,7 +319,7 @@ impl Drop for Acceptor {
 }
 
 /// `read_exact` that gives up at `until`, however slowly the bytes come.
-fn read_exact_until(s: &mut TcpStream, mut buf: &mut [u8], until: Instant) -> io::Result<()> {
+fn read_exact_until(s: &mut MeshStream, mut buf: &mut [u8], until: Instant) -> io::Result<()> {
     while !buf.is_empty() {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -298,7 +328,7 @@ fn read_exact_until(s: &mut TcpStream, mut buf: &mut [u8], until: Instant) -> io
                 "the handshake did not finish in time",
             ));
         }
-        s.set_read_timeout(Some(left))?;
+        s.tcp().set_read_timeout(Some(left))?;
         match s.read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => buf = &mut buf[n..],
@@ -309,10 +339,10 @@ fn read_exact_until(s: &mut TcpStream, mut buf: &mut [u8], until: Instant) -> io
     Ok(())
 }
 
-fn prepare(stream: TcpStream) -> TcpStream {
-    let _ = stream.set_read_timeout(None);
-    let _ = stream.set_write_timeout(None);
-    keepalive(&stream);
+fn prepare(stream: MeshStream) -> MeshStream {
+    let _ = stream.tcp().set_read_timeout(None);
+    let _ = stream.tcp().set_write_timeout(None);
+    keepalive(stream.tcp());
     stream
 }
 
@@ -356,19 +386,21 @@ fn role(who: &str, low: usize, high: usize) -> Vec<u8> {
 
 /// The connecting side (`rank` > `peer`): hello, then prove the secret after the peer did.
 fn open_link(
-    mut s: TcpStream,
+    s: TcpStream,
+    tls: Option<&crate::tls::Tls>,
     rank: usize,
     peer: usize,
     cnt: usize,
     secret: &Cookie,
     deadline: Instant,
-) -> io::Result<TcpStream> {
+) -> io::Result<MeshStream> {
     let _ = s.set_nodelay(true);
-    s.set_read_timeout(Some(
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(10)),
-    ))?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(10));
+    s.set_read_timeout(Some(left))?;
+    s.set_write_timeout(Some(left))?;
+    let mut s = MeshStream::secure(s, tls, true)?;
     let mine = nonce()?;
     let mut hello = MESH_MAGIC.to_vec();
     hello.extend_from_slice(&(rank as u32).to_le_bytes());
@@ -385,18 +417,26 @@ fn open_link(
         ));
     }
     s.write_all(&secret.sign(&role("connector", peer, rank), &theirs, &mine))?;
+    s.flush()?;
     Ok(s)
 }
 
 /// The accepting side: returns the peer's rank once it proved the secret, before `deadline`.
 fn accept_link(
-    mut s: TcpStream,
+    s: TcpStream,
+    tls: Option<&crate::tls::Tls>,
     rank: usize,
     cnt: usize,
     secret: &Cookie,
     deadline: Instant,
-) -> io::Result<(usize, TcpStream)> {
+) -> io::Result<(usize, MeshStream)> {
     let _ = s.set_nodelay(true);
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(10));
+    s.set_read_timeout(Some(left))?;
+    s.set_write_timeout(Some(left))?;
+    let mut s = MeshStream::secure(s, tls, false)?;
     let mut hello = [0u8; 8 + 4 + 4 + 32];
     read_exact_until(&mut s, &mut hello, deadline)?;
     if &hello[..8] != MESH_MAGIC {
@@ -420,6 +460,7 @@ fn accept_link(
     let mut reply = mine.to_vec();
     reply.extend_from_slice(&secret.sign(&role("acceptor", rank, peer), &theirs, &mine));
     s.write_all(&reply)?;
+    s.flush()?;
     let mut proof = [0u8; 32];
     read_exact_until(&mut s, &mut proof, deadline)?;
     if !secret.verify(&role("connector", rank, peer), &mine, &theirs, &proof) {
