@@ -460,6 +460,93 @@ fn main() {
         "rmpi_launch of 4 ranks on 4 local nodes, to finish",
         format!("{:.1} ms", median(launch).as_secs_f64() * 1e3)
     );
+
+    // TLS, last: a process that uses TLS uses it for every node it starts from then on. The
+    // same round trips on a TLS node and on the plain one, side by side.
+    let tls_nodes = {
+        let opts = NodeOptions::new().tls(places::Tls::generate().expect("certificates"));
+        [
+            create_place_node("localhost", opts.clone()).expect("tls node a"),
+            create_place_node("localhost", opts).expect("tls node b"),
+        ]
+    };
+    let tls_small: RemotePlace<u64> = tls_nodes[0]
+        .dynamic_place(module_path!(), "echo_u64")
+        .expect("spawn");
+    let tls_floats: RemotePlace<Vec<f64>> = tls_nodes[0]
+        .dynamic_place(module_path!(), "echo_floats")
+        .expect("spawn");
+    let (mut t8, mut q8, mut tbig, mut qbig, mut tdirect) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let time = |p: &RemotePlace<u64>| {
+        let _ = p.put_get(0);
+        let start = Instant::now();
+        for i in 0..rounds {
+            assert_eq!(p.put_get(i as u64).expect("round trip"), i as u64);
+        }
+        start.elapsed() / rounds
+    };
+    let time_big = |p: &RemotePlace<Vec<f64>>| {
+        let mut v = payload.clone();
+        let start = Instant::now();
+        for _ in 0..big_rounds {
+            v = p.put_get(v).expect("big round trip");
+        }
+        assert_eq!(v, payload);
+        start.elapsed() / big_rounds
+    };
+    for _ in 0..samples {
+        t8.push(time(&tls_small));
+        q8.push(time(&small));
+        tbig.push(time_big(&tls_floats));
+        qbig.push(time_big(&floats));
+        let per = fork_join!(nodes = &tls_nodes, 2, cg, [reps: u64] -> Duration, {
+            let other = 1 - cg.id();
+            let mut round = |i: u64| {
+                if cg.id() == 0 {
+                    cg.send(other, i).unwrap();
+                    cg.recv::<u64>(other).unwrap()
+                } else {
+                    let v = cg.recv::<u64>(other).unwrap();
+                    cg.send(other, v).unwrap();
+                    v
+                }
+            };
+            for i in 0..20 {
+                round(i);
+            }
+            let start = Instant::now();
+            for i in 0..reps {
+                round(i);
+            }
+            start.elapsed() / reps as u32
+        })
+        .expect("a group over two TLS nodes");
+        tdirect.push(per[0]);
+    }
+    let (t8, q8, tbig, qbig) = (median(t8), median(q8), median(tbig), median(qbig));
+    let tdirect = median(tdirect);
+    println!(
+        "{:<52} {:>10}  vs plain {:>11}: {:.2}x",
+        "TLS: 8-byte round trip to a remote place",
+        us(t8),
+        us(q8),
+        r(t8, q8)
+    );
+    println!(
+        "{:<52} {:>10}  vs plain {:>11}: {:.2}x",
+        format!("TLS: {mb:.0} MB round trip to a remote place"),
+        us(tbig),
+        us(qbig),
+        r(tbig, qbig)
+    );
+    println!(
+        "{:<52} {:>10}  vs plain {:>11}: {:.2}x",
+        "TLS: 8-byte ping-pong, group members on 2 nodes",
+        us(tdirect),
+        us(direct),
+        r(tdirect, direct)
+    );
 }
 
 /// A rank of the launch bench: one allreduce, then finish.

@@ -260,3 +260,92 @@ fn a_message_with_more_channel_ends_than_allowed_is_refused_and_its_ends_close()
     let (theirs, _mine): (Vec<_>, Vec<_>) = (0..100).map(|_| place_channel::<u8, u8>()).unzip();
     assert_eq!(p.put_get(theirs).unwrap(), 100);
 }
+
+/// Takes a channel end, then answers every buffer on it with its length.
+#[place]
+pub fn serves_a_sent_end(ch: PlaceChannel<(), PlaceChannel<u64, Vec<u8>>>) {
+    let Ok(end) = ch.get() else { return };
+    while let Ok(v) = end.get() {
+        if end.put(v.len() as u64).is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits for a `Dropped` on `here` (from a `put` that sent the next message, or a `get`) after
+/// a message too large for where its peer went, then checks the channel still answers.
+fn dropped_then_goes_on(here: &PlaceChannel<Vec<u8>, u64>) -> Result<String, String> {
+    here.put(vec![0; 2 << 20])
+        .map_err(|e| format!("the local put: {e}"))?;
+    let reason = match here.get_timeout(LIMIT) {
+        Err(ChannelError::Dropped { reason, .. }) => reason,
+        other => return Err(format!("expected Dropped, got {other:?}")),
+    };
+    // Reported once; the channel goes on.
+    match here.put_get(vec![2; 1000]) {
+        Ok(1000) => Ok(reason),
+        other => Err(format!("after the drop: {other:?}")),
+    }
+}
+
+#[test]
+fn a_message_too_large_for_where_its_channel_went_fails_that_message_only() {
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_this_test_binary().max_message(1 << 20),
+    )
+    .unwrap();
+    let p: RemotePlace<PlaceChannel<u64, Vec<u8>>, ()> = n
+        .dynamic_place(module_path!(), "serves_a_sent_end")
+        .unwrap();
+    let (here, there) = places::place_channel::<Vec<u8>, u64>();
+    p.put(there).unwrap();
+    assert_eq!(here.put_get(vec![1; 10]).unwrap(), 10);
+    // The local put succeeds; its relay cannot pass the message on; the waiting `get` hears.
+    let reason = dropped_then_goes_on(&here).unwrap();
+    assert!(
+        reason.contains("exceeds the largest message") && reason.contains("1048576"),
+        "{reason}"
+    );
+}
+
+/// What `sends_its_end_away` sends its creator: the end to pass on, then its report.
+type EndThenReport = (Option<PlaceChannel<u64, Vec<u8>>>, String);
+
+/// Makes a pair, sends one end to its creator (to pass on to another node), then sends a
+/// message too large for that node on the other; says what it saw.
+#[place]
+pub fn sends_its_end_away(ch: PlaceChannel<EndThenReport, ()>) {
+    let (here, there) = places::place_channel::<Vec<u8>, u64>();
+    if ch.put((Some(there), String::new())).is_err() {
+        return;
+    }
+    let report = match here.put_get(vec![1; 10]) {
+        Ok(10) => dropped_then_goes_on(&here).unwrap_or_else(|e| format!("failed: {e}")),
+        other => format!("failed: first answer {other:?}"),
+    };
+    let _ = ch.put((None, report));
+}
+
+#[test]
+fn a_message_too_large_for_the_second_hop_fails_that_message_only() {
+    let x = node();
+    let y = create_place_node(
+        "localhost",
+        NodeOptions::for_this_test_binary().max_message(1 << 20),
+    )
+    .unwrap();
+    let from: RemotePlace<(), EndThenReport> = x
+        .dynamic_place(module_path!(), "sends_its_end_away")
+        .unwrap();
+    let server: RemotePlace<PlaceChannel<u64, Vec<u8>>, ()> = y
+        .dynamic_place(module_path!(), "serves_a_sent_end")
+        .unwrap();
+    let (end, _) = from.get_timeout(LIMIT).unwrap();
+    server.put(end.expect("the end")).unwrap();
+    let (_, report) = from.get_timeout(LIMIT).unwrap();
+    assert!(
+        report.contains("exceeds the largest message") && report.contains("1048576"),
+        "{report}"
+    );
+}

@@ -61,13 +61,69 @@ pub struct PlaceChannel<S, R = S> {
     extension: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
+/// What the two ends of a local pair share about one direction: the receiver's waker, and a
+/// message the sender put that could not be passed on to where the receiving end went (it was
+/// sent to another node, and the message cannot cross to it: too large for that node, say).
+/// The sender's next `put` or `get` reports it, once, as [`ChannelError::Dropped`]; a `get`
+/// waiting meanwhile is woken for it.
+#[derive(Default)]
+pub(crate) struct Direction {
+    waker: AtomicWaker,
+    faulted: AtomicBool,
+    fault: Mutex<Option<String>>,
+    /// Wakes a blocked `get` of the sending end when a fault is recorded (made by the first
+    /// such `get`).
+    notice: OnceLock<(Sender<()>, Receiver<()>)>,
+}
+
+impl Direction {
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Records that a message of this direction was dropped, and why.
+    pub(crate) fn set_fault(&self, reason: String) {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.faulted.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if let Some((tx, _)) = self.notice.get() {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// The recorded fault, once.
+    fn take_fault(&self) -> Option<String> {
+        if !self.faulted.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.faulted.store(false, Ordering::SeqCst);
+        if let Some((_, rx)) = self.notice.get() {
+            while rx.try_recv().is_ok() {}
+        }
+        self.fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The receiver that a recorded fault wakes (checked again after it exists, so a fault
+    /// recorded meanwhile is not missed).
+    fn notice(&self) -> &Receiver<()> {
+        &self.notice.get_or_init(|| crossbeam_channel::bounded(1)).1
+    }
+}
+
 /// Where a channel end's `put` goes.
 pub(crate) enum Tx<S> {
     /// Another end in this process: the value is moved.
     Local {
         sender: Sender<S>,
-        /// Wakes the peer's `recv().await`.
-        peer_waker: Arc<AtomicWaker>,
+        /// Wakes the peer's `recv().await`; records what could not be passed on.
+        peer_waker: Arc<Direction>,
     },
     /// An end on another node: the value is encoded and written by the caller.
     Remote {
@@ -85,7 +141,7 @@ pub(crate) enum Rx<R> {
     Local {
         rx: Receiver<R>,
         /// Woken by the peer's `put` and drop.
-        waker: Arc<AtomicWaker>,
+        waker: Arc<Direction>,
     },
     /// Messages that arrived from another node, decoded by the taker.
     Remote {
@@ -130,6 +186,16 @@ impl<S> Tx<S> {
                 };
                 if sent.is_ok() {
                     peer_waker.wake();
+                    // An earlier message went to a relay that could not pass it on.
+                    if let Some(reason) = peer_waker.take_fault() {
+                        return Err((
+                            None,
+                            ChannelError::Dropped {
+                                message: std::any::type_name::<S>(),
+                                reason,
+                            },
+                        ));
+                    }
                 }
                 sent
             }
@@ -403,8 +469,8 @@ fn pair_with<A, B>(
     (b_tx, a_rx): (Sender<B>, Receiver<B>),
     hook: Option<Arc<PairHook>>,
 ) -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
-    let a_waker = Arc::new(AtomicWaker::new());
-    let b_waker = Arc::new(AtomicWaker::new());
+    let a_waker = Arc::new(Direction::default());
+    let b_waker = Arc::new(Direction::default());
     (
         PlaceChannel::from_parts(
             Tx::Local {
@@ -473,7 +539,9 @@ impl<S, R> PlaceChannel<S, R> {
     /// [`ChannelError::Lost`] if its node is gone; [`ChannelError::Unsendable`] if the value
     /// cannot be encoded or exceeds the largest message the receiving node accepts (nothing is
     /// sent then). [`ChannelError::Dropped`] reports an *earlier* message of this end that the
-    /// receiver dropped (once, here or at the next `get`); the value of this call was sent.
+    /// receiver dropped (once, here or at the next `get`); the value of this call was sent. A
+    /// local end whose peer was sent to another node reports so a message that could not be
+    /// passed on to it (too large for that node, say): its local `put` had succeeded.
     pub fn put(&self, value: S) -> Result<(), ChannelError> {
         context::check_killed();
         self.tx.put(value)
@@ -732,15 +800,40 @@ impl<S, R> PlaceChannel<S, R> {
     ) -> Result<R, ChannelError> {
         let timed_out = || ChannelError::Timeout(Duration::ZERO);
         match &self.rx {
-            Rx::Local { rx, .. } => match wait_item(rx, deadline, stop, false)? {
-                Waited::Got(v) => {
-                    self.after_local_take();
-                    Ok(v)
+            Rx::Local { rx, .. } => {
+                // A message this end put that a relay could not pass on is reported here, and a
+                // wait is woken for it (a caller waiting for its answer would wait forever).
+                let fault = match (&*self.tx, stop) {
+                    (Tx::Local { peer_waker, .. }, None) => Some(&**peer_waker),
+                    _ => None,
+                };
+                loop {
+                    let notice = match fault {
+                        Some(f) => {
+                            let n = f.notice();
+                            std::sync::atomic::fence(Ordering::SeqCst);
+                            if let Some(reason) = f.take_fault() {
+                                return Err(ChannelError::Dropped {
+                                    message: std::any::type_name::<S>(),
+                                    reason,
+                                });
+                            }
+                            Some(n)
+                        }
+                        None => stop,
+                    };
+                    return match wait_item(rx, deadline, notice, false)? {
+                        Waited::Got(v) => {
+                            self.after_local_take();
+                            Ok(v)
+                        }
+                        Waited::Stopped if fault.is_some() => continue,
+                        Waited::Disconnected | Waited::Stopped => Err(ChannelError::Closed),
+                        Waited::Timeout => Err(timed_out()),
+                        Waited::Break(kind) => Err(ChannelError::Break(kind)),
+                    };
                 }
-                Waited::Disconnected | Waited::Stopped => Err(ChannelError::Closed),
-                Waited::Timeout => Err(timed_out()),
-                Waited::Break(kind) => Err(ChannelError::Break(kind)),
-            },
+            }
             Rx::Remote { endpoint, .. } => {
                 if let Some(done) = self.remote_ready(endpoint) {
                     return done;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::incoming::{with_decoding, with_encoding, EncodeScope};
-use super::{encoding_for, Endpoint, Item, LinkRef, Window};
+use super::{encoding_for, Control, Endpoint, Item, LinkRef, Window};
 use crate::channel::{remote_channel, wait_item, PlaceChannel, Rx, Tx, Waited};
 use crate::codec;
 use crate::context;
@@ -265,13 +265,14 @@ pub(crate) fn relay<S: Message, R: Message>(
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let tx = end.tx().duplicate();
+    let sender = Reporter::of(end.rx());
     {
         let (mirror, mirror_ep) = (mirror.clone(), mirror_ep.clone());
         std::thread::Builder::new()
             .name(format!("places relay in {id}"))
             .spawn(move || {
                 if open(gate_in) {
-                    relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref());
+                    relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref(), &sender);
                     mirror_ep.close();
                 } else if gated {
                     mirror_ep.discard();
@@ -284,6 +285,7 @@ pub(crate) fn relay<S: Message, R: Message>(
             })
             .map_err(|e| format!("could not start a channel relay: {e}"))?;
     }
+    let sender_out = Reporter::of(end.rx());
     let view = PlaceChannel::<S, R>::from_parts(end.tx().duplicate(), rx_view(end.rx()), bound);
     view.set_forwarded();
     std::thread::Builder::new()
@@ -291,8 +293,17 @@ pub(crate) fn relay<S: Message, R: Message>(
         .spawn(move || {
             if open(gate_out) {
                 while let Ok(v) = view.get_until(None, Some(&stop_rx)) {
-                    if mirror.put(v).is_err() {
-                        break;
+                    match mirror.put(v) {
+                        Ok(()) => {}
+                        // One message that cannot cross (too large for the far node, say), or
+                        // an earlier one the far holder dropped: its sender hears of it, and
+                        // the channel goes on.
+                        Err(
+                            ChannelError::Unsendable(reason) | ChannelError::Dropped { reason, .. },
+                        ) => {
+                            sender_out.report(reason);
+                        }
+                        Err(_) => break,
                     }
                 }
                 mirror_ep.close();
@@ -311,6 +322,7 @@ fn relay_in<S: Message, R: Message>(
     mirror_ep: &Endpoint,
     tx: &Tx<S>,
     sizes: Option<&Mutex<VecDeque<u64>>>,
+    sender: &Reporter,
 ) {
     loop {
         let item = match wait_item(mirror_ep.queue(), None, None, true) {
@@ -328,15 +340,61 @@ fn relay_in<S: Message, R: Message>(
                         .unwrap_or_else(PoisonError::into_inner)
                         .push_back(charge);
                 }
-                if tx.put(v).is_err() {
-                    return;
+                match tx.put(v) {
+                    Ok(()) => {}
+                    // Cannot go on to where this end's puts go (too large for that node, say):
+                    // the far holder's next put or get says so, and the channel goes on.
+                    Err(ChannelError::Unsendable(reason)) => {
+                        // Not sent: nobody will take it, so its credit comes back now.
+                        if let Some(q) = sizes {
+                            q.lock().unwrap_or_else(PoisonError::into_inner).pop_back();
+                            mirror_ep.release(charge);
+                        }
+                        mirror_ep
+                            .link()
+                            .send_control(mirror_ep.id(), Control::Error(reason));
+                    }
+                    // Sent, but an earlier one was dropped further on.
+                    Err(ChannelError::Dropped { reason, .. }) => {
+                        mirror_ep
+                            .link()
+                            .send_control(mirror_ep.id(), Control::Error(reason));
+                    }
+                    Err(_) => return,
                 }
             }
             // A message that did not decode (its sender was told) will never be taken by the
             // peer: on a bounded end its credit comes back now.
             (None, Some(charge)) if sizes.is_some() => mirror_ep.release(charge),
-            // An error about a message the other relay sent: nothing to pass on.
+            // The far holder dropped a message the other relay sent it: its sender hears of it.
+            (Some(Err(ChannelError::Dropped { reason, .. })), None) => sender.report(reason),
             _ => {}
+        }
+    }
+}
+
+/// Who sent the messages an end receives, to be told when one of them is dropped on the way
+/// on: a local end through the pair's shared state, a remote one with an error on its link.
+enum Reporter {
+    Local(Arc<crate::channel::Direction>),
+    Remote(Arc<Endpoint>),
+}
+
+impl Reporter {
+    fn of<R>(rx: &Rx<R>) -> Reporter {
+        match rx {
+            Rx::Local { waker, .. } => Reporter::Local(waker.clone()),
+            Rx::Remote { endpoint, .. } => Reporter::Remote(endpoint.clone()),
+        }
+    }
+
+    fn report(&self, reason: String) {
+        tracing::warn!(target: "places", "a relayed message was dropped: {reason}");
+        match self {
+            Reporter::Local(direction) => direction.set_fault(reason),
+            Reporter::Remote(endpoint) => endpoint
+                .link()
+                .send_control(endpoint.id(), Control::Error(reason)),
         }
     }
 }
