@@ -156,6 +156,24 @@ fn mandelbrot_writes_the_same_image_with_one_and_many_places() {
     let on_nodes = std::fs::read(&path).expect("the image file exists");
     let _ = std::fs::remove_file(&path);
     assert!(on_nodes == image, "the image from 2 nodes differs");
+
+    // The same with TLS on every link of the nodes.
+    let out = run_with(
+        "mandelbrot",
+        &[
+            "--nodes",
+            "2",
+            "--tls",
+            "120",
+            path.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains(", 2 places on 2 nodes (TLS) "), "{out}");
+    assert!(lines[0].ends_with(", identical images"), "{out}");
+    let with_tls = std::fs::read(&path).expect("the image file exists");
+    let _ = std::fs::remove_file(&path);
+    assert!(with_tls == image, "the image from 2 TLS nodes differs");
 }
 
 #[test]
