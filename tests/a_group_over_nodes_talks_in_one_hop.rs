@@ -11,14 +11,9 @@ use places::{create_place_node, NodeOptions, RemoteNode, Tag};
 
 places::node_test_entry!();
 
-/// Bytes this process has written through system calls so far.
-fn io_bytes() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").expect("read /proc/self/io");
-    io.lines()
-        .filter(|l| l.starts_with("wchar:"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
+#[path = "support/written.rs"]
+mod written;
+use written::io_bytes;
 
 /// Answers every buffer with its length.
 #[place]

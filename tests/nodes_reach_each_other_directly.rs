@@ -26,14 +26,9 @@ fn node() -> RemoteNode {
     .expect("start a local node")
 }
 
-/// Bytes this process has written through system calls so far.
-fn io_bytes() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").expect("read /proc/self/io");
-    io.lines()
-        .filter(|l| l.starts_with("wchar:"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
+#[path = "support/written.rs"]
+mod written;
+use written::io_bytes;
 
 /// A named place: answers every buffer, on the connection it came on, with one of the same
 /// length.

@@ -38,14 +38,9 @@ impl Drop for Hosts {
     }
 }
 
-/// Bytes this process has written through system calls so far.
-fn io_bytes() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").expect("read /proc/self/io");
-    io.lines()
-        .filter(|l| l.starts_with("wchar:"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
+#[path = "support/written.rs"]
+mod written;
+use written::io_bytes;
 
 /// This process's network namespace, as the kernel names it (`net:[4026531840]`).
 fn netns_id() -> String {

@@ -141,9 +141,11 @@ fn bridge_place<S: Message, R: Message>(
         .downcast::<Place<S, R>>()
         .map_err(|_| mismatch(&key, TypeInfo::of::<S>(), TypeInfo::of::<R>(), "?", "?"))?;
     let handle = place.handle();
-    crate::transport::relay(place.channel(), endpoint, None).map_err(|e| SpawnError::Thread {
-        key: key.clone(),
-        source: std::io::Error::other(e),
+    crate::transport::relay(place.channel(), endpoint, None, None).map_err(|e| {
+        SpawnError::Thread {
+            key: key.clone(),
+            source: std::io::Error::other(e),
+        }
     })?;
     let watch = place.handle();
     std::thread::Builder::new()

@@ -122,6 +122,13 @@ fn own_settings() -> Settings {
 /// calling it from a test that the launcher selects (see
 /// [`NodeOptions::exe_args`](crate::NodeOptions::exe_args)).
 pub fn run_if_requested() {
+    // Channel ends handed on between nodes go over direct links (in every process).
+    places_core::transport::handoff::set_direct_links(
+        places_core::transport::handoff::DirectLinks {
+            reachable_at,
+            connect: connect_direct,
+        },
+    );
     let start = match requested() {
         Ok(Some(start)) => start,
         Ok(None) => return,
@@ -140,6 +147,27 @@ pub fn run_if_requested() {
         }
     };
     std::process::exit(code);
+}
+
+/// Where other nodes reach this one (none outside a node): the address it listens on, or, on
+/// every address, the one its first client from another host reached it on.
+fn reachable_at() -> Option<String> {
+    let bound: SocketAddr = listen_addr()?.parse().ok()?;
+    if !bound.ip().is_unspecified() {
+        return Some(bound.to_string());
+    }
+    let ip = reached_at().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    Some(SocketAddr::new(ip, bound.port()).to_string())
+}
+
+/// A link to the node at `addr`, made once per process and shared
+/// ([`NodeAddr::connect`](crate::NodeAddr::connect)).
+fn connect_direct(addr: &str) -> Result<places_core::transport::LinkRef, String> {
+    let node = crate::NodeAddr::new(addr)
+        .connect()
+        .map_err(|e| e.to_string())?;
+    let link: places_core::transport::LinkRef = node.link().conn.clone();
+    Ok(link)
 }
 
 /// The address this node listens on, once it does.

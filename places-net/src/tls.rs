@@ -10,7 +10,7 @@
 //! // A fresh cluster CA and a certificate signed by it, passed to every node this program
 //! // starts on its stdin (never on a command line or in a file nobody asked for).
 //! let tls = Tls::generate()?;
-//! let node = create_place_node("localhost", &NodeOptions::new().tls(tls.clone()))?;
+//! let node = create_place_node("localhost", NodeOptions::new().tls(tls.clone()))?;
 //! # let _ = node;
 //! // Or certificates of your own: the CA's certificate, this node's chain and its key.
 //! let mine = Tls::from_files("ca.pem", "node.pem", "node.key")?;

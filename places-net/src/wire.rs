@@ -26,7 +26,7 @@
 use std::io::{self, Read, Write};
 
 /// The version byte of every frame, and of the handshake's hello.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// The first bytes a places client sends (then [`PROTOCOL_VERSION`]).
 pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
@@ -115,6 +115,14 @@ pub enum Kind {
     Status = 22,
     /// A status snapshot (an encoded `NodeStatus`).
     StatusReply = 23,
+    /// Give up the end behind the channel for a ticket: `u64 LE` token.
+    Handoff = 24,
+    /// The end behind the channel was given up.
+    HandedOff = 25,
+    /// A handoff does not happen: `u64 LE` token.
+    Resume = 26,
+    /// This fresh channel takes over a given-up end: `u64 LE` token.
+    Claim = 27,
 }
 
 impl Kind {
@@ -145,6 +153,10 @@ impl Kind {
             21 => Credit,
             22 => Status,
             23 => StatusReply,
+            24 => Handoff,
+            25 => HandedOff,
+            26 => Resume,
+            27 => Claim,
             _ => return None,
         })
     }
@@ -377,6 +389,12 @@ pub fn credit_payload(bytes: u64, messages: u64) -> [u8; 16] {
     p[..8].copy_from_slice(&bytes.to_le_bytes());
     p[8..].copy_from_slice(&messages.to_le_bytes());
     p
+}
+
+/// Reads a token payload (`Handoff`, `Resume`, `Claim`).
+pub fn parse_token(p: &[u8]) -> Option<u64> {
+    let t: [u8; 8] = p.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(t))
 }
 
 /// Reads a `Credit` payload.

@@ -71,9 +71,15 @@ pub(crate) struct Direction {
     waker: AtomicWaker,
     faulted: AtomicBool,
     fault: Mutex<Option<String>>,
+    /// The receiving end was sent to another node: a relay takes this direction's messages,
+    /// and may record a fault. Until then a `get` of the sending end waits as on any channel.
+    relayed: AtomicBool,
     /// Wakes a blocked `get` of the sending end when a fault is recorded (made by the first
-    /// such `get`).
+    /// such `get` after the direction is relayed).
     notice: OnceLock<(Sender<()>, Receiver<()>)>,
+    /// The other direction of the pair, whose waker a pending `recv().await` of the sending
+    /// end registered.
+    reverse: OnceLock<std::sync::Weak<Direction>>,
 }
 
 impl Direction {
@@ -85,6 +91,11 @@ impl Direction {
         self.waker.register(waker);
     }
 
+    /// A relay takes this direction's messages from now on.
+    pub(crate) fn set_relayed(&self) {
+        self.relayed.store(true, Ordering::SeqCst);
+    }
+
     /// Records that a message of this direction was dropped, and why.
     pub(crate) fn set_fault(&self, reason: String) {
         *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
@@ -92,6 +103,9 @@ impl Direction {
         std::sync::atomic::fence(Ordering::SeqCst);
         if let Some((tx, _)) = self.notice.get() {
             let _ = tx.try_send(());
+        }
+        if let Some(other) = self.reverse.get().and_then(std::sync::Weak::upgrade) {
+            other.wake();
         }
     }
 
@@ -174,6 +188,9 @@ impl<S> Tx<S> {
     pub(crate) fn send(&self, value: S, block: bool) -> Result<(), (Option<S>, ChannelError)> {
         match self {
             Tx::Local { sender, peer_waker } => {
+                // Taken first, so that a fault the relay records for this very value is left
+                // for the next call (which is told of an earlier message).
+                let earlier = peer_waker.take_fault();
                 let sent = if block {
                     send_local(sender, value).map_err(|e| (None, e))
                 } else {
@@ -187,7 +204,7 @@ impl<S> Tx<S> {
                 if sent.is_ok() {
                     peer_waker.wake();
                     // An earlier message went to a relay that could not pass it on.
-                    if let Some(reason) = peer_waker.take_fault() {
+                    if let Some(reason) = earlier {
                         return Err((
                             None,
                             ChannelError::Dropped {
@@ -196,6 +213,8 @@ impl<S> Tx<S> {
                             },
                         ));
                     }
+                } else if let Some(reason) = earlier {
+                    peer_waker.set_fault(reason);
                 }
                 sent
             }
@@ -471,6 +490,8 @@ fn pair_with<A, B>(
 ) -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
     let a_waker = Arc::new(Direction::default());
     let b_waker = Arc::new(Direction::default());
+    let _ = a_waker.reverse.set(Arc::downgrade(&b_waker));
+    let _ = b_waker.reverse.set(Arc::downgrade(&a_waker));
     (
         PlaceChannel::from_parts(
             Tx::Local {
@@ -602,6 +623,19 @@ impl<S, R> PlaceChannel<S, R> {
         }
     }
 
+    /// A fault recorded for a message this (local) end put, as the error that reports it; once.
+    pub(crate) fn local_fault(&self) -> Option<ChannelError> {
+        match &*self.tx {
+            Tx::Local { peer_waker, .. } => {
+                peer_waker.take_fault().map(|reason| ChannelError::Dropped {
+                    message: std::any::type_name::<S>(),
+                    reason,
+                })
+            }
+            Tx::Remote { .. } => None,
+        }
+    }
+
     /// Takes a message if one is waiting, without blocking.
     ///
     /// # Errors
@@ -610,6 +644,9 @@ impl<S, R> PlaceChannel<S, R> {
     /// will ever come.
     pub fn try_get(&self) -> Result<R, ChannelError> {
         context::check_killed();
+        if let Some(e) = self.local_fault() {
+            return Err(e);
+        }
         match &self.rx {
             Rx::Local { rx, .. } => match rx.try_recv() {
                 Ok(v) => {
@@ -755,6 +792,8 @@ impl<S, R> PlaceChannel<S, R> {
         };
         match item {
             Item::Notice => endpoint.take_error(std::any::type_name::<S>()).map(Err),
+            // Only the relay of a bridged end acts on a handoff.
+            Item::Handoff(_) => None,
             Item::Message(msg) => {
                 msg.from.taken(msg.charge);
                 match decode(msg) {
@@ -810,15 +849,19 @@ impl<S, R> PlaceChannel<S, R> {
                 loop {
                     let notice = match fault {
                         Some(f) => {
-                            let n = f.notice();
-                            std::sync::atomic::fence(Ordering::SeqCst);
-                            if let Some(reason) = f.take_fault() {
-                                return Err(ChannelError::Dropped {
-                                    message: std::any::type_name::<S>(),
-                                    reason,
-                                });
+                            if let Some(e) = self.local_fault() {
+                                return Err(e);
                             }
-                            Some(n)
+                            if f.relayed.load(Ordering::SeqCst) {
+                                let n = f.notice();
+                                std::sync::atomic::fence(Ordering::SeqCst);
+                                if let Some(e) = self.local_fault() {
+                                    return Err(e);
+                                }
+                                Some(n)
+                            } else {
+                                None
+                            }
                         }
                         None => stop,
                     };
@@ -827,7 +870,7 @@ impl<S, R> PlaceChannel<S, R> {
                             self.after_local_take();
                             Ok(v)
                         }
-                        Waited::Stopped if fault.is_some() => continue,
+                        Waited::Stopped if fault.is_some() && stop.is_none() => continue,
                         Waited::Disconnected | Waited::Stopped => Err(ChannelError::Closed),
                         Waited::Timeout => Err(timed_out()),
                         Waited::Break(kind) => Err(ChannelError::Break(kind)),

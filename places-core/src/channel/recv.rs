@@ -23,6 +23,9 @@ impl<'a, S, R> Recv<'a, S, R> {
 
 /// The next message if one is ready (or the end of the channel), without waiting.
 fn try_once<S, R>(ch: &PlaceChannel<S, R>) -> Option<Result<R, ChannelError>> {
+    if let Some(e) = ch.local_fault() {
+        return Some(Err(e));
+    }
     match ch.rx() {
         Rx::Local { rx, .. } => match rx.try_recv() {
             Ok(v) => {

@@ -65,6 +65,9 @@ pub(crate) enum Item {
     Message(Incoming),
     /// The endpoint's error slot was set: a blocked `get` wakes to report it.
     Notice,
+    /// The holder asked for the end behind this channel to be handed to another node, behind
+    /// everything it sent (see [`handoff`](super::handoff)); only a relay acts on it.
+    Handoff(u64),
 }
 
 /// The receiving side's credit: what arrived, what was taken, and the limits granted so far.
@@ -129,6 +132,12 @@ pub struct Endpoint {
     routes: Mutex<Vec<Weak<Endpoint>>>,
     /// For a route: it closes with its client and never has a `get` of its own.
     is_route: bool,
+    /// Where the end behind this channel can be taken over directly (see
+    /// [`handoff`](super::handoff)).
+    pub(crate) ticket: OnceLock<super::handoff::Ticket>,
+    /// The peer gave the end up (`HandedOff`), for a handoff under way.
+    handed_off: Mutex<bool>,
+    handed_off_changed: Condvar,
 }
 
 impl Endpoint {
@@ -213,6 +222,9 @@ impl Endpoint {
             error: Mutex::new(None),
             routes: Mutex::new(Vec::new()),
             is_route,
+            ticket: OnceLock::new(),
+            handed_off: Mutex::new(false),
+            handed_off_changed: Condvar::new(),
         })
     }
 
@@ -247,12 +259,50 @@ impl Endpoint {
         let sent = match lock(&self.inbox).as_ref() {
             Some(tx) => tx.send(Item::Message(msg)).map_err(|e| match e.0 {
                 Item::Message(m) => m,
-                Item::Notice => unreachable!("a message was sent"),
+                _ => unreachable!("a message was sent"),
             }),
             None => Err(msg),
         };
         self.waker.wake();
         sent
+    }
+
+    /// Queues the holder's `Handoff(token)` behind the messages that came before it.
+    pub(crate) fn push_handoff(&self, token: u64) {
+        if let Some(tx) = lock(&self.inbox).as_ref() {
+            let _ = tx.send(Item::Handoff(token));
+        }
+        self.waker.wake();
+    }
+
+    /// The peer's `HandedOff`.
+    pub(crate) fn set_handed_off(&self) {
+        *lock(&self.handed_off) = true;
+        self.handed_off_changed.notify_all();
+    }
+
+    pub(crate) fn reset_handed_off(&self) {
+        *lock(&self.handed_off) = false;
+    }
+
+    /// Waits (at most `limit`) for the peer's `HandedOff`, or for a message or the end of the
+    /// channel, which make the handoff moot; whether it came.
+    pub(crate) fn wait_handed_off(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut done = lock(&self.handed_off);
+        while !*done && self.queue.is_empty() && !self.peer_has_closed() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Messages and closes do not signal this condition: look again every millisecond.
+            done = self
+                .handed_off_changed
+                .wait_timeout(done, left.min(Duration::from_millis(1)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *done
     }
 
     /// Records the peer's `Close` (done under the table's lock, so that a close here at the

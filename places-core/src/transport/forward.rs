@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use super::handoff::{Entry, Next, Ticket};
 use super::incoming::{with_decoding, with_encoding, EncodeScope};
 use super::{encoding_for, Control, Endpoint, Item, LinkRef, Window};
 use crate::channel::{remote_channel, wait_item, PlaceChannel, Rx, Tx, Waited};
@@ -82,6 +83,7 @@ pub(crate) fn put_remote<S: Message>(
                 link: link.clone(),
                 carried: Vec::new(),
                 gates: Vec::new(),
+                on_sent: Vec::new(),
             };
             let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
             match encoded {
@@ -142,6 +144,9 @@ fn open_gates(scope: EncodeScope, sent: bool) {
     for gate in scope.gates {
         let _ = gate.send(sent);
     }
+    for f in scope.on_sent {
+        f(sent);
+    }
 }
 
 /// The route of the message being decoded on this thread: the endpoint it came on.
@@ -149,9 +154,26 @@ pub(crate) fn decoding_route() -> Option<Arc<Endpoint>> {
     with_decoding(|s| s.from.clone())
 }
 
+/// A place channel on the wire.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum WireEnd {
+    /// Bridged by the sender: its id on the link, the window its new holder may send within,
+    /// and where the new holder may take it over directly when it sends it on.
+    Here {
+        id: u64,
+        bytes: u64,
+        messages: u64,
+        ticket: Option<Ticket>,
+    },
+    /// Handed off by the sender (see [`handoff`](super::handoff)): to be claimed where the
+    /// ticket says.
+    At(Ticket),
+}
+
 /// On the wire a place channel is its id on the link and the window its new holder may send
-/// within; the end itself stays here, bridged (see the module docs). Outside a places transport
-/// (plain serde) encoding a channel is an error.
+/// within; the end itself stays here, bridged (see the module docs), or, for an end that came
+/// with a ticket from a third node, it is handed off to the new holder, which takes it over
+/// there. Outside a places transport (plain serde) encoding a channel is an error.
 impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
     fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let Some(link) = with_encoding(|s| s.link.clone()) else {
@@ -159,16 +181,85 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
                 "a place channel can only be encoded by a places transport (sending it to another node)",
             ));
         };
-        let (id, window) = bridge(self, &link).map_err(serde::ser::Error::custom)?;
-        (id, window.bytes, window.messages).serialize(serializer)
+        if let Some(ticket) = try_hand_off(self, &link) {
+            return WireEnd::At(ticket).serialize(serializer);
+        }
+        let (id, window, ticket) = bridge(self, &link).map_err(serde::ser::Error::custom)?;
+        WireEnd::Here {
+            id,
+            bytes: window.bytes,
+            messages: window.messages,
+            ticket,
+        }
+        .serialize(serializer)
     }
 }
 
+/// An end that came with a ticket, going on to another link: asks its node to give it up (see
+/// [`handoff`](super::handoff)); the ticket for the new holder when it did. This end is then
+/// forgotten here once the message carrying the ticket is out, or closed if it does not go out.
+fn try_hand_off<S: Message, R: Message>(
+    end: &PlaceChannel<S, R>,
+    link: &LinkRef,
+) -> Option<Ticket> {
+    let Rx::Remote {
+        endpoint, stashed, ..
+    } = end.rx()
+    else {
+        return None;
+    };
+    let ticket = endpoint.ticket.get()?.clone();
+    let same_link = std::ptr::eq(
+        Arc::as_ptr(endpoint.link()).cast::<u8>(),
+        Arc::as_ptr(link).cast::<u8>(),
+    );
+    if same_link || end.bound().is_some() || stashed.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    if !super::handoff::hand_off(endpoint, &ticket) {
+        return None;
+    }
+    // The channel is the new holder's now: this end's drop must not close it.
+    end.set_forwarded();
+    let (ep, token) = (endpoint.clone(), ticket.token);
+    with_encoding(|s| {
+        s.on_sent.push(Box::new(move |sent| {
+            if sent {
+                ep.discard();
+            } else {
+                ep.link().send_control(ep.id(), Control::Resume(token));
+                ep.close();
+            }
+        }))
+    });
+    Some(ticket)
+}
+
 /// The receiving side of `Serialize`: claims the channel's pending endpoint on the link the
-/// message came on.
+/// message came on, or takes a handed-off end over where its ticket says.
 impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (id, bytes, messages) = <(u64, u64, u64)>::deserialize(deserializer)?;
+        let outside = || {
+            serde::de::Error::custom(
+                "a place channel cannot be decoded from bytes outside a places transport",
+            )
+        };
+        let (id, bytes, messages, ticket) = match WireEnd::deserialize(deserializer)? {
+            WireEnd::Here {
+                id,
+                bytes,
+                messages,
+                ticket,
+            } => (id, bytes, messages, ticket),
+            WireEnd::At(ticket) => {
+                if with_decoding(|_| ()).is_none() {
+                    return Err(outside());
+                }
+                let endpoint =
+                    super::handoff::take_over(&ticket).map_err(serde::de::Error::custom)?;
+                return Ok(remote_channel(endpoint));
+            }
+        };
         let claimed = with_decoding(|s| {
             if !s.carried.contains(&id) {
                 return None;
@@ -177,26 +268,28 @@ impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R>
             s.from.link().table().claim(id)
         });
         match claimed {
-            None => Err(serde::de::Error::custom(
-                "a place channel cannot be decoded from bytes outside a places transport",
-            )),
+            None => Err(outside()),
             Some(None) => Err(serde::de::Error::custom(format!(
                 "the message names channel {id}, which it does not carry"
             ))),
             Some(Some(endpoint)) => {
                 endpoint.set_send_window(Window::new(bytes, messages));
+                if let Some(t) = ticket {
+                    let _ = endpoint.ticket.set(t);
+                }
                 Ok(remote_channel(endpoint))
             }
         }
     }
 }
 
-/// Bridges `end` to a fresh id on `link` (see the module docs); returns the id and the window
-/// the far holder may send within.
+/// Bridges `end` to a fresh id on `link` (see the module docs); returns the id, the window
+/// the far holder may send within, and (when this process can be reached directly) the ticket
+/// that lets a later holder take the end over.
 fn bridge<S: Message, R: Message>(
     end: &PlaceChannel<S, R>,
     link: &LinkRef,
-) -> Result<(u64, Window), String> {
+) -> Result<(u64, Window, Option<Ticket>), String> {
     let id = link.next_id();
     let receive = match end.bound() {
         // The far producer may have as many messages outstanding as the pair holds.
@@ -212,19 +305,30 @@ fn bridge<S: Message, R: Message>(
         s.gates.push(gate_tx);
         s.gates.push(gate2_tx);
     });
-    relay(end, mirror_ep, Some((gate_rx, gate2_rx)))?;
-    Ok((id, receive))
+    // A bounded pair keeps its credit where the pair is: no handoff.
+    let issued = match end.bound() {
+        None => super::handoff::issue(receive),
+        Some(_) => None,
+    };
+    let (ticket, entry) = match issued {
+        Some((t, e)) => (Some(t), Some(e)),
+        None => (None, None),
+    };
+    relay(end, mirror_ep, Some((gate_rx, gate2_rx)), entry)?;
+    Ok((id, receive, ticket))
 }
 
 /// Joins `end` to `mirror_ep`, an id on a link whose far side acts as `end` from now on: what
 /// arrives on the id goes where `end`'s own `put`s went, and what `end`'s peer sends goes out on
 /// the id, until either side ends (then both are closed). With `gates`, the relays start only
 /// when the gates say `true` (the message carrying the end went out), and close everything when
-/// they say `false`.
+/// they say `false`. With `handoff`, the relays may move to another link on the way (see
+/// [`handoff`](super::handoff)).
 pub(crate) fn relay<S: Message, R: Message>(
     end: &PlaceChannel<S, R>,
     mirror_ep: Arc<Endpoint>,
     gates: Option<(Receiver<bool>, Receiver<bool>)>,
+    handoff: Option<Arc<Entry>>,
 ) -> Result<(), String> {
     let id = mirror_ep.id();
     let bound = end.bound().cloned();
@@ -234,6 +338,8 @@ pub(crate) fn relay<S: Message, R: Message>(
     // What the far holder sends arrives as `S` and goes where this end's puts went; what this
     // end's peer sends (`R`) goes out.
     let mirror: Arc<PlaceChannel<R, S>> = Arc::new(remote_channel(mirror_ep.clone()));
+    // The relays close the endpoint themselves (or a handoff forgets it).
+    mirror.set_forwarded();
     if matches!(end.tx(), Tx::Remote { .. }) {
         // The relays close that channel when they end; this end's drop must not.
         end.set_forwarded();
@@ -262,19 +368,35 @@ pub(crate) fn relay<S: Message, R: Message>(
     mirror_ep.set_no_relief();
     let open = |gate: Option<Receiver<bool>>| gate.is_none_or(|g| g.recv() == Ok(true));
 
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    // Dropped by the incoming relay when it ends; a unit sent on it asks the outgoing relay
+    // to stop at its next message boundary, for a handoff.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let tx = end.tx().duplicate();
     let sender = Reporter::of(end.rx());
+    let handoff_in = handoff.clone();
     {
-        let (mirror, mirror_ep) = (mirror.clone(), mirror_ep.clone());
+        let mirror_ep = mirror_ep.clone();
         std::thread::Builder::new()
             .name(format!("places relay in {id}"))
             .spawn(move || {
                 if open(gate_in) {
-                    relay_in(&mirror, &mirror_ep, &tx, sizes.as_deref(), &sender);
-                    mirror_ep.close();
+                    let last = relay_in::<S, R>(
+                        mirror_ep,
+                        &tx,
+                        sizes.as_deref(),
+                        &sender,
+                        handoff_in.as_deref(),
+                        &stop_tx,
+                    );
+                    if let Some(h) = &handoff_in {
+                        h.retire();
+                    }
+                    last.close();
                 } else if gated {
+                    if let Some(h) = &handoff_in {
+                        h.retire();
+                    }
                     mirror_ep.discard();
                 }
                 // The outgoing relay lets go of the end's queue first: once the peer sees the
@@ -292,18 +414,33 @@ pub(crate) fn relay<S: Message, R: Message>(
         .name(format!("places relay out {id}"))
         .spawn(move || {
             if open(gate_out) {
-                while let Ok(v) = view.get_until(None, Some(&stop_rx)) {
-                    match mirror.put(v) {
-                        Ok(()) => {}
-                        // One message that cannot cross (too large for the far node, say), or
-                        // an earlier one the far holder dropped: its sender hears of it, and
-                        // the channel goes on.
-                        Err(
-                            ChannelError::Unsendable(reason) | ChannelError::Dropped { reason, .. },
-                        ) => {
-                            sender_out.report(reason);
-                        }
-                        Err(_) => break,
+                let (mut mirror, mut mirror_ep) = (mirror, mirror_ep);
+                loop {
+                    match view.get_until(None, Some(&stop_rx)) {
+                        Ok(v) => match mirror.put(v) {
+                            Ok(()) => {}
+                            // One message that cannot cross (too large for the far node, say),
+                            // or an earlier one the far holder dropped: its sender hears of it,
+                            // and the channel goes on.
+                            Err(
+                                ChannelError::Unsendable(reason)
+                                | ChannelError::Dropped { reason, .. },
+                            ) => {
+                                sender_out.report(reason);
+                            }
+                            Err(_) => break,
+                        },
+                        // Asked to stop for a handoff, or the end (of either side).
+                        Err(_) => match handoff.as_ref().and_then(|h| h.park_out()) {
+                            Some(Next::Resume) => {}
+                            Some(Next::Move(ep)) => {
+                                let m = remote_channel(ep.clone());
+                                m.set_forwarded();
+                                mirror = Arc::new(m);
+                                mirror_ep = ep;
+                            }
+                            Some(Next::End) | None => break,
+                        },
                     }
                 }
                 mirror_ep.close();
@@ -316,22 +453,50 @@ pub(crate) fn relay<S: Message, R: Message>(
 }
 
 /// The far holder's messages, on to where the end's own `put`s go, in order, until either side
-/// ends. For a bounded pair, the size of each message is kept for the credit its taking returns.
+/// ends; returns the endpoint it ended on (a handoff moves it to another). For a bounded pair,
+/// the size of each message is kept for the credit its taking returns.
 fn relay_in<S: Message, R: Message>(
-    mirror: &PlaceChannel<R, S>,
-    mirror_ep: &Endpoint,
+    mut mirror_ep: Arc<Endpoint>,
     tx: &Tx<S>,
     sizes: Option<&Mutex<VecDeque<u64>>>,
     sender: &Reporter,
-) {
+    handoff: Option<&Entry>,
+    wake_out: &crossbeam_channel::Sender<()>,
+) -> Arc<Endpoint> {
+    let view = |ep: &Arc<Endpoint>| {
+        let m: PlaceChannel<R, S> = remote_channel(ep.clone());
+        // This relay closes the endpoint itself (or a handoff forgets it).
+        m.set_forwarded();
+        m
+    };
+    let mut mirror = view(&mirror_ep);
     loop {
         let item = match wait_item(mirror_ep.queue(), None, None, true) {
             Ok(Waited::Got(item)) => item,
-            _ => return,
+            _ => return mirror_ep,
         };
         let charge = match &item {
             Item::Message(m) => Some(m.charge),
             Item::Notice => None,
+            Item::Handoff(token) => {
+                // Everything the holder sent before it has been passed on.
+                match handoff.filter(|h| h.token() == *token) {
+                    Some(h) => match h.release_in(&mirror_ep, wake_out) {
+                        Next::Resume => {}
+                        Next::Move(ep) => {
+                            mirror = view(&ep);
+                            mirror_ep = ep;
+                        }
+                        Next::End => return mirror_ep,
+                    },
+                    None => tracing::warn!(
+                        target: "places",
+                        "a handoff of channel {} with an unknown ticket: ignored",
+                        mirror_ep.id()
+                    ),
+                }
+                continue;
+            }
         };
         match (mirror.take_item(item), charge) {
             (Some(Ok(v)), Some(charge)) => {
@@ -360,7 +525,7 @@ fn relay_in<S: Message, R: Message>(
                             .link()
                             .send_control(mirror_ep.id(), Control::Error(reason));
                     }
-                    Err(_) => return,
+                    Err(_) => return mirror_ep,
                 }
             }
             // A message that did not decode (its sender was told) will never be taken by the
@@ -383,7 +548,11 @@ enum Reporter {
 impl Reporter {
     fn of<R>(rx: &Rx<R>) -> Reporter {
         match rx {
-            Rx::Local { waker, .. } => Reporter::Local(waker.clone()),
+            Rx::Local { waker, .. } => {
+                // The sending end's `get` watches for faults from now on.
+                waker.set_relayed();
+                Reporter::Local(waker.clone())
+            }
             Rx::Remote { endpoint, .. } => Reporter::Remote(endpoint.clone()),
         }
     }

@@ -86,6 +86,8 @@ pub(crate) struct EncodeScope {
     pub(crate) carried: Vec<u64>,
     /// The relays of those ends wait for these: `true` once the message is out.
     pub(crate) gates: Vec<Sender<bool>>,
+    /// Run once the message went out (`true`) or will not (`false`).
+    pub(crate) on_sent: Vec<Box<dyn FnOnce(bool) + Send>>,
 }
 
 /// What is being decoded on this thread, from which endpoint.

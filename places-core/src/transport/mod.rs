@@ -42,6 +42,12 @@
 //! [`ChannelError::Dropped`] naming the message type and the reason. The connection and its other
 //! channels are untouched: a connection closes only for what breaks the framing itself.
 //!
+//! # Direct hand-offs
+//!
+//! **Channel ends that travel on.** A node that bridges an end gives it a ticket (its address
+//! and a token); a holder that sends such an end on to a third node asks the first to give it
+//! up, and the third claims it over a direct link: see [`handoff`].
+//!
 //! **Who runs what.** The network layer's event loop only moves bytes: it queues each message,
 //! undecoded, on its endpoint and never waits. Decoding (user `Deserialize` code) runs on the
 //! thread that takes the message, and writes run on the thread that puts it; control frames
@@ -49,6 +55,7 @@
 
 mod endpoint;
 mod forward;
+pub mod handoff;
 mod incoming;
 mod table;
 
@@ -133,6 +140,15 @@ pub enum Control {
     },
     /// A message the peer sent on the channel was dropped; the text says why.
     Error(String),
+    /// Give up the channel end behind this channel for the holder of the ticket with this token
+    /// (see [`handoff`](self#direct-hand-offs)).
+    Handoff(u64),
+    /// The end was given up: nothing more comes on this channel.
+    HandedOff,
+    /// The handoff with this token does not happen: go on as before.
+    Resume(u64),
+    /// This (fresh) channel takes over the end given up for the ticket with this token.
+    Claim(u64),
 }
 
 /// One connection to another process, as the channels that cross it see it. Implemented by the

@@ -266,6 +266,40 @@ impl ChannelTable {
         }
     }
 
+    /// The peer's `Handoff(token)` for channel `id`: queued behind its earlier messages, for
+    /// the relay of the end (see [`handoff`](super::handoff)).
+    pub fn handoff(&self, id: u64, token: u64) {
+        if let Some(ep) = self.open(id) {
+            ep.push_handoff(token);
+        }
+    }
+
+    /// The peer's `HandedOff` for channel `id`.
+    pub fn handed_off(&self, id: u64) {
+        if let Some(ep) = self.open(id) {
+            ep.set_handed_off();
+        }
+    }
+
+    /// The peer's `Resume(token)`.
+    pub fn resume(&self, token: u64) {
+        super::handoff::resume(token);
+    }
+
+    /// The peer's `Claim(token)` on a fresh channel `id`: it takes over an end given up here.
+    /// Refused (an error and a close on `id`) when there is nothing to take over, or the id is
+    /// in use. Never waits.
+    pub fn claim_handoff(&self, link: &LinkRef, id: u64, token: u64) {
+        if self.is_known(id) {
+            link.send_control(id, Control::Error(format!("channel {id} is in use")));
+            return;
+        }
+        if let Err(why) = super::handoff::claim(link, id, token) {
+            link.send_control(id, Control::Error(why));
+            link.send_control(id, Control::Close);
+        }
+    }
+
     /// The peer's `Error` for channel `id`: it dropped a message this side sent.
     pub fn error(&self, id: u64, reason: String) {
         if let Some(ep) = self.open(id) {

@@ -308,6 +308,10 @@ impl Link for Connection {
                     .out
                     .reply(&encode_frame(Kind::Error, id, reason.as_bytes()))
             }
+            Control::Handoff(token) => encode_frame(Kind::Handoff, id, &token.to_le_bytes()),
+            Control::HandedOff => encode_frame(Kind::HandedOff, id, &[]),
+            Control::Resume(token) => encode_frame(Kind::Resume, id, &token.to_le_bytes()),
+            Control::Claim(token) => encode_frame(Kind::Claim, id, &token.to_le_bytes()),
         };
         self.out.control(&frame);
     }

@@ -275,6 +275,23 @@ impl ReadState {
                 }
             }
             Kind::Error => table.error(id, String::from_utf8_lossy(&payload).into_owned()),
+            // Channel ends handed on to another node (malformed payloads are ignored).
+            Kind::Handoff => {
+                if let Some(token) = wire::parse_token(&payload) {
+                    table.handoff(id, token);
+                }
+            }
+            Kind::HandedOff => table.handed_off(id),
+            Kind::Resume => {
+                if let Some(token) = wire::parse_token(&payload) {
+                    table.resume(token);
+                }
+            }
+            Kind::Claim => {
+                if let Some(token) = wire::parse_token(&payload) {
+                    table.claim_handoff(link, id, token);
+                }
+            }
             // The ping's payload (a timestamp of at most 8 bytes) comes back with the pong.
             Kind::Ping => {
                 let echo = if payload.len() <= 8 {

@@ -254,7 +254,7 @@ impl NodeOptions {
     ///
     /// ```no_run
     /// use places_net::{create_place_node, NodeOptions, Tls};
-    /// let node = create_place_node("localhost", &NodeOptions::new().tls(Tls::generate()?))?;
+    /// let node = create_place_node("localhost", NodeOptions::new().tls(Tls::generate()?))?;
     /// # let _ = node;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

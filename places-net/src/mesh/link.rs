@@ -239,7 +239,16 @@ impl Peer {
                     };
                 }
                 Partial::Body { len, body, .. } => {
-                    let take = ((*len - body.len() as u64).min(bytes.len() as u64)) as usize;
+                    let left = *len - body.len() as u64;
+                    let take = (left.min(bytes.len() as u64)) as usize;
+                    // Grows as the direct read does (doubling what arrived, at most RESERVE
+                    // ahead, never past the length): an extend alone would double the capacity.
+                    if body.capacity() - body.len() < take {
+                        let want = left
+                            .min(body.len().max(64 << 10) as u64)
+                            .min(RESERVE as u64) as usize;
+                        body.reserve_exact(want.max(take));
+                    }
                     body.extend_from_slice(&bytes[..take]);
                     bytes = &bytes[take..];
                     if (body.len() as u64) < *len {

@@ -400,7 +400,7 @@ fn open_link(
         .max(Duration::from_millis(10));
     s.set_read_timeout(Some(left))?;
     s.set_write_timeout(Some(left))?;
-    let mut s = MeshStream::secure(s, tls, true)?;
+    let mut s = MeshStream::secure(s, tls, true, deadline)?;
     let mine = nonce()?;
     let mut hello = MESH_MAGIC.to_vec();
     hello.extend_from_slice(&(rank as u32).to_le_bytes());
@@ -436,7 +436,7 @@ fn accept_link(
         .max(Duration::from_millis(10));
     s.set_read_timeout(Some(left))?;
     s.set_write_timeout(Some(left))?;
-    let mut s = MeshStream::secure(s, tls, false)?;
+    let mut s = MeshStream::secure(s, tls, false, deadline)?;
     let mut hello = [0u8; 8 + 4 + 4 + 32];
     read_exact_until(&mut s, &mut hello, deadline)?;
     if &hello[..8] != MESH_MAGIC {

@@ -153,6 +153,7 @@ impl MeshStream {
         tcp: TcpStream,
         tls: Option<&crate::tls::Tls>,
         connecting: bool,
+        until: std::time::Instant,
     ) -> io::Result<MeshStream> {
         let Some(tls) = tls else {
             return Ok(MeshStream::plain(tcp));
@@ -167,7 +168,36 @@ impl MeshStream {
         };
         let mut tcp = tcp;
         while session.is_handshaking() {
-            session.complete_io(&mut tcp).map_err(|e| {
+            // However slowly the peer's bytes come, the handshake ends by `until`.
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake did not finish in time",
+                ));
+            }
+            tcp.set_read_timeout(Some(left))?;
+            tcp.set_write_timeout(Some(left))?;
+            // One read or write at a time (not `complete_io`, which goes on reading as long as
+            // bytes trickle in), so that the deadline is looked at between them.
+            let step = if session.wants_write() {
+                session.write_tls(&mut tcp).map(|_| ())
+            } else {
+                match session.read_tls(&mut tcp) {
+                    Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => session.process_new_packets().map(|_| ()).map_err(|e| {
+                        // The alert that says why goes out if it can.
+                        while session.wants_write() {
+                            if session.write_tls(&mut tcp).is_err() {
+                                break;
+                            }
+                        }
+                        tls_error(e)
+                    }),
+                    Err(e) => Err(e),
+                }
+            };
+            step.map_err(|e| {
                 io::Error::new(
                     if e.kind() == io::ErrorKind::WouldBlock {
                         io::ErrorKind::TimedOut
@@ -177,6 +207,10 @@ impl MeshStream {
                     format!("the TLS handshake failed: {e}"),
                 )
             })?;
+        }
+        // What the handshake's last flight left to send (the client's Finished, say).
+        while session.wants_write() {
+            session.write_tls(&mut tcp)?;
         }
         Ok(MeshStream::tls(tcp, session))
     }
