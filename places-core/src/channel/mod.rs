@@ -865,7 +865,9 @@ impl<S, R> PlaceChannel<S, R> {
                         }
                         None => stop,
                     };
-                    return match wait_item(rx, deadline, notice, false)? {
+                    // A relay (the one caller with a stop signal) polls as a network wait
+                    // does: what it passes on is part of a round trip between nodes.
+                    return match wait_item(rx, deadline, notice, stop.is_some())? {
                         Waited::Got(v) => {
                             self.after_local_take();
                             Ok(v)
