@@ -364,8 +364,10 @@ fn main() {
 
     // Two sibling nodes.
     let nodes = [
-        create_place_node("localhost", NodeOptions::new()).expect("node a"),
-        create_place_node("localhost", NodeOptions::new()).expect("node b"),
+        create_place_node("localhost", NodeOptions::new().hand_off_channel_ends(true))
+            .expect("node a"),
+        create_place_node("localhost", NodeOptions::new().hand_off_channel_ends(true))
+            .expect("node b"),
     ];
     let (a, b) = (&nodes[0], &nodes[1]);
     let _named_echo: RemotePlace<places::Routed<u64, u64>, ()> = places::supervise_place_at(

@@ -1,5 +1,5 @@
-//! A channel end made on node X, sent to this program and passed on to a place on node Y: X
-//! hands the end over and Y takes it over on a direct link, so the megabytes that X and Y then
+//! A channel end made on node X (started with `hand_off_channel_ends(true)`), sent to this
+//! program and passed on to a place on node Y: X hands the end over and Y takes it over on a direct link, so the megabytes that X and Y then
 //! exchange on it pass through neither this program's writes (`/proc/self/io`'s `wchar`, which
 //! counts socket writes) nor its relays. A control (an end this program keeps and relays between
 //! two nodes) shows the measure sees relayed traffic. An end whose node already sent messages
@@ -23,12 +23,19 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn node() -> RemoteNode {
+fn node_with(hand_off: bool) -> RemoteNode {
     create_place_node(
         "localhost",
-        NodeOptions::for_this_test_binary().heartbeat(Duration::from_secs(2)),
+        NodeOptions::for_this_test_binary()
+            .heartbeat(Duration::from_secs(2))
+            .hand_off_channel_ends(hand_off),
     )
     .expect("start a local node")
+}
+
+/// A node that hands channel ends over.
+fn node() -> RemoteNode {
+    node_with(true)
 }
 
 #[path = "support/written.rs"]
@@ -149,6 +156,15 @@ fn an_end_passed_on_to_another_node_links_the_two_directly() {
     }
     let control = io_bytes() - before;
     assert!(control >= 4 * MB as u64, "the measure saw {control} bytes");
+}
+
+#[test]
+fn a_node_that_does_not_hand_ends_over_has_them_relayed() {
+    let _turn = serial();
+    let (x, y) = (node_with(false), node());
+    let (report, through_here) = pass_on(&x, &y, true, 4, 100_000);
+    assert_eq!(report, "4 round trips");
+    assert!(through_here >= 800_000, "{through_here}");
 }
 
 #[test]

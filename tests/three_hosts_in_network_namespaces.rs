@@ -174,7 +174,8 @@ fn driver_in_the_first_namespace() {
             let mut opts = NodeOptions::for_this_test_binary()
                 .command_template("ip netns exec {host} {exe} {args}")
                 .listen_addr(format!("{net}.{}", i + 1))
-                .heartbeat(Duration::from_secs(2));
+                .heartbeat(Duration::from_secs(2))
+                .hand_off_channel_ends(true);
             if let Some(c) = &cluster {
                 opts = opts.tls(c.clone());
             }

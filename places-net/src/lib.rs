@@ -39,8 +39,8 @@ pub use handshake::Cookie;
 pub use launch::{cluster_cookie, ssh_bin_path, NodeOptions, DEFAULT_ROUTER_PORT};
 pub use mesh::MeshInvitation;
 pub use node::{
-    run_if_requested, COOKIE_FILE_ENV, LISTEN_ENV, NODE_ENV, READY_LINE, SETTINGS_ENV, STANDALONE,
-    TLS_DIR_ENV, TLS_ENV, TLS_ON_STDIN,
+    run_if_requested, COOKIE_FILE_ENV, HAND_OFF_ENV, LISTEN_ENV, NODE_ENV, READY_LINE,
+    SETTINGS_ENV, STANDALONE, TLS_DIR_ENV, TLS_ENV, TLS_ON_STDIN,
 };
 pub use router::{
     after_seconds, every_seconds, mr_connect_to, mr_spawn_remote_node,

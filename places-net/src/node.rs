@@ -149,9 +149,28 @@ pub fn run_if_requested() {
     std::process::exit(code);
 }
 
-/// Where other nodes reach this one (none outside a node): the address it listens on, or, on
-/// every address, the one its first client from another host reached it on.
+/// Set (to `1`) for a node that hands channel ends over
+/// ([`NodeOptions::hand_off_channel_ends`](crate::NodeOptions::hand_off_channel_ends)).
+pub const HAND_OFF_ENV: &str = "PLACES_NODE_HAND_OFF";
+
+/// Channel ends handed on between nodes go over direct links: installed in every process that
+/// starts or reaches nodes, or is one.
+pub(crate) fn install_direct_links() {
+    places_core::transport::handoff::set_direct_links(
+        places_core::transport::handoff::DirectLinks {
+            reachable_at,
+            connect: connect_direct,
+        },
+    );
+}
+
+/// Where other nodes reach this one, for the tickets of the ends it hands over: none outside a
+/// node, or in a node that does not hand ends over. The address it listens on, or, on every
+/// address, the one its first client from another host reached it on.
 fn reachable_at() -> Option<String> {
+    if !std::env::var(HAND_OFF_ENV).is_ok_and(|v| v == "1") {
+        return None;
+    }
     let bound: SocketAddr = listen_addr()?.parse().ok()?;
     if !bound.ip().is_unspecified() {
         return Some(bound.to_string());

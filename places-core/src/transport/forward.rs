@@ -84,6 +84,7 @@ pub(crate) fn put_remote<S: Message>(
                 carried: Vec::new(),
                 gates: Vec::new(),
                 on_sent: Vec::new(),
+                may_wait: block,
             };
             let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
             match encoded {
@@ -213,7 +214,12 @@ fn try_hand_off<S: Message, R: Message>(
         Arc::as_ptr(endpoint.link()).cast::<u8>(),
         Arc::as_ptr(link).cast::<u8>(),
     );
-    if same_link || end.bound().is_some() || stashed.load(std::sync::atomic::Ordering::Acquire) {
+    let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
+    if same_link
+        || !may_wait
+        || end.bound().is_some()
+        || stashed.load(std::sync::atomic::Ordering::Acquire)
+    {
         return None;
     }
     if !super::handoff::hand_off(endpoint, &ticket) {

@@ -1,8 +1,9 @@
 //! Channel ends that travel on: a node hands the relays of an end over to the node the end goes
 //! to next, so that the two talk directly and the node in between relays nothing.
 //!
-//! A node X that sends a channel end over a link bridges it (see [`forward`](super::forward))
-//! and, when it knows an address others can reach it at, gives it a *ticket*: that address, a
+//! Off by default: a node started with `NodeOptions::hand_off_channel_ends(true)` takes part.
+//! Such a node X that sends a channel end over a link bridges it (see
+//! [`forward`](super::forward)) and gives it a *ticket*: that address, a
 //! random token and the window the holder may send within. The holder P (often the program that
 //! started X) may use the end, or send it on to Y. When it sends it on, it first asks X to
 //! give the end up (`Handoff` on the channel, behind everything P sent on it):
@@ -19,7 +20,14 @@
 //! [`HANDOFF_TIMEOUT`], or if the message carrying the ticket does not go out, P sends
 //! `Resume(token)` and X's relays go on as before (P bridges the end as usual, or closes it). A
 //! released end that nobody claims within [`CLAIM_TIMEOUT`] is closed. Ends of bounded pairs are
-//! not handed off (their credit is kept where the pair is).
+//! not handed off (their credit is kept where the pair is), nor ends sent by a `try_put`.
+//!
+//! Known limits (why it is off by default): Y claims when its consumer decodes the message, so a
+//! consumer that takes it more than [`CLAIM_TIMEOUT`] after X gave the end up finds it closed;
+//! and a Y that cannot reach X at the ticket's address (another host, for a node listening on
+//! loopback) or log in there loses the end (the message fails to decode, X closes the end after
+//! the timeout). Pushing the end to Y when P sends it on, rather than having Y pull it, would
+//! remove both.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -98,6 +106,8 @@ pub(crate) enum Next {
 /// One bridged end that may be handed off.
 pub(crate) struct Entry {
     token: u64,
+    /// The window the ticket promised the holder: the claimed endpoint receives within it.
+    window: Window,
     phase: Mutex<Phase>,
     changed: Condvar,
     /// How many relays follow the new endpoint once moved (both must see it).
@@ -122,6 +132,7 @@ pub(crate) fn issue(window: Window) -> Option<(Ticket, Arc<Entry>)> {
     let token = u64::from_le_bytes(token);
     let entry = Arc::new(Entry {
         token,
+        window,
         phase: Mutex::new(Phase::Bridged),
         changed: Condvar::new(),
         moved_seen: Mutex::new(0),
@@ -288,7 +299,7 @@ pub(crate) fn claim(link: &LinkRef, id: u64, token: u64) -> Result<(), String> {
     };
     // The holder forgets its side once the ticket is out; so does this one.
     old.discard();
-    let ep = Endpoint::with_link_windows(link.clone(), id);
+    let ep = Endpoint::new(link.clone(), id, entry.window, link.peer_settings().window);
     ep.set_no_relief();
     link.table().register(ep.clone());
     *ph = Phase::Moved(ep);

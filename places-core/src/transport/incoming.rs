@@ -88,6 +88,8 @@ pub(crate) struct EncodeScope {
     pub(crate) gates: Vec<Sender<bool>>,
     /// Run once the message went out (`true`) or will not (`false`).
     pub(crate) on_sent: Vec<Box<dyn FnOnce(bool) + Send>>,
+    /// The put may wait (a `try_put` must not: no channel end is handed off in it).
+    pub(crate) may_wait: bool,
 }
 
 /// What is being decoded on this thread, from which endpoint.

@@ -134,6 +134,7 @@ impl RemoteNode {
                     "the address resolves to nothing",
                 ))
             })?;
+        crate::node::install_direct_links();
         let stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(10))
             .map_err(connect_err)?;
         // Small messages go out at once, as on the connections to launched nodes.

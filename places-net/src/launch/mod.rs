@@ -17,7 +17,7 @@ use places_core::transport::{Settings, Window};
 use crate::client::NodeLink;
 use crate::error::NetError;
 use crate::handshake::Cookie;
-use crate::node::{LISTEN_ENV, NODE_ENV, SETTINGS_ENV, TLS_ENV, TLS_ON_STDIN};
+use crate::node::{HAND_OFF_ENV, LISTEN_ENV, NODE_ENV, SETTINGS_ENV, TLS_ENV, TLS_ON_STDIN};
 use crate::supervise::RestartOnExit;
 pub(crate) use readiness::NodeProcess;
 pub use ssh::ssh_bin_path;
@@ -73,6 +73,7 @@ pub struct NodeOptions {
     pub(crate) settings: Settings,
     pub(crate) restart: Option<Arc<Mutex<RestartOnExit>>>,
     pub(crate) tls: Option<crate::tls::Tls>,
+    pub(crate) hand_off: bool,
 }
 
 impl Default for NodeOptions {
@@ -95,6 +96,7 @@ impl Default for NodeOptions {
             settings: Settings::default(),
             restart: None,
             tls: None,
+            hand_off: false,
         }
     }
 }
@@ -263,6 +265,17 @@ impl NodeOptions {
         self
     }
 
+    /// Lets the node hand channel ends over to the node they go on to (default off; see
+    /// `places_core::transport::handoff`). A channel end made on the node and passed on by its
+    /// holder to another node then links the two nodes directly, when nothing from the node
+    /// waits at the holder. Experimental: the new holder must reach the node at the address
+    /// the node listens on, and must take the end within a minute of the node giving it up,
+    /// else the end closes.
+    pub fn hand_off_channel_ends(mut self, on: bool) -> Self {
+        self.hand_off = on;
+        self
+    }
+
     /// The largest message (in encoded bytes) either side of the connection accepts (default
     /// 4 GiB); a larger one is refused by `put` with a clear error.
     pub fn max_message(mut self, bytes: u64) -> Self {
@@ -283,6 +296,7 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
     // A node whose `main` went on as a program would start nodes of its own without end.
     places_core::node_mode::refuse_stray();
     let cookie = cluster_cookie()?;
+    crate::node::install_direct_links();
     // A program (or node) whose links use TLS starts its nodes with it too.
     if let Some(tls) = &opts.tls {
         crate::tls::use_cluster_tls(tls);
@@ -315,6 +329,9 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
         if tls.is_some() {
             c.env(TLS_ENV, TLS_ON_STDIN);
         }
+        if opts.hand_off {
+            c.env(HAND_OFF_ENV, "1");
+        }
         c
     } else {
         if opts.ship_executable && opts.command_template.is_none() {
@@ -330,6 +347,7 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
                     "{TLS_ENV}={}",
                     if tls.is_some() { TLS_ON_STDIN } else { "" }
                 ),
+                format!("{HAND_OFF_ENV}={}", if opts.hand_off { "1" } else { "" }),
                 exe.display().to_string(),
             ]
             .into_iter(),
