@@ -2,9 +2,9 @@
 //! to next, so that the two talk directly and the node in between relays nothing.
 //!
 //! Off by default: a node started with `NodeOptions::hand_off_channel_ends(true)` takes part.
-//! Such a node X that sends a channel end over a link bridges it (see
-//! [`forward`](super::forward)) and gives it a *ticket*: that address, a
-//! random token and the window the holder may send within. The holder P (often the program that
+//! Such a node X that sends a channel end over a link bridges it (relay threads, as for every
+//! end that crosses a link) and gives it a *ticket*: the address it listens on, a random token
+//! and the window the holder may send within. The holder P (often the program that
 //! started X) may use the end, or send it on to Y. When it sends it on, it first asks X to
 //! give the end up (`Handoff` on the channel, behind everything P sent on it):
 //!
