@@ -135,6 +135,10 @@ pub struct Endpoint {
     /// Where the end behind this channel can be taken over directly (see
     /// [`handoff`](super::handoff)).
     pub(crate) ticket: OnceLock<super::handoff::Ticket>,
+    /// The end behind this channel has a ticket issued here: the holder may ask for it.
+    pub(crate) accepts_handoff: AtomicBool,
+    /// A `Handoff` waits in the queue (at most one does, whatever a peer sends).
+    handoff_queued: AtomicBool,
     /// The peer gave the end up (`HandedOff`), for a handoff under way.
     handed_off: Mutex<bool>,
     handed_off_changed: Condvar,
@@ -223,6 +227,8 @@ impl Endpoint {
             routes: Mutex::new(Vec::new()),
             is_route,
             ticket: OnceLock::new(),
+            accepts_handoff: AtomicBool::new(false),
+            handoff_queued: AtomicBool::new(false),
             handed_off: Mutex::new(false),
             handed_off_changed: Condvar::new(),
         })
@@ -267,12 +273,23 @@ impl Endpoint {
         sent
     }
 
-    /// Queues the holder's `Handoff(token)` behind the messages that came before it.
+    /// Queues the holder's `Handoff(token)` behind the messages that came before it: only on
+    /// an end with a ticket, and one at a time (a peer repeating it queues nothing more).
     pub(crate) fn push_handoff(&self, token: u64) {
+        if !self.accepts_handoff.load(Ordering::Acquire)
+            || self.handoff_queued.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
         if let Some(tx) = lock(&self.inbox).as_ref() {
             let _ = tx.send(Item::Handoff(token));
         }
         self.waker.wake();
+    }
+
+    /// The queued `Handoff` was taken.
+    pub(crate) fn handoff_taken(&self) {
+        self.handoff_queued.store(false, Ordering::Release);
     }
 
     /// The peer's `HandedOff`.

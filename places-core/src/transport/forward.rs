@@ -317,7 +317,12 @@ fn bridge<S: Message, R: Message>(
         Some(_) => None,
     };
     let (ticket, entry) = match issued {
-        Some((t, e)) => (Some(t), Some(e)),
+        Some((t, e)) => {
+            mirror_ep
+                .accepts_handoff
+                .store(true, std::sync::atomic::Ordering::Release);
+            (Some(t), Some(e))
+        }
         None => (None, None),
     };
     relay(end, mirror_ep, Some((gate_rx, gate2_rx)), entry)?;
@@ -485,6 +490,7 @@ fn relay_in<S: Message, R: Message>(
             Item::Message(m) => Some(m.charge),
             Item::Notice => None,
             Item::Handoff(token) => {
+                mirror_ep.handoff_taken();
                 // Everything the holder sent before it has been passed on.
                 match handoff.filter(|h| h.token() == *token) {
                     Some(h) => match h.release_in(&mirror_ep, wake_out) {
