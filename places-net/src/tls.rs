@@ -309,6 +309,32 @@ impl Tls {
     }
 }
 
+/// Plaintext a TLS write takes at a time (four records).
+const TLS_CHUNK: usize = 64 << 10;
+
+/// Hands up to [`TLS_CHUNK`] bytes of `bufs` to `session` to encrypt (the caller sends the
+/// ciphertext); how many it took.
+pub(crate) fn take_plaintext(
+    session: &mut rustls::Connection,
+    bufs: &[std::io::IoSlice<'_>],
+) -> std::io::Result<usize> {
+    use std::io::Write;
+    let mut taken = 0;
+    for b in bufs {
+        if taken >= TLS_CHUNK {
+            break;
+        }
+        let n = session
+            .writer()
+            .write(&b[..b.len().min(TLS_CHUNK - taken)])?;
+        taken += n;
+        if n < b.len() {
+            break;
+        }
+    }
+    Ok(taken)
+}
+
 /// The cluster's TLS, once known in this process.
 static TLS: OnceLock<Tls> = OnceLock::new();
 

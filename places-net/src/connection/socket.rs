@@ -13,9 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BufMut;
 
-/// Plaintext a TLS write takes at a time (four records).
-const TLS_CHUNK: usize = 64 << 10;
-
 /// A connection's socket.
 pub(crate) struct Socket {
     tcp: tokio::net::TcpStream,
@@ -136,17 +133,7 @@ impl Socket {
         let mut s = lock(&t.session);
         // What earlier writes left goes first; until it has gone, nothing new is taken.
         self.flush_tls(&mut s)?;
-        let mut taken = 0;
-        for b in bufs {
-            if taken >= TLS_CHUNK {
-                break;
-            }
-            let n = s.writer().write(&b[..b.len().min(TLS_CHUNK - taken)])?;
-            taken += n;
-            if n < b.len() {
-                break;
-            }
-        }
+        let taken = crate::tls::take_plaintext(&mut s, bufs)?;
         match self.flush_tls(&mut s) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -10,9 +10,6 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 
-/// Plaintext a TLS write takes at a time (four records).
-const TLS_CHUNK: usize = 64 << 10;
-
 /// A direct link's socket.
 pub(crate) struct MeshStream {
     tcp: TcpStream,
@@ -97,17 +94,7 @@ impl MeshStream {
         while s.wants_write() {
             s.write_tls(&mut &self.tcp)?;
         }
-        let mut taken = 0;
-        for b in bufs {
-            if taken >= TLS_CHUNK {
-                break;
-            }
-            let n = s.writer().write(&b[..b.len().min(TLS_CHUNK - taken)])?;
-            taken += n;
-            if n < b.len() {
-                break;
-            }
-        }
+        let taken = crate::tls::take_plaintext(s, bufs)?;
         while s.wants_write() {
             match s.write_tls(&mut &self.tcp) {
                 Ok(_) => {}
