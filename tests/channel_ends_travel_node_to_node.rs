@@ -1,5 +1,5 @@
 //! A channel end made on node X (started with `hand_off_channel_ends(true)`), sent to this
-//! program and passed on to a place on node Y: X hands the end over and Y takes it over on a direct link, so the megabytes that X and Y then
+//! program and passed on to a place on node Y: X pushes the end to Y over a direct link, so the megabytes that X and Y then
 //! exchange on it pass through neither this program's writes (`/proc/self/io`'s `wchar`, which
 //! counts socket writes) nor its relays. A control (an end this program keeps and relays between
 //! two nodes) shows the measure sees relayed traffic. An end whose node already sent messages

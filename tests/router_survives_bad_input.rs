@@ -310,3 +310,67 @@ fn a_node_out_of_descriptors_waits_instead_of_spinning_and_recovers() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Handoff frames (see `places_core::transport::handoff`) from a peer that makes them up: an
+/// `Adopt` without a token is refused on its channel; ends adopted for messages that never come
+/// are bounded (later ones are refused, naming why); answers and commits for handoffs that do
+/// not exist, and malformed payloads, are ignored. The connection goes on throughout.
+#[test]
+fn made_up_handoff_frames_are_refused_or_ignored_and_bounded() {
+    let n = node();
+    let p: RemotePlace<u64> = n.dynamic_place(module_path!(), "echo").unwrap();
+    let mut s = authenticated(&n);
+
+    s.write_all(&encode_frame(Kind::Adopt, 901, &5u64.to_le_bytes()))
+        .unwrap();
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Error, 901), "{f:?}");
+    assert!(
+        String::from_utf8_lossy(&f.payload).contains("token"),
+        "{f:?}"
+    );
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Close, 901), "{f:?}");
+
+    // Made-up answers, commits, resumes and handoffs, and short payloads: nothing happens.
+    for (kind, payload) in [
+        (Kind::Commit, (1u64 << 63 | 3).to_le_bytes().to_vec()),
+        (Kind::Resume, (1u64 << 63 | 3).to_le_bytes().to_vec()),
+        (Kind::HandedOff, 3u64.to_le_bytes().to_vec()),
+        (Kind::Kept, wire::kept_payload(3, "why")),
+        (
+            Kind::Handoff,
+            wire::handoff_payload(1 << 63 | 3, 3, "127.0.0.1:1"),
+        ),
+        (Kind::Adopt, vec![1, 2]),
+        (Kind::Handoff, vec![1, 2, 3]),
+        (Kind::Kept, vec![]),
+    ] {
+        s.write_all(&encode_frame(kind, 903, &payload)).unwrap();
+    }
+    assert_connection_serves(&mut s);
+
+    // Ends adopted for messages that never come: at most 4096 wait; the next is refused.
+    let mut frames = Vec::new();
+    for i in 0..4096u64 {
+        let token = 1u64 << 63 | (0x5eed_0000 + i);
+        frames.extend(encode_frame(
+            Kind::Adopt,
+            1001 + 2 * i,
+            &token.to_le_bytes(),
+        ));
+    }
+    s.write_all(&frames).unwrap();
+    let token = 1u64 << 63 | 0x7777;
+    s.write_all(&encode_frame(Kind::Adopt, 99_001, &token.to_le_bytes()))
+        .unwrap();
+    let f = next_frame(&mut s);
+    assert_eq!((f.kind, f.channel), (Kind::Error, 99_001), "{f:?}");
+    assert!(
+        String::from_utf8_lossy(&f.payload).contains("wait here for their messages"),
+        "{}",
+        String::from_utf8_lossy(&f.payload)
+    );
+    assert_connection_serves(&mut s);
+    assert_still_serving(&n, &p, 8);
+}

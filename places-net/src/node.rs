@@ -125,7 +125,8 @@ pub fn run_if_requested() {
     // Channel ends handed on between nodes go over direct links (in every process).
     places_core::transport::handoff::set_direct_links(
         places_core::transport::handoff::DirectLinks {
-            reachable_at,
+            enabled: hands_off,
+            listens_at: listen_addr,
             connect: connect_direct,
         },
     );
@@ -149,8 +150,8 @@ pub fn run_if_requested() {
     std::process::exit(code);
 }
 
-/// Set (to `1`) for a node that hands channel ends over
-/// ([`NodeOptions::hand_off_channel_ends`](crate::NodeOptions::hand_off_channel_ends)).
+/// Set to `0` for a process that does not hand channel ends over (a node started with
+/// [`NodeOptions::hand_off_channel_ends`](crate::NodeOptions::hand_off_channel_ends) off).
 pub const HAND_OFF_ENV: &str = "PLACES_NODE_HAND_OFF";
 
 /// Channel ends handed on between nodes go over direct links: installed in every process that
@@ -158,25 +159,18 @@ pub const HAND_OFF_ENV: &str = "PLACES_NODE_HAND_OFF";
 pub(crate) fn install_direct_links() {
     places_core::transport::handoff::set_direct_links(
         places_core::transport::handoff::DirectLinks {
-            reachable_at,
+            enabled: hands_off,
+            listens_at: listen_addr,
             connect: connect_direct,
         },
     );
 }
 
-/// Where other nodes reach this one, for the tickets of the ends it hands over: none outside a
-/// node, or in a node that does not hand ends over. The address it listens on, or, on every
-/// address, the one its first client from another host reached it on.
-fn reachable_at() -> Option<String> {
-    if !std::env::var(HAND_OFF_ENV).is_ok_and(|v| v == "1") {
-        return None;
-    }
-    let bound: SocketAddr = listen_addr()?.parse().ok()?;
-    if !bound.ip().is_unspecified() {
-        return Some(bound.to_string());
-    }
-    let ip = reached_at().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    Some(SocketAddr::new(ip, bound.port()).to_string())
+/// Whether this process hands the channel ends it bridges over to the nodes they go on to:
+/// unless [`HAND_OFF_ENV`] is `0` (a node started with
+/// [`NodeOptions::hand_off_channel_ends`](crate::NodeOptions::hand_off_channel_ends) off).
+fn hands_off() -> bool {
+    std::env::var(HAND_OFF_ENV).map_or(true, |v| v != "0")
 }
 
 /// A link to the node at `addr`, made once per process and shared
@@ -561,7 +555,10 @@ async fn serve_connection(
         Some(s) => Socket::tls(stream, s, runtime.clone()),
     };
     let conn = Connection::new(
-        peer.to_string(),
+        crate::connection::Peer {
+            name: peer.to_string(),
+            dialed: None,
+        },
         Arc::new(stream),
         closer,
         runtime,

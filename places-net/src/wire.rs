@@ -26,7 +26,7 @@
 use std::io::{self, Read, Write};
 
 /// The version byte of every frame, and of the handshake's hello.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// The first bytes a places client sends (then [`PROTOCOL_VERSION`]).
 pub const MAGIC: &[u8; 8] = b"PLACES\0\x01";
@@ -115,14 +115,20 @@ pub enum Kind {
     Status = 22,
     /// A status snapshot (an encoded `NodeStatus`).
     StatusReply = 23,
-    /// Give up the end behind the channel for a ticket: `u64 LE` token.
+    /// Push the end behind the channel on to another node: `u64 LE` token, `u64 LE` attempt,
+    /// the address it listens at (UTF-8).
     Handoff = 24,
-    /// The end behind the channel was given up.
+    /// The end behind the channel was pushed on: `u64 LE` attempt.
     HandedOff = 25,
     /// A handoff does not happen: `u64 LE` token.
     Resume = 26,
-    /// This fresh channel takes over a given-up end: `u64 LE` token.
-    Claim = 27,
+    /// This fresh channel carries an end pushed here for a message naming the token: `u64 LE`
+    /// token.
+    Adopt = 27,
+    /// The message naming the token went out: `u64 LE` token.
+    Commit = 28,
+    /// The end behind the channel stays here: `u64 LE` attempt, why (UTF-8).
+    Kept = 29,
 }
 
 impl Kind {
@@ -156,7 +162,9 @@ impl Kind {
             24 => Handoff,
             25 => HandedOff,
             26 => Resume,
-            27 => Claim,
+            27 => Adopt,
+            28 => Commit,
+            29 => Kept,
             _ => return None,
         })
     }
@@ -391,10 +399,42 @@ pub fn credit_payload(bytes: u64, messages: u64) -> [u8; 16] {
     p
 }
 
-/// Reads a token payload (`Handoff`, `Resume`, `Claim`).
+/// Reads a token payload (`Resume`, `Adopt`, `Commit`; `HandedOff`'s attempt), or the leading
+/// `u64 LE` of a longer one.
 pub fn parse_token(p: &[u8]) -> Option<u64> {
     let t: [u8; 8] = p.get(..8)?.try_into().ok()?;
     Some(u64::from_le_bytes(t))
+}
+
+/// The payload of a `Handoff` frame.
+pub fn handoff_payload(token: u64, attempt: u64, to: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(16 + to.len());
+    p.extend_from_slice(&token.to_le_bytes());
+    p.extend_from_slice(&attempt.to_le_bytes());
+    p.extend_from_slice(to.as_bytes());
+    p
+}
+
+/// Reads a `Handoff` payload: the token, the attempt and the address.
+pub fn parse_handoff(p: &[u8]) -> Option<(u64, u64, String)> {
+    let token = parse_token(p)?;
+    let attempt = parse_token(p.get(8..)?)?;
+    let to = std::str::from_utf8(p.get(16..)?).ok()?;
+    Some((token, attempt, to.to_owned()))
+}
+
+/// The payload of a `Kept` frame.
+pub fn kept_payload(attempt: u64, why: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + why.len());
+    p.extend_from_slice(&attempt.to_le_bytes());
+    p.extend_from_slice(why.as_bytes());
+    p
+}
+
+/// Reads a `Kept` payload: the attempt and why.
+pub fn parse_kept(p: &[u8]) -> Option<(u64, String)> {
+    let attempt = parse_token(p)?;
+    Some((attempt, String::from_utf8_lossy(p.get(8..)?).into_owned()))
 }
 
 /// Reads a `Credit` payload.
@@ -481,6 +521,26 @@ mod tests {
         assert!(MessageHead::parse(&[1, 255, 255, 255, 255]).is_err());
         assert_eq!(parse_credit(&credit_payload(5, 6)), Some((5, 6)));
         assert_eq!(parse_credit(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn handoff_payloads_round_trip_and_short_ones_are_refused() {
+        let p = handoff_payload(1 << 63 | 5, 77, "10.0.0.2:7000");
+        assert_eq!(
+            parse_handoff(&p),
+            Some((1 << 63 | 5, 77, "10.0.0.2:7000".to_owned()))
+        );
+        assert_eq!(parse_handoff(&p[..15]), None);
+        let mut not_utf8 = p.clone();
+        not_utf8.push(0xff);
+        assert_eq!(parse_handoff(&not_utf8), None);
+        assert_eq!(
+            parse_kept(&kept_payload(9, "no route")),
+            Some((9, "no route".to_owned()))
+        );
+        assert_eq!(parse_kept(&[1, 2, 3]), None);
+        assert_eq!(parse_token(&7u64.to_le_bytes()), Some(7));
+        assert_eq!(parse_token(&[1]), None);
     }
 
     proptest! {

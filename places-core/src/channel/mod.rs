@@ -793,7 +793,7 @@ impl<S, R> PlaceChannel<S, R> {
         match item {
             Item::Notice => endpoint.take_error(std::any::type_name::<S>()).map(Err),
             // Only the relay of a bridged end acts on a handoff.
-            Item::Handoff(_) => None,
+            Item::Handoff { .. } => None,
             Item::Message(msg) => {
                 msg.from.taken(msg.charge);
                 match decode(msg) {

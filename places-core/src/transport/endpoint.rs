@@ -65,9 +65,16 @@ pub(crate) enum Item {
     Message(Incoming),
     /// The endpoint's error slot was set: a blocked `get` wakes to report it.
     Notice,
-    /// The holder asked for the end behind this channel to be handed to another node, behind
-    /// everything it sent (see [`handoff`](super::handoff)); only a relay acts on it.
-    Handoff(u64),
+    /// The holder asked for the end behind this channel to be pushed on to the node at `to`,
+    /// behind everything it sent (see [`handoff`](super::handoff)); only a relay acts on it.
+    Handoff {
+        /// The ticket's token.
+        token: u64,
+        /// The holder's attempt, echoed in the answer.
+        attempt: u64,
+        /// Where the next holder listens.
+        to: String,
+    },
 }
 
 /// The receiving side's credit: what arrived, what was taken, and the limits granted so far.
@@ -139,8 +146,9 @@ pub struct Endpoint {
     pub(crate) accepts_handoff: AtomicBool,
     /// A `Handoff` waits in the queue (at most one does, whatever a peer sends).
     handoff_queued: AtomicBool,
-    /// The peer gave the end up (`HandedOff`), for a handoff under way.
-    handed_off: Mutex<bool>,
+    /// The peer's answer to the handoff under way: its attempt, and `HandedOff` (`Ok`) or
+    /// `Kept` (`Err`, why) once it came.
+    handed_off: Mutex<(u64, Option<Result<(), String>>)>,
     handed_off_changed: Condvar,
 }
 
@@ -229,7 +237,7 @@ impl Endpoint {
             ticket: OnceLock::new(),
             accepts_handoff: AtomicBool::new(false),
             handoff_queued: AtomicBool::new(false),
-            handed_off: Mutex::new(false),
+            handed_off: Mutex::new((0, None)),
             handed_off_changed: Condvar::new(),
         })
     }
@@ -273,16 +281,16 @@ impl Endpoint {
         sent
     }
 
-    /// Queues the holder's `Handoff(token)` behind the messages that came before it: only on
-    /// an end with a ticket, and one at a time (a peer repeating it queues nothing more).
-    pub(crate) fn push_handoff(&self, token: u64) {
+    /// Queues the holder's `Handoff` behind the messages that came before it: only on an end
+    /// with a ticket, and one at a time (a peer repeating it queues nothing more).
+    pub(crate) fn push_handoff(&self, token: u64, attempt: u64, to: String) {
         if !self.accepts_handoff.load(Ordering::Acquire)
             || self.handoff_queued.swap(true, Ordering::AcqRel)
         {
             return;
         }
         if let Some(tx) = lock(&self.inbox).as_ref() {
-            let _ = tx.send(Item::Handoff(token));
+            let _ = tx.send(Item::Handoff { token, attempt, to });
         }
         self.waker.wake();
     }
@@ -292,34 +300,39 @@ impl Endpoint {
         self.handoff_queued.store(false, Ordering::Release);
     }
 
-    /// The peer's `HandedOff`.
-    pub(crate) fn set_handed_off(&self) {
-        *lock(&self.handed_off) = true;
-        self.handed_off_changed.notify_all();
+    /// The peer's answer to the handoff `attempt`: `Ok` for `HandedOff`, `Err(why)` for `Kept`.
+    /// An answer to an earlier attempt is ignored.
+    pub(crate) fn set_handed_off(&self, attempt: u64, outcome: Result<(), String>) {
+        let mut h = lock(&self.handed_off);
+        if h.0 == attempt && h.1.is_none() {
+            h.1 = Some(outcome);
+            self.handed_off_changed.notify_all();
+        }
     }
 
-    pub(crate) fn reset_handed_off(&self) {
-        *lock(&self.handed_off) = false;
+    /// A handoff `attempt` starts: no answer yet.
+    pub(crate) fn reset_handed_off(&self, attempt: u64) {
+        *lock(&self.handed_off) = (attempt, None);
     }
 
-    /// Waits (at most `limit`) for the peer's `HandedOff`, or for a message or the end of the
-    /// channel, which make the handoff moot; whether it came.
-    pub(crate) fn wait_handed_off(&self, limit: Duration) -> bool {
+    /// Waits (at most `limit`) for the peer's answer to the handoff under way, or for a message
+    /// or the end of the channel, which make the handoff moot; the answer, if it came.
+    pub(crate) fn wait_handed_off(&self, limit: Duration) -> Option<Result<(), String>> {
         let deadline = std::time::Instant::now() + limit;
-        let mut done = lock(&self.handed_off);
-        while !*done && self.queue.is_empty() && !self.peer_has_closed() {
+        let mut h = lock(&self.handed_off);
+        while h.1.is_none() && self.queue.is_empty() && !self.peer_has_closed() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 break;
             }
             // Messages and closes do not signal this condition: look again every millisecond.
-            done = self
+            h = self
                 .handed_off_changed
-                .wait_timeout(done, left.min(Duration::from_millis(1)))
+                .wait_timeout(h, left.min(Duration::from_millis(1)))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        *done
+        h.1.clone()
     }
 
     /// Records the peer's `Close` (done under the table's lock, so that a close here at the
@@ -362,8 +375,10 @@ impl Endpoint {
 
     /// The peer dropped a message this side sent; the next `put` or `get` reports `reason`.
     pub(crate) fn set_error(&self, reason: String) {
-        *lock(&self.error) = Some(reason);
-        if !self.is_route {
+        // A notice is queued only when the slot was empty: a peer repeating `Error` frames
+        // replaces the reason but cannot grow the queue.
+        let was_empty = lock(&self.error).replace(reason).is_none();
+        if was_empty && !self.is_route {
             if let Some(tx) = lock(&self.inbox).as_ref() {
                 let _ = tx.send(Item::Notice);
             }

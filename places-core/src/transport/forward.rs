@@ -166,15 +166,15 @@ enum WireEnd {
         messages: u64,
         ticket: Option<Ticket>,
     },
-    /// Handed off by the sender (see [`handoff`](super::handoff)): to be claimed where the
-    /// ticket says.
+    /// Handed off by the sender (see [`handoff`](super::handoff)): pushed here by its node,
+    /// under the ticket's token (which the message names among the ends it carries).
     At(Ticket),
 }
 
 /// On the wire a place channel is its id on the link and the window its new holder may send
 /// within; the end itself stays here, bridged (see the module docs), or, for an end that came
-/// with a ticket from a third node, it is handed off to the new holder, which takes it over
-/// there. Outside a places transport (plain serde) encoding a channel is an error.
+/// with a ticket from a third node, it is pushed to the new holder by that node, under the
+/// ticket's token. Outside a places transport (plain serde) encoding a channel is an error.
 impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
     fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let Some(link) = with_encoding(|s| s.link.clone()) else {
@@ -183,6 +183,7 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
             ));
         };
         if let Some(ticket) = try_hand_off(self, &link) {
+            with_encoding(|s| s.carried.push(ticket.token));
             return WireEnd::At(ticket).serialize(serializer);
         }
         let (id, window, ticket) = bridge(self, &link).map_err(serde::ser::Error::custom)?;
@@ -196,9 +197,11 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
     }
 }
 
-/// An end that came with a ticket, going on to another link: asks its node to give it up (see
-/// [`handoff`](super::handoff)); the ticket for the new holder when it did. This end is then
-/// forgotten here once the message carrying the ticket is out, or closed if it does not go out.
+/// An end that came with a ticket, going on to another link whose peer listens at an address
+/// this process knows: asks its node to push it there (see [`handoff`](super::handoff)); the
+/// ticket for the new holder when it did. Once the message carrying the ticket is out this end
+/// is forgotten here and its node told to go on (`Commit`); if it does not go out, the node is
+/// told to go on as before (`Resume`) and this end closes with the message.
 fn try_hand_off<S: Message, R: Message>(
     end: &PlaceChannel<S, R>,
     link: &LinkRef,
@@ -222,7 +225,8 @@ fn try_hand_off<S: Message, R: Message>(
     {
         return None;
     }
-    if !super::handoff::hand_off(endpoint, &ticket) {
+    let to = link.peer_listens_at()?;
+    if !super::handoff::hand_off(endpoint, &ticket, &to) {
         return None;
     }
     // The channel is the new holder's now: this end's drop must not close it.
@@ -231,6 +235,7 @@ fn try_hand_off<S: Message, R: Message>(
     with_encoding(|s| {
         s.on_sent.push(Box::new(move |sent| {
             if sent {
+                ep.link().send_control(ep.id(), Control::Commit(token));
                 ep.discard();
             } else {
                 ep.link().send_control(ep.id(), Control::Resume(token));
@@ -242,7 +247,7 @@ fn try_hand_off<S: Message, R: Message>(
 }
 
 /// The receiving side of `Serialize`: claims the channel's pending endpoint on the link the
-/// message came on, or takes a handed-off end over where its ticket says.
+/// message came on, or takes the end its node pushed here for the ticket's token.
 impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let outside = || {
@@ -258,12 +263,20 @@ impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R>
                 ticket,
             } => (id, bytes, messages, ticket),
             WireEnd::At(ticket) => {
-                if with_decoding(|_| ()).is_none() {
-                    return Err(outside());
-                }
-                let endpoint =
-                    super::handoff::take_over(&ticket).map_err(serde::de::Error::custom)?;
-                return Ok(remote_channel(endpoint));
+                let carried = with_decoding(|s| {
+                    let here = s.carried.contains(&ticket.token);
+                    s.carried.retain(|c| *c != ticket.token);
+                    here
+                });
+                return match carried {
+                    None => Err(outside()),
+                    Some(false) => Err(serde::de::Error::custom(
+                        "the message names a handed-over channel end it does not carry",
+                    )),
+                    Some(true) => super::handoff::take(&ticket)
+                        .map(remote_channel)
+                        .map_err(serde::de::Error::custom),
+                };
             }
         };
         let claimed = with_decoding(|s| {
@@ -313,7 +326,7 @@ fn bridge<S: Message, R: Message>(
     });
     // A bounded pair keeps its credit where the pair is: no handoff.
     let issued = match end.bound() {
-        None => super::handoff::issue(receive),
+        None => super::handoff::issue(link, receive),
         Some(_) => None,
     };
     let (ticket, entry) = match issued {
@@ -489,11 +502,11 @@ fn relay_in<S: Message, R: Message>(
         let charge = match &item {
             Item::Message(m) => Some(m.charge),
             Item::Notice => None,
-            Item::Handoff(token) => {
+            Item::Handoff { token, attempt, to } => {
                 mirror_ep.handoff_taken();
                 // Everything the holder sent before it has been passed on.
                 match handoff.filter(|h| h.token() == *token) {
-                    Some(h) => match h.release_in(&mirror_ep, wake_out) {
+                    Some(h) => match h.release_in(&mirror_ep, wake_out, *attempt, to) {
                         Next::Resume => {}
                         Next::Move(ep) => {
                             mirror = view(&ep);

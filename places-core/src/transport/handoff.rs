@@ -1,36 +1,36 @@
 //! Channel ends that travel on: a node hands the relays of an end over to the node the end goes
-//! to next, so that the two talk directly and the node in between relays nothing.
+//! to next, so that the two talk directly and the holder in between relays nothing.
 //!
-//! Off by default: a node started with `NodeOptions::hand_off_channel_ends(true)` takes part.
-//! Such a node X that sends a channel end over a link bridges it (relay threads, as for every
-//! end that crosses a link) and gives it a *ticket*: the address it listens on, a random token
-//! and the window the holder may send within. The holder P (often the program that
-//! started X) may use the end, or send it on to Y. When it sends it on, it first asks X to
-//! give the end up (`Handoff` on the channel, behind everything P sent on it):
+//! A node X that sends a channel end over a link bridges it (relay threads, as for every end
+//! that crosses a link) and gives it a *ticket*: a random token and the window the holder may
+//! send within. The holder P (often the program that started X) may use the end, or send it on
+//! to a node Y whose address it knows (it connected to Y). When it sends it on, it first asks X
+//! to push the end to Y (`Handoff` on the channel, behind everything P sent on it):
 //!
 //! ```text
-//! P -> X   Handoff(token)        X's relays stop at a message boundary (behind P's messages)
-//! X -> P   HandedOff             behind every message X sent on the channel
-//! P -> Y   the ticket            instead of a bridged id (only if nothing from X waits at P)
-//! Y -> X   Claim(token) on a fresh id of a direct link Y made to X
-//!          X's relays go on with that id: X and Y talk in one hop
+//! P -> X   Handoff(token, attempt, Y's address)   X's relays stop at a message boundary
+//! X -> Y   Adopt(token) on a fresh id of a direct link X made to Y
+//!          Y keeps that id for the message that will name the token
+//! X -> P   HandedOff(attempt)        behind every message X sent on the channel
+//! P -> Y   the ticket                instead of a bridged id (only if nothing from X waits at P)
+//! P -> X   Commit(token)             once that message is out: X's relays go on with the id
+//!                                    on the direct link, and X and Y talk in one hop
 //! ```
 //!
+//! The end reaches Y when the message does, whenever Y's consumer decodes it: no timeout
+//! depends on that consumer. The message names the token among the channel ends it carries, so
+//! Y closes the adopted id if the message is dropped undecoded, as it closes carried ids. Y
+//! keeps the ticket: when Y sends the end on, X pushes it on again, from the direct link.
+//!
+//! If X cannot reach Y (or log in there), X says so (`Kept`) and P bridges the end as usual.
 //! If messages from X wait at P (they would have to come back), if X does not answer within
 //! [`HANDOFF_TIMEOUT`], or if the message carrying the ticket does not go out, P sends
-//! `Resume(token)` and X's relays go on as before (P bridges the end as usual, or closes it). A
-//! released end that nobody claims within [`CLAIM_TIMEOUT`] is closed. Ends of bounded pairs are
-//! not handed off (their credit is kept where the pair is), nor ends sent by a `try_put`.
-//!
-//! Known limits (why it is off by default): Y claims when its consumer decodes the message, so a
-//! consumer that takes it more than [`CLAIM_TIMEOUT`] after X gave the end up finds it closed;
-//! and a Y that cannot reach X at the ticket's address (another host, for a node listening on
-//! loopback) or log in there loses the end (the message fails to decode, X closes the end after
-//! the timeout). Pushing the end to Y when P sends it on, rather than having Y pull it, would
-//! remove both.
+//! `Resume(token)`: X closes the id it opened at Y and its relays go on as before. Ends of
+//! bounded pairs are not handed off (their credit is kept where the pair is), nor ends sent by
+//! a `try_put`, nor ends sent to a process whose address the holder does not know.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,21 +38,54 @@ use serde::{Deserialize, Serialize};
 
 use super::{Control, Endpoint, LinkRef, Window};
 
-/// How long the holder waits for the end's node to give it up.
+/// How long the holder waits for the end's node to push the end on.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a node keeps an end it gave up for its next holder to claim.
+/// How long a node keeps an end it pushed on waiting for the holder's commit, and how long a
+/// node keeps an adopted end for which no message has come.
 pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that shortens [`HANDOFF_TIMEOUT`] and [`CLAIM_TIMEOUT`] (to the
+/// milliseconds it holds), for tests of what happens after them.
+pub const TIMEOUTS_ENV: &str = "PLACES_HANDOFF_TIMEOUT_MS";
+
+fn timeout(default: Duration) -> Duration {
+    static SET: OnceLock<Option<Duration>> = OnceLock::new();
+    let set = SET.get_or_init(|| {
+        std::env::var(TIMEOUTS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    set.unwrap_or(default)
+}
+
+/// The tokens of tickets have this bit set: in the list of channel ends a message carries, an
+/// entry with it names a handed-off end by its token (channel ids never reach it).
+pub(crate) const TOKEN_BIT: u64 = 1 << 63;
+
+/// Whether an entry of a message's carried list is a ticket's token rather than an id.
+pub(crate) fn is_token(carried: u64) -> bool {
+    carried & TOKEN_BIT != 0
+}
+
+/// The most adopted ends a process keeps for which no message has come yet.
+const MAX_UNEXPECTED: usize = 4096;
+
+/// The most tokens a process keeps marks for (ends adopted, messages expected or dropped):
+/// tokens that peers merely name beyond it are not remembered.
+const MAX_MARKS: usize = 2 * MAX_UNEXPECTED;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What the network layer provides for direct links: where this process can be reached (a
-/// node's address, if it is one), and how to reach another node.
+/// What the network layer provides for direct links.
 pub struct DirectLinks {
-    /// The address other nodes reach this process at, if it listens.
-    pub reachable_at: fn() -> Option<String>,
+    /// Whether this process hands the ends it bridges over (issues tickets for them).
+    pub enabled: fn() -> bool,
+    /// The address this process listens at, if it does (to name it in errors).
+    pub listens_at: fn() -> Option<String>,
     /// A link to the node at an address (made once, then shared).
     pub connect: fn(&str) -> Result<LinkRef, String>,
 }
@@ -64,10 +97,11 @@ pub fn set_direct_links(links: DirectLinks) {
     let _ = DIRECT.set(links);
 }
 
-/// Where the holder of an end can take it over directly.
+/// What lets the holder of an end have it pushed on to another node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Ticket {
-    pub(crate) addr: String,
+    /// The end's node, for errors.
+    pub(crate) node: String,
     pub(crate) token: u64,
     /// The window the holder may send within.
     pub(crate) bytes: u64,
@@ -82,12 +116,14 @@ enum Phase {
     Releasing {
         out_parked: bool,
     },
-    /// Both relays wait for a claim (or a resume); `old` is the endpoint they used.
+    /// Pushed on: `new` is the id opened at the next holder; both relays wait for the holder's
+    /// commit (or resume); `old` is the endpoint they used.
     Released {
         since: Instant,
         old: Arc<Endpoint>,
+        new: Arc<Endpoint>,
     },
-    /// Claimed: both relays go on with this endpoint.
+    /// Committed: both relays go on with this endpoint.
     Moved(Arc<Endpoint>),
     /// Given up for good: the relays end.
     Ended,
@@ -106,16 +142,16 @@ pub(crate) enum Next {
 /// One bridged end that may be handed off.
 pub(crate) struct Entry {
     token: u64,
-    /// The window the ticket promised the holder: the claimed endpoint receives within it.
+    /// The window the ticket promised the holder: the pushed endpoint receives within it.
     window: Window,
     phase: Mutex<Phase>,
     changed: Condvar,
     /// How many relays follow the new endpoint once moved (both must see it).
     moved_seen: Mutex<u8>,
     /// The incoming relay asked the outgoing one to stop (a unit on their stop channel).
-    pause: std::sync::atomic::AtomicBool,
+    pause: AtomicBool,
     /// The holder gave the handoff up before the incoming relay reached it.
-    cancelled: std::sync::atomic::AtomicBool,
+    cancelled: AtomicBool,
 }
 
 fn entries() -> &'static Mutex<HashMap<u64, Arc<Entry>>> {
@@ -123,32 +159,51 @@ fn entries() -> &'static Mutex<HashMap<u64, Arc<Entry>>> {
     ENTRIES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// A ticket for an end bridged with `window` (the window its holder may send within), and the
-/// entry its relays follow; `None` when this process cannot be reached directly.
-pub(crate) fn issue(window: Window) -> Option<(Ticket, Arc<Entry>)> {
-    let addr = (DIRECT.get()?.reachable_at)()?;
-    let mut token = [0u8; 8];
-    getrandom::fill(&mut token).ok()?;
-    let token = u64::from_le_bytes(token);
+fn random() -> Option<u64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// A ticket for an end bridged over `link` with `window` (the window its holder may send
+/// within), and the entry its relays follow; `None` when this process does not hand ends over.
+pub(crate) fn issue(link: &LinkRef, window: Window) -> Option<(Ticket, Arc<Entry>)> {
+    let direct = DIRECT.get()?;
+    if !(direct.enabled)() {
+        return None;
+    }
+    let token = random()? | TOKEN_BIT;
     let entry = Arc::new(Entry {
         token,
         window,
         phase: Mutex::new(Phase::Bridged),
         changed: Condvar::new(),
         moved_seen: Mutex::new(0),
-        pause: std::sync::atomic::AtomicBool::new(false),
-        cancelled: std::sync::atomic::AtomicBool::new(false),
+        pause: AtomicBool::new(false),
+        cancelled: AtomicBool::new(false),
     });
     lock(entries()).insert(token, entry.clone());
     Some((
         Ticket {
-            addr,
+            node: match (direct.listens_at)() {
+                Some(addr) => format!("node {addr}"),
+                None => format!("a program connected to node {}", link.peer()),
+            },
             token,
             bytes: window.bytes,
             messages: window.messages,
         },
         entry,
     ))
+}
+
+/// Whether `addr` is a loopback address (or `localhost`).
+fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match addr.to_socket_addrs() {
+        Ok(mut all) => all.next().is_some_and(|a| a.ip().is_loopback()),
+        Err(_) => false,
+    }
 }
 
 impl Entry {
@@ -158,19 +213,32 @@ impl Entry {
 
     /// The relays ended (the channel closed): the ticket is void.
     pub(crate) fn retire(&self) {
-        *lock(&self.phase) = Phase::Ended;
+        let was = std::mem::replace(&mut *lock(&self.phase), Phase::Ended);
+        if let Phase::Released { new, .. } = was {
+            new.close();
+        }
         self.changed.notify_all();
         lock(entries()).remove(&self.token);
     }
 
     /// The incoming relay read the holder's `Handoff` (everything the holder sent before it has
-    /// been passed on): asks the outgoing relay to stop, waits for it, tells the holder
-    /// (`HandedOff` on `mirror`), and waits for what comes next.
+    /// been passed on): asks the outgoing relay to stop, waits for it, pushes the end to the
+    /// node at `to`, tells the holder (`HandedOff` or `Kept` on `mirror`), and waits for what
+    /// comes next.
     pub(crate) fn release_in(
         &self,
         mirror: &Arc<Endpoint>,
         wake_out: &crossbeam_channel::Sender<()>,
+        attempt: u64,
+        to: &str,
     ) -> Next {
+        let kept = |why: String| {
+            tracing::debug!(target: "places", "a channel end stays relayed: {why}");
+            mirror
+                .link()
+                .send_control(mirror.id(), Control::Kept { attempt, why });
+            Next::Resume
+        };
         {
             let mut ph = lock(&self.phase);
             // A `Resume` that came before this relay got here: the holder gave up.
@@ -181,36 +249,87 @@ impl Entry {
         }
         self.pause.store(true, Ordering::Release);
         let _ = wake_out.try_send(());
-        let deadline = Instant::now() + HANDOFF_TIMEOUT;
-        let mut ph = lock(&self.phase);
-        loop {
-            match &*ph {
-                Phase::Releasing { out_parked: true } => break,
-                Phase::Releasing { .. } => {}
-                _ => return self.next_locked(ph),
+        let deadline = Instant::now() + timeout(HANDOFF_TIMEOUT);
+        {
+            let mut ph = lock(&self.phase);
+            loop {
+                match &*ph {
+                    Phase::Releasing { out_parked: true } => break,
+                    Phase::Releasing { .. } => {}
+                    _ => return self.next_locked(ph),
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The outgoing relay never reached a message boundary (waiting for credit
+                    // from the holder, say): stay as before.
+                    *ph = Phase::Bridged;
+                    self.changed.notify_all();
+                    drop(ph);
+                    return kept("the end's relay did not stop in time".into());
+                }
+                ph = self
+                    .changed
+                    .wait_timeout(ph, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                // The outgoing relay never reached a message boundary (waiting for credit
-                // from the holder, say): stay as before.
+        }
+        // Both relays are parked; the holder waits. Connecting may take a while: a `Resume`
+        // meanwhile puts the phase back to `Bridged`.
+        let pushed = self.push_to(mirror, to);
+        let mut ph = lock(&self.phase);
+        if !matches!(*ph, Phase::Releasing { out_parked: true }) {
+            if let Ok(new) = pushed {
+                new.close();
+            }
+            return self.next_locked(ph);
+        }
+        match pushed {
+            Err(why) => {
                 *ph = Phase::Bridged;
                 self.changed.notify_all();
-                return Next::Resume;
+                drop(ph);
+                kept(why)
             }
-            ph = self
-                .changed
-                .wait_timeout(ph, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            Ok(new) => {
+                *ph = Phase::Released {
+                    since: Instant::now(),
+                    old: mirror.clone(),
+                    new,
+                };
+                self.changed.notify_all();
+                // Behind every message the outgoing relay wrote.
+                mirror
+                    .link()
+                    .send_control(mirror.id(), Control::HandedOff { attempt });
+                self.next_locked(ph)
+            }
         }
-        *ph = Phase::Released {
-            since: Instant::now(),
-            old: mirror.clone(),
-        };
-        self.changed.notify_all();
-        // Behind every message the outgoing relay wrote.
-        mirror.link().send_control(mirror.id(), Control::HandedOff);
-        self.next_locked(ph)
+    }
+
+    /// Opens an id for the end at the node at `to`, on a direct link, and tells that node to
+    /// keep it for the ticket (`Adopt`).
+    fn push_to(&self, mirror: &Arc<Endpoint>, to: &str) -> Result<Arc<Endpoint>, String> {
+        let direct = DIRECT
+            .get()
+            .ok_or("this process cannot make direct links (no network layer)")?;
+        // A loopback address names a process of the holder's host: this one only if the
+        // holder is on this host too.
+        if is_loopback(to) && !mirror.link().over_loopback() {
+            return Err(format!(
+                "the next holder's address {to} is a loopback address of another host"
+            ));
+        }
+        let link = (direct.connect)(to).map_err(|e| format!("could not reach {to}: {e}"))?;
+        let id = link.next_id();
+        let ep = Endpoint::new(link.clone(), id, self.window, link.peer_settings().window);
+        ep.set_no_relief();
+        ep.accepts_handoff.store(true, Ordering::Release);
+        link.table().register(ep.clone());
+        // Before anything the relays send on it: a link writes control frames ahead of later
+        // messages.
+        link.send_control(id, Control::Adopt(self.token));
+        Ok(ep)
     }
 
     /// The outgoing relay stopped waiting for messages: if a handoff is under way it parks
@@ -240,16 +359,21 @@ impl Entry {
                     let mut seen = lock(&self.moved_seen);
                     *seen += 1;
                     if *seen == 2 {
-                        // Both relays follow the new endpoint; the ticket is used up.
-                        lock(entries()).remove(&self.token);
+                        // Both relays follow the new endpoint: its holder may hand the end on
+                        // again, with the same ticket.
+                        *seen = 0;
+                        *ph = Phase::Bridged;
+                        self.changed.notify_all();
                     }
                     return Next::Move(ep);
                 }
-                Phase::Released { since, .. } if since.elapsed() >= CLAIM_TIMEOUT => {
+                Phase::Released { since, new, .. } if since.elapsed() >= timeout(CLAIM_TIMEOUT) => {
                     tracing::warn!(
                         target: "places",
-                        "a channel end given up for another node was not claimed within {CLAIM_TIMEOUT:?}: it closes"
+                        "a channel end pushed on to another node was not committed by its holder within {:?}: it closes",
+                        timeout(CLAIM_TIMEOUT)
                     );
+                    new.close();
                     *ph = Phase::Ended;
                     self.changed.notify_all();
                     lock(entries()).remove(&self.token);
@@ -272,8 +396,13 @@ pub(crate) fn resume(token: u64) {
         return;
     };
     let mut ph = lock(&entry.phase);
-    match *ph {
-        Phase::Releasing { .. } | Phase::Released { .. } => {
+    match &*ph {
+        Phase::Releasing { .. } => {
+            *ph = Phase::Bridged;
+            entry.changed.notify_all();
+        }
+        Phase::Released { new, .. } => {
+            new.close();
             *ph = Phase::Bridged;
             entry.changed.notify_all();
         }
@@ -283,70 +412,246 @@ pub(crate) fn resume(token: u64) {
     }
 }
 
-/// A `Claim(token)` on channel `id` of `link`: the end's relays go on with a new endpoint
-/// there. `Err` with the reason to give the claimant when there is nothing to claim. Runs on
-/// the event loop: never waits.
-pub(crate) fn claim(link: &LinkRef, id: u64, token: u64) -> Result<(), String> {
-    let entry = lock(entries()).get(&token).cloned();
-    let Some(entry) = entry else {
-        return Err(
-            "no channel end to take over with this ticket (it closed, or was taken)".into(),
-        );
+/// The holder's `Commit(token)` on `from`: the message with the ticket went out to the next
+/// holder, so the relays go on with the id opened there. Never waits.
+pub(crate) fn commit(from: &LinkRef, token: u64) {
+    let Some(entry) = lock(entries()).get(&token).cloned() else {
+        return;
     };
     let mut ph = lock(&entry.phase);
-    let Phase::Released { old, .. } = &*ph else {
-        return Err("the channel end was not given up for this claim".into());
+    let Phase::Released { new, old, .. } = &*ph else {
+        return;
     };
+    // Only from the holder.
+    if !std::ptr::eq(
+        Arc::as_ptr(old.link()).cast::<u8>(),
+        Arc::as_ptr(from).cast::<u8>(),
+    ) {
+        return;
+    }
     // The holder forgets its side once the ticket is out; so does this one.
     old.discard();
-    let ep = Endpoint::new(link.clone(), id, entry.window, link.peer_settings().window);
-    ep.set_no_relief();
-    link.table().register(ep.clone());
-    *ph = Phase::Moved(ep);
+    *ph = Phase::Moved(new.clone());
     entry.changed.notify_all();
-    Ok(())
 }
 
-/// The holder side: asks the node behind `endpoint` (which came with `ticket`) to give the end
-/// up. `true` when it did and nothing it sent waits here: the ticket may go on to the next
-/// holder, and `endpoint` is to be forgotten once it does. `false`: the end stays bridged as
-/// before (a `Resume` was sent where needed).
-pub(crate) fn hand_off(endpoint: &Endpoint, ticket: &Ticket) -> bool {
+/// The holder side: asks the node behind `endpoint` (which came with `ticket`) to push the end
+/// on to the node at `to`. `true` when it did and nothing it sent waits here: the ticket may go
+/// on to the next holder, and the holder commits (or resumes) once the message is out (or
+/// not). `false`: the end stays bridged as before (a `Resume` was sent where needed).
+pub(crate) fn hand_off(endpoint: &Endpoint, ticket: &Ticket, to: &str) -> bool {
     if !endpoint.queue().is_empty() || endpoint.peer_has_closed() {
         return false;
     }
-    endpoint.reset_handed_off();
+    let Some(attempt) = random() else {
+        return false;
+    };
+    endpoint.reset_handed_off(attempt);
     let link = endpoint.link();
-    link.send_control(endpoint.id(), Control::Handoff(ticket.token));
-    let given_up = endpoint.wait_handed_off(HANDOFF_TIMEOUT);
-    if given_up && endpoint.queue().is_empty() && !endpoint.peer_has_closed() {
-        return true;
+    link.send_control(
+        endpoint.id(),
+        Control::Handoff {
+            token: ticket.token,
+            attempt,
+            to: to.to_owned(),
+        },
+    );
+    match endpoint.wait_handed_off(timeout(HANDOFF_TIMEOUT)) {
+        Some(Ok(())) if endpoint.queue().is_empty() && !endpoint.peer_has_closed() => true,
+        // The end's node could not push it on: it stays as it was.
+        Some(Err(why)) => {
+            tracing::debug!(target: "places", "a channel end is relayed: {why}");
+            false
+        }
+        _ => {
+            link.send_control(endpoint.id(), Control::Resume(ticket.token));
+            false
+        }
     }
-    link.send_control(endpoint.id(), Control::Resume(ticket.token));
-    false
 }
 
-/// The next holder's side: reaches the node of `ticket` directly and claims the end there; the
-/// endpoint the end's channel uses from now on.
-pub(crate) fn take_over(ticket: &Ticket) -> Result<Arc<Endpoint>, String> {
-    let direct = DIRECT
-        .get()
-        .ok_or("this process cannot make direct links (no network layer)")?;
-    let link = (direct.connect)(&ticket.addr).map_err(|e| {
-        format!(
-            "could not reach node {} for a channel end: {e}",
-            ticket.addr
-        )
-    })?;
-    let id = link.next_id();
-    let ep = Endpoint::new(
-        link.clone(),
-        id,
-        link.settings().window,
-        Window::new(ticket.bytes, ticket.messages),
-    );
+/// An end pushed here, by token.
+struct Adopted {
+    /// The id its node opened here (`None` until its `Adopt` comes).
+    ep: Option<Arc<Endpoint>>,
+    /// A message naming the token arrived (it is kept until that message is decoded or
+    /// dropped).
+    expected: bool,
+    /// The message naming it was dropped: an `Adopt` that comes later is refused.
+    doomed: bool,
+    since: Instant,
+}
+
+struct Adoptions {
+    by_token: Mutex<HashMap<u64, Adopted>>,
+    changed: Condvar,
+}
+
+fn adoptions() -> &'static Adoptions {
+    static ADOPTIONS: OnceLock<Adoptions> = OnceLock::new();
+    ADOPTIONS.get_or_init(|| {
+        // Ends adopted for a message that never comes close after a while.
+        let _ = std::thread::Builder::new()
+            .name("places handoff sweeper".into())
+            .spawn(|| loop {
+                std::thread::sleep(Duration::from_secs(1));
+                sweep();
+            });
+        Adoptions {
+            by_token: Mutex::new(HashMap::new()),
+            changed: Condvar::new(),
+        }
+    })
+}
+
+/// Closes the adopted ends no message came for, and forgets the marks of the rest that aged.
+fn sweep() {
+    let limit = timeout(CLAIM_TIMEOUT);
+    let mut stale = Vec::new();
+    lock(&adoptions().by_token).retain(|_, a| {
+        let keep = match &a.ep {
+            // Waits for its message's consumer, however long it takes.
+            Some(_) if a.expected => true,
+            Some(ep) => a.since.elapsed() < limit && !ep.peer_has_closed(),
+            None => a.since.elapsed() < limit,
+        };
+        if !keep {
+            stale.extend(a.ep.take());
+        }
+        keep
+    });
+    for ep in stale {
+        ep.close();
+    }
+}
+
+/// The peer's `Adopt(token)` on a fresh id `id` of `link`: an end pushed here for a message
+/// that names the token. Never waits. `Err` with the reason to give the peer.
+pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) -> Result<(), String> {
+    if !is_token(token) {
+        return Err("not a channel end's token".into());
+    }
+    let ad = adoptions();
+    {
+        let by = lock(&ad.by_token);
+        match by.get(&token) {
+            Some(a) if a.doomed => {
+                return Err("the message that carried this channel end was dropped".into())
+            }
+            Some(a) if a.ep.is_some() => return Err("this channel end came already".into()),
+            Some(_) => {}
+            None => {
+                let waiting = by
+                    .values()
+                    .filter(|a| a.ep.is_some() && !a.expected)
+                    .count();
+                if waiting >= MAX_UNEXPECTED {
+                    return Err(format!(
+                        "{waiting} channel ends wait here for their messages already"
+                    ));
+                }
+            }
+        }
+    }
+    // Registered outside the adoptions' lock (a table's lock is taken before it elsewhere);
+    // the send window is the ticket's, set when the message is decoded.
+    let ep = Endpoint::new(link.clone(), id, link.settings().window, Window::DEFAULT);
     link.table().register(ep.clone());
-    // Before anything this end sends: a link writes control frames ahead of later messages.
-    link.send_control(id, Control::Claim(ticket.token));
-    Ok(ep)
+    let mut by = lock(&ad.by_token);
+    let a = by.entry(token).or_insert(Adopted {
+        ep: None,
+        expected: false,
+        doomed: false,
+        since: Instant::now(),
+    });
+    if a.doomed || a.ep.is_some() {
+        drop(by);
+        Endpoint::close_soon(ep);
+        return Ok(());
+    }
+    a.ep = Some(ep);
+    ad.changed.notify_all();
+    Ok(())
+}
+
+/// A message naming `token` arrived: the end adopted for it waits for that message's decode
+/// (or drop), however long it takes. Never waits.
+pub(crate) fn expect(token: u64) {
+    let ad = adoptions();
+    let mut by = lock(&ad.by_token);
+    if let Some(a) = mark(&mut by, token) {
+        a.expected = true;
+    }
+}
+
+/// The entry for `token`, made if there is room.
+fn mark(by: &mut HashMap<u64, Adopted>, token: u64) -> Option<&mut Adopted> {
+    if !by.contains_key(&token) && by.len() >= MAX_MARKS {
+        return None;
+    }
+    Some(by.entry(token).or_insert(Adopted {
+        ep: None,
+        expected: false,
+        doomed: false,
+        since: Instant::now(),
+    }))
+}
+
+/// The message naming `token` is dropped without being decoded: the end pushed for it closes
+/// (now, or when its `Adopt` comes). Never waits.
+pub(crate) fn abandon(token: u64) {
+    let ad = adoptions();
+    let ep = {
+        let mut by = lock(&ad.by_token);
+        let Some(a) = mark(&mut by, token) else {
+            return;
+        };
+        a.doomed = true;
+        a.expected = false;
+        a.since = Instant::now();
+        a.ep.take()
+    };
+    if let Some(ep) = ep {
+        Endpoint::close_soon(ep);
+    }
+}
+
+/// The next holder's side, decoding a message with `ticket`: the end its node pushed here (it
+/// may still be on its way: waits for it at most [`HANDOFF_TIMEOUT`]).
+pub(crate) fn take(ticket: &Ticket) -> Result<Arc<Endpoint>, String> {
+    let ad = adoptions();
+    let deadline = Instant::now() + timeout(HANDOFF_TIMEOUT);
+    let mut by = lock(&ad.by_token);
+    loop {
+        match by.get_mut(&ticket.token) {
+            Some(Adopted { ep: Some(_), .. }) => {
+                let Some(Adopted { ep: Some(ep), .. }) = by.remove(&ticket.token) else {
+                    unreachable!("matched above")
+                };
+                ep.set_send_window(Window::new(ticket.bytes, ticket.messages));
+                // Sent on again, the end may be pushed on again by its node.
+                let _ = ep.ticket.set(ticket.clone());
+                return Ok(ep);
+            }
+            Some(Adopted { doomed: true, .. }) => {
+                return Err("the channel end was given up".into());
+            }
+            _ => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            drop(by);
+            abandon(ticket.token);
+            return Err(format!(
+                "the channel end from {} did not come within {:?}",
+                ticket.node,
+                timeout(HANDOFF_TIMEOUT)
+            ));
+        }
+        by = ad
+            .changed
+            .wait_timeout(by, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
 }

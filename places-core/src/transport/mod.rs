@@ -18,7 +18,9 @@
 //! frame of the message arrives, the receiver registers a *pending* endpoint for each, before any
 //! later frame is read, so data on them never finds an unknown id. Decoding the message claims
 //! them; a message dropped without being decoded (its channel is closed, it does not decode, it
-//! exceeds a limit) closes the ids it did not claim.
+//! exceeds a limit) closes the ids it did not claim. An entry of that list with the top bit set is no id but the token of a
+//! channel end handed over from a third node (see [`handoff`]): it is kept for the message the
+//! same way, and closed the same way.
 //!
 //! **Close.** An end that goes away sends `Close` for its id. Both sides send exactly one `Close`
 //! per id and forget the id once they have both sent and received one; in between the id stays as
@@ -44,9 +46,9 @@
 //!
 //! # Direct hand-offs
 //!
-//! **Channel ends that travel on.** A node that bridges an end gives it a ticket (its address
-//! and a token); a holder that sends such an end on to a third node asks the first to give it
-//! up, and the third claims it over a direct link: see [`handoff`].
+//! **Channel ends that travel on.** A node that bridges an end gives it a ticket (a token); a
+//! holder that sends such an end on to a third node asks the first to push it there over a
+//! direct link, and the message names the token in place of an id: see [`handoff`].
 //!
 //! **Who runs what.** The network layer's event loop only moves bytes: it queues each message,
 //! undecoded, on its endpoint and never waits. Decoding (user `Deserialize` code) runs on the
@@ -140,15 +142,37 @@ pub enum Control {
     },
     /// A message the peer sent on the channel was dropped; the text says why.
     Error(String),
-    /// Give up the channel end behind this channel for the holder of the ticket with this token
-    /// (see [`handoff`](self#direct-hand-offs)).
-    Handoff(u64),
-    /// The end was given up: nothing more comes on this channel.
-    HandedOff,
+    /// Push the channel end behind this channel on to the node listening at `to`, for the
+    /// holder of the ticket with `token` (see [`handoff`](self#direct-hand-offs)); `attempt`
+    /// comes back in the answer.
+    Handoff {
+        /// The ticket's token.
+        token: u64,
+        /// The holder's attempt.
+        attempt: u64,
+        /// Where the next holder listens.
+        to: String,
+    },
+    /// The end was pushed on for handoff `attempt`: nothing more comes on this channel.
+    HandedOff {
+        /// The holder's attempt.
+        attempt: u64,
+    },
+    /// The end could not be pushed on for handoff `attempt`: it stays bridged.
+    Kept {
+        /// The holder's attempt.
+        attempt: u64,
+        /// Why.
+        why: String,
+    },
     /// The handoff with this token does not happen: go on as before.
     Resume(u64),
-    /// This (fresh) channel takes over the end given up for the ticket with this token.
-    Claim(u64),
+    /// The message with the ticket for this token went out: the end's relays go on with the
+    /// channel opened at the next holder.
+    Commit(u64),
+    /// This (fresh) channel carries the end given up for the ticket with this token, until a
+    /// message naming the token comes.
+    Adopt(u64),
 }
 
 /// One connection to another process, as the channels that cross it see it. Implemented by the
@@ -189,6 +213,17 @@ pub trait Link: Send + Sync + 'static {
 
     /// Why the link is gone, if it is.
     fn lost(&self) -> Option<String>;
+
+    /// Where the peer listens, when this side knows it (it connected there): a channel end
+    /// sent to the peer may then be pushed there directly (see [`handoff`]).
+    fn peer_listens_at(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the peer is on this host (the connection is over loopback).
+    fn over_loopback(&self) -> bool {
+        false
+    }
 }
 
 /// The most channel ends one message may carry.

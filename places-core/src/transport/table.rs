@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::handoff::is_token;
 use super::{Control, Endpoint, Incoming, LinkRef, Window};
 
 enum Slot {
@@ -36,10 +37,15 @@ pub enum Delivery {
     DroppedClosed,
 }
 
-/// Closes ids this side never registered (the channels inside a message it drops).
+/// Closes ids this side never registered (the channels inside a message it drops), and the
+/// ends handed over for the tokens among them.
 fn close_all(link: &LinkRef, ids: &[u64]) {
     for &c in ids {
-        link.send_control(c, Control::Close);
+        if is_token(c) {
+            super::handoff::abandon(c);
+        } else {
+            link.send_control(c, Control::Close);
+        }
     }
 }
 
@@ -93,6 +99,9 @@ impl ChannelTable {
 
     /// A carried channel that will never be claimed: closes it if it is still pending.
     pub(crate) fn abandon(&self, id: u64) {
+        if is_token(id) {
+            return super::handoff::abandon(id);
+        }
         let ep = match self.state().slots.get(&id) {
             Some(Slot::Pending(ep)) => ep.clone(),
             _ => return,
@@ -163,12 +172,13 @@ impl ChannelTable {
                 Some(Slot::Open(ep) | Slot::Pending(ep)) => {
                     let ep = ep.clone();
                     let reused = carried.iter().enumerate().find(|(i, c)| {
-                        st.slots.contains_key(c) || **c == id || carried[..*i].contains(c)
+                        !is_token(**c)
+                            && (st.slots.contains_key(c) || **c == id || carried[..*i].contains(c))
                     });
                     match reused {
                         Some((_, &c)) => Target::Reused(c),
                         None => {
-                            for &c in &carried {
+                            for &c in carried.iter().filter(|c| !is_token(**c)) {
                                 let pending = Endpoint::new(
                                     link.clone(),
                                     c,
@@ -187,6 +197,10 @@ impl ChannelTable {
         };
         match target {
             Target::Endpoint(ep) => {
+                // Ends handed over for the message wait for it (outside the table's lock).
+                for &c in carried.iter().filter(|c| is_token(**c)) {
+                    super::handoff::expect(c);
+                }
                 // From here the carried ids are registered: dropping the message closes them.
                 let charge = super::charge(len as usize, carried.len());
                 let msg = Incoming::new(
@@ -266,18 +280,18 @@ impl ChannelTable {
         }
     }
 
-    /// The peer's `Handoff(token)` for channel `id`: queued behind its earlier messages, for
-    /// the relay of the end (see [`handoff`](super::handoff)).
-    pub fn handoff(&self, id: u64, token: u64) {
+    /// The peer's `Handoff` for channel `id`: queued behind its earlier messages, for the
+    /// relay of the end (see [`handoff`](super::handoff)).
+    pub fn handoff(&self, id: u64, token: u64, attempt: u64, to: String) {
         if let Some(ep) = self.open(id) {
-            ep.push_handoff(token);
+            ep.push_handoff(token, attempt, to);
         }
     }
 
-    /// The peer's `HandedOff` for channel `id`.
-    pub fn handed_off(&self, id: u64) {
+    /// The peer's answer to a handoff on channel `id`: `HandedOff` (`Ok`) or `Kept` (`Err`).
+    pub fn handed_off(&self, id: u64, attempt: u64, outcome: Result<(), String>) {
         if let Some(ep) = self.open(id) {
-            ep.set_handed_off();
+            ep.set_handed_off(attempt, outcome);
         }
     }
 
@@ -286,15 +300,20 @@ impl ChannelTable {
         super::handoff::resume(token);
     }
 
-    /// The peer's `Claim(token)` on a fresh channel `id`: it takes over an end given up here.
-    /// Refused (an error and a close on `id`) when there is nothing to take over, or the id is
-    /// in use. Never waits.
-    pub fn claim_handoff(&self, link: &LinkRef, id: u64, token: u64) {
+    /// The peer's `Commit(token)` (on `link`, the link of the end's holder).
+    pub fn commit(&self, link: &LinkRef, token: u64) {
+        super::handoff::commit(link, token);
+    }
+
+    /// The peer's `Adopt(token)` on a fresh channel `id`: it pushed an end here for a message
+    /// that will name the token. Refused (an error and a close on `id`) when the id is in use,
+    /// or the end cannot be kept. Never waits.
+    pub fn adopt(&self, link: &LinkRef, id: u64, token: u64) {
         if self.is_known(id) {
             link.send_control(id, Control::Error(format!("channel {id} is in use")));
             return;
         }
-        if let Err(why) = super::handoff::claim(link, id, token) {
+        if let Err(why) = super::handoff::adopt(link, id, token) {
             link.send_control(id, Control::Error(why));
             link.send_control(id, Control::Close);
         }

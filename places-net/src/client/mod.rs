@@ -151,7 +151,15 @@ impl NodeLink {
             ),
             Some(tls) => {
                 let mut session = tls.client_connection()?;
+                // Each read waits at most the socket's timeout; the whole handshake at most
+                // this long (a peer that trickles bytes cannot hold it up for ever).
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
                 while session.is_handshaking() {
+                    if std::time::Instant::now() > deadline {
+                        return Err(NetError::Tls(format!(
+                            "the TLS handshake with {addr} took more than 30 s"
+                        )));
+                    }
                     session.complete_io(&mut stream).map_err(|e| {
                         NetError::Tls(format!(
                             "the TLS handshake with {addr} failed: {e}{}",
@@ -197,7 +205,10 @@ impl NodeLink {
             })
         };
         let conn = Connection::new(
-            name.clone(),
+            crate::connection::Peer {
+                name: name.clone(),
+                dialed: Some(addr.to_owned()),
+            },
             stream,
             closer,
             runtime.handle().clone(),

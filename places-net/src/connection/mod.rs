@@ -44,6 +44,14 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn lost(&self, conn: &Arc<Connection>, reason: &str);
 }
 
+/// Who a connection is with.
+pub(crate) struct Peer {
+    /// Its name, for errors (`host (addr)`).
+    pub(crate) name: String,
+    /// Where it listens, when this side connected to it there.
+    pub(crate) dialed: Option<String>,
+}
+
 /// A connection to a peer process (either direction).
 pub(crate) struct Connection {
     peer: String,
@@ -60,6 +68,10 @@ pub(crate) struct Connection {
     rtt_ns: AtomicU64,
     /// Nanoseconds since `started` when the last small message was sent.
     last_small: AtomicU64,
+    /// Where the peer listens, when this side connected to it there.
+    dialed: Option<String>,
+    /// The peer is on this host.
+    loopback: bool,
     /// What the reader keeps between reads (the event loop's task alone takes it).
     read_state: Mutex<ReadState>,
     /// Handles the frames that are not about channels; set when reading starts.
@@ -86,7 +98,7 @@ impl Connection {
     /// `closer` is a second handle of the same socket. The side that connected allocates odd
     /// channel ids and the node even ones, so both can open channels without asking.
     pub(crate) fn new(
-        peer: String,
+        peer: Peer,
         stream: Arc<Socket>,
         closer: std::net::TcpStream,
         runtime: tokio::runtime::Handle,
@@ -94,8 +106,11 @@ impl Connection {
         settings: Settings,
         peer_settings: Settings,
     ) -> Arc<Connection> {
+        let loopback = closer.peer_addr().is_ok_and(|a| a.ip().is_loopback());
         Arc::new(Connection {
-            peer,
+            dialed: peer.dialed,
+            loopback,
+            peer: peer.name,
             settings,
             peer_settings,
             out: Outbox::new(stream.clone(), runtime.clone(), closer),
@@ -308,16 +323,34 @@ impl Link for Connection {
                     .out
                     .reply(&encode_frame(Kind::Error, id, reason.as_bytes()))
             }
-            Control::Handoff(token) => encode_frame(Kind::Handoff, id, &token.to_le_bytes()),
-            Control::HandedOff => encode_frame(Kind::HandedOff, id, &[]),
+            Control::Handoff { token, attempt, to } => encode_frame(
+                Kind::Handoff,
+                id,
+                &wire::handoff_payload(token, attempt, &to),
+            ),
+            Control::HandedOff { attempt } => {
+                encode_frame(Kind::HandedOff, id, &attempt.to_le_bytes())
+            }
+            Control::Kept { attempt, why } => {
+                encode_frame(Kind::Kept, id, &wire::kept_payload(attempt, &why))
+            }
             Control::Resume(token) => encode_frame(Kind::Resume, id, &token.to_le_bytes()),
-            Control::Claim(token) => encode_frame(Kind::Claim, id, &token.to_le_bytes()),
+            Control::Commit(token) => encode_frame(Kind::Commit, id, &token.to_le_bytes()),
+            Control::Adopt(token) => encode_frame(Kind::Adopt, id, &token.to_le_bytes()),
         };
         self.out.control(&frame);
     }
 
     fn lost(&self) -> Option<String> {
         self.out.failed()
+    }
+
+    fn peer_listens_at(&self) -> Option<String> {
+        self.dialed.clone()
+    }
+
+    fn over_loopback(&self) -> bool {
+        self.loopback
     }
 }
 

@@ -277,19 +277,33 @@ impl ReadState {
             Kind::Error => table.error(id, String::from_utf8_lossy(&payload).into_owned()),
             // Channel ends handed on to another node (malformed payloads are ignored).
             Kind::Handoff => {
-                if let Some(token) = wire::parse_token(&payload) {
-                    table.handoff(id, token);
+                if let Some((token, attempt, to)) = wire::parse_handoff(&payload) {
+                    table.handoff(id, token, attempt, to);
                 }
             }
-            Kind::HandedOff => table.handed_off(id),
+            Kind::HandedOff => {
+                if let Some(attempt) = wire::parse_token(&payload) {
+                    table.handed_off(id, attempt, Ok(()));
+                }
+            }
+            Kind::Kept => {
+                if let Some((attempt, why)) = wire::parse_kept(&payload) {
+                    table.handed_off(id, attempt, Err(why));
+                }
+            }
             Kind::Resume => {
                 if let Some(token) = wire::parse_token(&payload) {
                     table.resume(token);
                 }
             }
-            Kind::Claim => {
+            Kind::Commit => {
                 if let Some(token) = wire::parse_token(&payload) {
-                    table.claim_handoff(link, id, token);
+                    table.commit(link, token);
+                }
+            }
+            Kind::Adopt => {
+                if let Some(token) = wire::parse_token(&payload) {
+                    table.adopt(link, id, token);
                 }
             }
             // The ping's payload (a timestamp of at most 8 bytes) comes back with the pong.

@@ -96,7 +96,7 @@ impl Default for NodeOptions {
             settings: Settings::default(),
             restart: None,
             tls: None,
-            hand_off: false,
+            hand_off: true,
         }
     }
 }
@@ -265,12 +265,12 @@ impl NodeOptions {
         self
     }
 
-    /// Lets the node hand channel ends over to the node they go on to (default off; see
+    /// Whether the node hands channel ends over to the nodes they go on to (default on; see
     /// `places_core::transport::handoff`). A channel end made on the node and passed on by its
-    /// holder to another node then links the two nodes directly, when nothing from the node
-    /// waits at the holder. Experimental: the new holder must reach the node at the address
-    /// the node listens on, and must take the end within a minute of the node giving it up,
-    /// else the end closes.
+    /// holder to another node that the holder connected to then links the two nodes directly:
+    /// the node pushes the end there before the message carrying it arrives. The holder
+    /// relays the end instead when messages from the node wait at the holder, when the node
+    /// cannot reach or log in to the other one, or with this option off.
     pub fn hand_off_channel_ends(mut self, on: bool) -> Self {
         self.hand_off = on;
         self
@@ -329,9 +329,8 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
         if tls.is_some() {
             c.env(TLS_ENV, TLS_ON_STDIN);
         }
-        if opts.hand_off {
-            c.env(HAND_OFF_ENV, "1");
-        }
+        // Set either way: a node's own nodes do not inherit its choice.
+        c.env(HAND_OFF_ENV, if opts.hand_off { "1" } else { "0" });
         c
     } else {
         if opts.ship_executable && opts.command_template.is_none() {
@@ -347,7 +346,7 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
                     "{TLS_ENV}={}",
                     if tls.is_some() { TLS_ON_STDIN } else { "" }
                 ),
-                format!("{HAND_OFF_ENV}={}", if opts.hand_off { "1" } else { "" }),
+                format!("{HAND_OFF_ENV}={}", if opts.hand_off { "1" } else { "0" }),
                 exe.display().to_string(),
             ]
             .into_iter(),
