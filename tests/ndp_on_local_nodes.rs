@@ -27,29 +27,35 @@ fn qsort(v: Vec<i64>) -> Vec<i64> {
     let lt: Vec<i64> = v.iter().copied().filter(|&x| x < pivot).collect();
     let eq: Vec<i64> = v.iter().copied().filter(|&x| x == pivot).collect();
     let gt: Vec<i64> = v.iter().copied().filter(|&x| x > pivot).collect();
-    let remote = if gt.len() > 1000 {
-        ndp_get_node().map(|n| {
-            (
-                ndp_send_work(&n, &places::proc_addr!(qsort), &gt).unwrap(),
-                n,
-            )
-        })
+    // The greater part goes to a free worker (sent away) or stays here.
+    let free = if gt.len() > 1000 {
+        ndp_get_node()
     } else {
         None
     };
+    let (remote, here) = match free {
+        Some(n) => (
+            Some((
+                ndp_send_work(&n, &places::proc_addr!(qsort), gt).unwrap(),
+                n,
+            )),
+            None,
+        ),
+        None => (None, Some(gt)),
+    };
     let mut out = qsort(lt);
     out.extend(eq);
-    match remote {
-        Some((work, node)) => {
+    match (remote, here) {
+        (Some((work, node)), _) => {
             out.extend(ndp_get_result(work).unwrap());
             ndp_return_node(node);
         }
-        None if gt.len() > 1000 => out.extend(qsort(gt)),
-        None => {
-            let mut gt = gt;
+        (None, Some(gt)) if gt.len() > 1000 => out.extend(qsort(gt)),
+        (None, Some(mut gt)) => {
             gt.sort_unstable();
             out.extend(gt);
         }
+        (None, None) => unreachable!("the part is here when it was not sent"),
     }
     out
 }
@@ -61,7 +67,7 @@ fn spread(depth: u32) -> Vec<u32> {
     let mut pids = vec![std::process::id()];
     if depth > 0 {
         if let Some(node) = ndp_get_node() {
-            let work = ndp_send_work(&node, &places::proc_addr!(spread), &(depth - 1)).unwrap();
+            let work = ndp_send_work(&node, &places::proc_addr!(spread), depth - 1).unwrap();
             pids.extend(ndp_get_result(work).unwrap());
             ndp_return_node(node);
         }
@@ -151,7 +157,7 @@ fn die(depth: u32) -> u32 {
         std::process::abort();
     }
     let node = ndp_get_node().expect("a free worker");
-    let work = ndp_send_work(&node, &places::proc_addr!(die), &(depth - 1)).unwrap();
+    let work = ndp_send_work(&node, &places::proc_addr!(die), depth - 1).unwrap();
     let got = ndp_get_result(work).expect("the other worker dies: this panics");
     ndp_return_node(node);
     got
@@ -225,7 +231,7 @@ fn grow(n: u32) -> Vec<u8> {
 #[places::procedure]
 fn leak(_: u32) -> u32 {
     let node = ndp_get_node().expect("a free worker");
-    let _work = ndp_send_work(&node, &places::proc_addr!(pid), &0).unwrap();
+    let _work = ndp_send_work(&node, &places::proc_addr!(pid), 0).unwrap();
     panic!("leak fails with worker {} on loan", node.rank());
 }
 
@@ -239,7 +245,7 @@ fn slow_pid(ms: u32) -> u32 {
 #[places::procedure]
 fn lend_then_die(_: u32) -> u32 {
     let node = ndp_get_node().expect("a free worker");
-    let _work = ndp_send_work(&node, &places::proc_addr!(slow_pid), &300).unwrap();
+    let _work = ndp_send_work(&node, &places::proc_addr!(slow_pid), 300).unwrap();
     std::process::abort();
 }
 
@@ -394,8 +400,8 @@ fn borrow_then_die(_: u32) -> u32 {
 #[places::procedure]
 fn two_works_on_one_loan(_: u32) -> String {
     let node = ndp_get_node().expect("a free worker");
-    let first = ndp_send_work(&node, &places::proc_addr!(plus_one), &1).unwrap();
-    let second = ndp_send_work(&node, &places::proc_addr!(plus_one), &2);
+    let first = ndp_send_work(&node, &places::proc_addr!(plus_one), 1).unwrap();
+    let second = ndp_send_work(&node, &places::proc_addr!(plus_one), 2);
     let got = ndp_get_result(first).unwrap();
     ndp_return_node(node);
     format!(

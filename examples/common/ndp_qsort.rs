@@ -63,7 +63,7 @@ fn qsort(v: &mut [i64]) {
     let greater = &mut rest[gt - lt..];
     let remote = if greater.len() >= SEND_FROM {
         ndp_get_node().map(|node| {
-            let work = ndp_send_work(&node, &address(), &greater.to_vec())
+            let work = ndp_send_work(&node, &address(), greater.to_vec())
                 .expect("a worker takes the work");
             (work, node)
         })

@@ -841,6 +841,20 @@ fn decode<T: Message>(rank: usize, payload: Payload) -> Result<T, CommError> {
             })
         }
         Payload::Encoded { mut bytes, .. } => match bytes.first() {
+            // A packed value is the message as it came: raw numbers copied once into words
+            // (unpacked without another copy), other bytes moved down in place.
+            Some(&encoding) if TypeId::of::<T>() == TypeId::of::<codec::Packed>() => {
+                let body = match encoding {
+                    codec::RAW_I64S | codec::RAW_F64S => {
+                        codec::Body::from_slice(encoding, &bytes[1..])
+                    }
+                    _ => {
+                        bytes.remove(0);
+                        codec::Body::Bytes(bytes)
+                    }
+                };
+                codec::decode_body(encoding, body)
+            }
             // A raw `Vec<u8>` is the bytes after the encoding byte: moved down in place, not
             // copied into a fresh allocation.
             Some(&codec::RAW_BYTES) if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() => {

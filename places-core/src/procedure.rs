@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::codec::{self, Packed};
 use crate::error::CodecError;
 use crate::message::Message;
 use crate::registry::{EntryKey, TypeInfo};
@@ -77,6 +77,10 @@ pub struct ProcedureEntry {
     output: TypeInfo,
     call: AnyCall,
     encoded: EncodedCall,
+    /// Unpacks an input (an `I`, boxed).
+    unpack: fn(Packed) -> Result<Box<dyn Any + Send>, CodecError>,
+    /// Packs an output (a boxed `O`).
+    pack: fn(Box<dyn Any + Send>) -> Result<Packed, CodecError>,
     kv: KvOps,
 }
 
@@ -101,6 +105,8 @@ impl ProcedureEntry {
             output: TypeInfo::of::<O>(),
             call,
             encoded,
+            unpack: support::unpack_any::<I>,
+            pack: support::pack_any::<O>,
             kv,
         }
     }
@@ -138,6 +144,16 @@ impl ProcedureEntry {
     /// [`CodecError`] when the input does not decode as the procedure's input type.
     pub fn call_encoded(&self, input: &[u8]) -> Result<Vec<u8>, CodecError> {
         (self.encoded)(input)
+    }
+
+    /// Calls it on a packed input, returning its packed output: a numeric or byte vector is
+    /// neither copied in nor out (see [`Packed`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] when the input does not hold the procedure's input type.
+    pub fn call_packed(&self, input: Packed) -> Result<Packed, CodecError> {
+        (self.pack)((self.call)((self.unpack)(input)?))
     }
 
     /// The key-value operations of a mapper or reducer.
@@ -391,6 +407,19 @@ pub mod support {
         match input.downcast::<I>() {
             Ok(i) => Box::new(f(*i)),
             Err(_) => unreachable!("a procedure's input type is checked before it is called"),
+        }
+    }
+
+    /// Unpacks an `I`, boxed.
+    pub fn unpack_any<I: Message>(input: Packed) -> Result<Box<dyn Any + Send>, CodecError> {
+        Ok(Box::new(input.unpack::<I>()?))
+    }
+
+    /// Packs a boxed `O`.
+    pub fn pack_any<O: Message>(output: Box<dyn Any + Send>) -> Result<Packed, CodecError> {
+        match output.downcast::<O>() {
+            Ok(o) => Packed::pack(*o),
+            Err(_) => unreachable!("a procedure's call returns its output type"),
         }
     }
 

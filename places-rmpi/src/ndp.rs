@@ -21,7 +21,11 @@
 //!     let lt: Vec<i64> = v.iter().copied().filter(|&x| x < pivot).collect();
 //!     let eq: Vec<i64> = v.iter().copied().filter(|&x| x == pivot).collect();
 //!     let gt: Vec<i64> = v.iter().copied().filter(|&x| x > pivot).collect();
-//!     let remote = ndp_get_node().map(|n| (ndp_send_work(&n, &places::proc_addr!(qsort), &gt).unwrap(), n));
+//!     // The greater part goes to a free worker, or stays here.
+//!     let (remote, gt) = match ndp_get_node() {
+//!         Some(n) => (Some((ndp_send_work(&n, &places::proc_addr!(qsort), gt).unwrap(), n)), vec![]),
+//!         None => (None, gt),
+//!     };
 //!     let mut out = qsort(lt);
 //!     out.extend(eq);
 //!     match remote {
@@ -49,8 +53,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use places_core::codec::Packed;
 use places_core::{
-    codec, lookup_procedure, ChannelError, Comm, Message, PlaceChannel, ProcAddr, ProcError, Tag,
+    lookup_procedure, ChannelError, Comm, Message, PlaceChannel, ProcAddr, ProcError, Tag,
 };
 use places_net::mesh::MeshInvitation;
 use serde::{Deserialize, Serialize};
@@ -82,11 +87,11 @@ pub enum NdpError {
     Codec(#[from] places_core::CodecError),
 }
 
-// Inputs and results are bytes from `codec::encode_with_raw` and travel as messages of their
-// own, `Vec<u8>`s on the raw path: written from their memory and taken as the receive buffer,
-// never through serde. Each header below says what bytes follow it. The program's input and
-// result travel between the program and the worker that runs it, on the worker's data
-// channel, not through the coordinator.
+// Inputs and results are `Packed` values and travel as messages of their own: a numeric
+// vector is written from its own memory and taken from the receive buffer, never through
+// serde. Each header below says what follows it. The program's input and result travel
+// between the program and the worker that runs it, on the worker's data channel, not through
+// the coordinator.
 //
 // The coordinator keeps who is free. A worker is taken by a program's run or lent by
 // `ndp_get_node` for one work. It says when it starts work from a member (`Started`) and when
@@ -103,7 +108,7 @@ pub enum NdpError {
 pub enum NdpCommand {
     Join(MeshInvitation),
     /// A worker's end of the channel that carries the program's inputs and results.
-    Data(PlaceChannel<Vec<u8>, Vec<u8>>),
+    Data(PlaceChannel<Packed, Packed>),
     /// Run a procedure; the coordinator answers which worker takes the input.
     Run {
         run: u64,
@@ -181,8 +186,8 @@ thread_local! {
     static EARLY: RefCell<HashMap<(usize, u64), Outcome>> = RefCell::new(HashMap::new());
 }
 
-/// What a work came to: its result's bytes, or why it failed.
-type Outcome = Result<Vec<u8>, String>;
+/// What a work came to: its result, or why it failed.
+type Outcome = Result<Packed, String>;
 
 /// Ids of the works this process sends, unique within it.
 static NEXT_WORK: AtomicU64 = AtomicU64::new(1);
@@ -252,7 +257,7 @@ pub fn ndp_get_node() -> Option<NdpNode> {
 pub fn ndp_send_work<I: Message, O: Message>(
     node: &NdpNode,
     addr: &ProcAddr<I, O>,
-    input: &I,
+    input: I,
 ) -> Result<NdpWork<O>, RmpiError> {
     addr.check().map_err(|e| RmpiError::Init(e.to_string()))?;
     if node.sent.replace(true) {
@@ -261,7 +266,7 @@ pub fn ndp_send_work<I: Message, O: Message>(
             node.rank
         )));
     }
-    let input = codec::encode_with_raw(input).map_err(|e| RmpiError::Init(e.to_string()))?;
+    let input = Packed::pack(input).map_err(|e| RmpiError::Init(e.to_string()))?;
     with_group(|comm| {
         let work = Work {
             id: NEXT_WORK.fetch_add(1, Ordering::Relaxed),
@@ -290,21 +295,21 @@ pub fn ndp_send_work<I: Message, O: Message>(
 /// there.
 pub fn ndp_get_result<O: Message>(work: NdpWork<O>) -> Result<O, RmpiError> {
     let early = EARLY.with(|e| e.borrow_mut().remove(&(work.from, work.id)));
-    let bytes: Vec<u8> = match early {
+    let packed: Packed = match early {
         Some(got) => got.map_err(RmpiError::Init)?,
         None => with_group(|comm| loop {
             let (id, head): (u64, Result<(), String>) = comm.recv_tagged(work.from, RESULT)?;
-            let bytes = match head {
-                Ok(()) => Ok(comm.recv_tagged::<Vec<u8>>(work.from, OUTPUT)?),
+            let packed = match head {
+                Ok(()) => Ok(comm.recv_tagged::<Packed>(work.from, OUTPUT)?),
                 Err(e) => Err(e),
             };
             if id == work.id {
-                break bytes.map_err(RmpiError::Init);
+                break packed.map_err(RmpiError::Init);
             }
-            EARLY.with(|e| e.borrow_mut().insert((work.from, id), bytes));
+            EARLY.with(|e| e.borrow_mut().insert((work.from, id), packed));
         })?,
     };
-    codec::decode_with_raw(&bytes).map_err(|e| RmpiError::Init(e.to_string()))
+    packed.unpack().map_err(|e| RmpiError::Init(e.to_string()))
 }
 
 /// Gives `node` back to the group. (A worker that was sent work is free again once it has
@@ -328,20 +333,20 @@ pub fn ndp_return_node(node: NdpNode) {
     }
 }
 
-/// Runs the procedure `module::name` on encoded input, with the group lent to the ndp_*
+/// Runs the procedure `module::name` on packed input, with the group lent to the ndp_*
 /// functions; a panic becomes its message. Workers lent to it and never sent work are given
 /// back.
 fn run_procedure(
     comm: Comm,
     module: &str,
     name: &str,
-    input: &[u8],
-) -> (Comm, Result<Vec<u8>, String>) {
+    input: Packed,
+) -> (Comm, Result<Packed, String>) {
     let Some(entry) = lookup_procedure(module, name) else {
         return (comm, Err(format!("no procedure `{module}::{name}` here")));
     };
     CURRENT.with(|c| *c.borrow_mut() = Some(comm));
-    let out = std::panic::catch_unwind(|| entry.call_encoded(input));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.call_packed(input)));
     let comm = CURRENT
         .with(|c| c.borrow_mut().take())
         .unwrap_or_else(|| unreachable!("the group was lent for the call"));
@@ -613,7 +618,7 @@ fn next_work(comm: &Comm, live: &mut Vec<usize>) -> Option<(usize, Work)> {
         // (its procedure ended): dropped, so that none piles up.
         for &r in live.iter() {
             while let Ok(Some(_)) = comm.try_recv_tagged::<(u64, Result<(), String>)>(r, RESULT) {}
-            while let Ok(Some(_)) = comm.try_recv_tagged::<Vec<u8>>(r, OUTPUT) {}
+            while let Ok(Some(_)) = comm.try_recv_tagged::<Packed>(r, OUTPUT) {}
         }
         rest(&mut nap);
     }
@@ -621,7 +626,7 @@ fn next_work(comm: &Comm, live: &mut Vec<usize>) -> Option<(usize, Work)> {
 
 /// A worker: waits for work from any member, runs it, and answers whoever sent it (the
 /// program's runs on `data`); then tells the coordinator it is free.
-fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
+fn work(mut comm: Comm, data: &PlaceChannel<Packed, Packed>) {
     let mut live: Vec<usize> = (0..comm.cnt()).filter(|&r| r != comm.id()).collect();
     loop {
         let Some((from, w)) = next_work(&comm, &mut live) else {
@@ -636,13 +641,13 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
         }
         let input = match w.reply_to {
             Some(_) => comm
-                .recv_tagged::<Vec<u8>>(from, INPUT)
+                .recv_tagged::<Packed>(from, INPUT)
                 .map_err(|e| e.to_string()),
             None => data.get().map_err(|e| e.to_string()),
         };
         let out = match input {
             Ok(input) => {
-                let (back, out) = run_procedure(comm, &w.module, &w.name, &input);
+                let (back, out) = run_procedure(comm, &w.module, &w.name, input);
                 comm = back;
                 out
             }
@@ -651,14 +656,14 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
         let told = match w.reply_to {
             Some(to) => {
                 // The member that sent the work may be gone; the group goes on.
-                let (head, bytes) = match out {
-                    Ok(bytes) => (Ok(()), Some(bytes)),
+                let (head, packed) = match out {
+                    Ok(p) => (Ok(()), Some(p)),
                     Err(e) => (Err(e), None),
                 };
                 let _ = comm
                     .send_tagged(to, RESULT, (w.id, head))
-                    .and_then(|()| match bytes {
-                        Some(b) => comm.send_tagged(to, OUTPUT, b),
+                    .and_then(|()| match packed {
+                        Some(p) => comm.send_tagged(to, OUTPUT, p),
                         None => Ok(()),
                     });
                 comm.send_tagged(0, TO_COORDINATOR, ToCoordinator::Idle)
@@ -666,8 +671,8 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
             None => {
                 // The bytes first: the program reads them while it waits for the news.
                 let result = match out {
-                    Ok(bytes) => data
-                        .put(bytes)
+                    Ok(p) => data
+                        .put(p)
                         .map_err(|e| format!("the result could not be sent: {e}")),
                     Err(e) => Err(e),
                 };
@@ -690,7 +695,7 @@ fn work(mut comm: Comm, data: &PlaceChannel<Vec<u8>, Vec<u8>>) {
 pub struct NdpGroup {
     members: Vec<crate::map_reduce::Linked<NdpCommand, NdpReply>>,
     /// The program's ends of the workers' data channels (index 0, the coordinator's, unused).
-    data: Vec<PlaceChannel<Vec<u8>, Vec<u8>>>,
+    data: Vec<PlaceChannel<Packed, Packed>>,
     /// The id of the last run; held for the whole of a run, so that runs from several
     /// threads take turns.
     runs: Mutex<u64>,
@@ -761,7 +766,7 @@ impl NdpGroup {
         input: I,
     ) -> Result<O, NdpError> {
         addr.check()?;
-        let input = codec::encode_with_raw(&input)?;
+        let input = Packed::pack(input)?;
         // Refused before the run begins: a worker waits for the input of the run it is given.
         let limit = self.members[1..]
             .iter()
@@ -809,7 +814,7 @@ impl NdpGroup {
         data.put(input).map_err(worker_gone)?;
         // The coordinator says when the run ended (and when the worker died); the worker's
         // data channel failing says so too.
-        let mut result: Option<Vec<u8>> = None;
+        let mut result: Option<Packed> = None;
         loop {
             let mut select = places_core::Select::new();
             let news = select.recv(coordinator);
@@ -825,11 +830,11 @@ impl NdpGroup {
                     run: r,
                     result: Ok(()),
                 } if r == run => {
-                    let bytes = match result {
-                        Some(b) => b,
+                    let packed = match result {
+                        Some(p) => p,
                         None => data.get().map_err(worker_gone)?,
                     };
-                    return Ok(codec::decode_with_raw(&bytes)?);
+                    return Ok(packed.unpack()?);
                 }
                 NdpReply::Done {
                     run: r,

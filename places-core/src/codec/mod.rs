@@ -116,6 +116,12 @@ pub fn encode_with_raw<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, Cod
 ///
 /// As [`decode`], and [`decode_raw`]'s for the raw encodings.
 pub fn decode_with_raw<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, CodecError> {
+    if TypeId::of::<T>() == TypeId::of::<Packed>() {
+        let Some((&encoding, body)) = bytes.split_first() else {
+            return decode(bytes);
+        };
+        return decode_body(encoding, Body::from_slice(encoding, body));
+    }
     match bytes.split_first() {
         Some((&CODEC_VERSION, body)) => decode_serde(body),
         Some((&encoding, body)) => decode_raw(encoding, body),
@@ -158,10 +164,13 @@ pub fn encode_body<T: Serialize + 'static>(value: &T) -> Result<(u8, Vec<u8>), C
 
 /// The raw little-endian bytes of a `Vec<f64>`, `Vec<i64>` or `Vec<u8>` as they are in memory,
 /// with the encoding byte that marks them, so that the network layer can write them without
-/// copying; `None` for every other type (and for the numeric ones on big-endian machines, whose
-/// memory is not in wire order).
+/// copying, and a [`Packed`] value's encoding and body; `None` for every other type (and for
+/// the numeric ones on big-endian machines, whose memory is not in wire order).
 pub fn raw_view<T: 'static>(value: &T) -> Option<(u8, &[u8])> {
     let any = value as &dyn Any;
+    if let Some(p) = any.downcast_ref::<Packed>() {
+        return Some((p.encoding, p.body.as_bytes()));
+    }
     if let Some(v) = any.downcast_ref::<Vec<u8>>() {
         return Some((RAW_BYTES, v.as_slice()));
     }
@@ -219,6 +228,14 @@ impl Body {
             },
             _ => Body::Bytes(Vec::new()),
         }
+    }
+
+    /// A body for a message of `encoding` holding a copy of `bytes`.
+    pub fn from_slice(encoding: u8, bytes: &[u8]) -> Body {
+        let mut body = Body::for_encoding(encoding);
+        body.reserve_exact(bytes.len());
+        body.extend_from_slice(bytes);
+        body
     }
 
     /// How many bytes it holds.
@@ -339,6 +356,130 @@ unsafe impl bytes::BufMut for Body {
     }
 }
 
+/// A value encoded as a message carries it: its encoding byte and its body, for values that
+/// are passed on without their type being known (procedure inputs and outputs). A `Vec<i64>`,
+/// `Vec<f64>` or `Vec<u8>` is packed and unpacked without a copy (its memory becomes the body,
+/// and a body that arrived as 8-byte words becomes the vector), and a `Packed` sent to another
+/// node goes out from its body and arrives as one, whatever it holds.
+///
+/// ```
+/// use places::codec::Packed;
+/// let p = Packed::pack(vec![3i64, 1, 2]).unwrap();
+/// assert_eq!(p.len(), 24);
+/// assert_eq!(p.unpack::<Vec<i64>>().unwrap(), [3, 1, 2]);
+/// let q = Packed::pack(("a".to_string(), 7u8)).unwrap();
+/// assert_eq!(q.unpack::<(String, u8)>().unwrap(), ("a".to_string(), 7));
+/// ```
+#[derive(Debug)]
+pub struct Packed {
+    encoding: u8,
+    body: Body,
+}
+
+impl Packed {
+    /// Packs `value` (a numeric or byte vector without a copy).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] when serde refuses the value.
+    pub fn pack<T: Serialize + 'static>(value: T) -> Result<Packed, CodecError> {
+        let mut slot = Some(value);
+        {
+            let any: &mut dyn Any = &mut slot;
+            if let Some(p) = any.downcast_mut::<Option<Packed>>().and_then(Option::take) {
+                return Ok(p);
+            }
+            if let Some(v) = any.downcast_mut::<Option<Vec<u8>>>().and_then(Option::take) {
+                return Ok(Packed {
+                    encoding: RAW_BYTES,
+                    body: Body::Bytes(v),
+                });
+            }
+            if cfg!(target_endian = "little") {
+                if let Some(v) = any
+                    .downcast_mut::<Option<Vec<i64>>>()
+                    .and_then(Option::take)
+                {
+                    return Ok(Packed::words(RAW_I64S, v));
+                }
+                if let Some(v) = any
+                    .downcast_mut::<Option<Vec<f64>>>()
+                    .and_then(Option::take)
+                {
+                    return Ok(Packed::words(RAW_F64S, v));
+                }
+            }
+        }
+        let Some(value) = slot else {
+            unreachable!("only the vectors above were taken")
+        };
+        let (encoding, bytes) = encode_body(&value)?;
+        Ok(Packed {
+            encoding,
+            body: Body::from_slice(encoding, &bytes),
+        })
+    }
+
+    /// A numeric vector's memory as the words of a body.
+    fn words<W: bytemuck::Pod>(encoding: u8, v: Vec<W>) -> Packed {
+        let len = v.len() * 8;
+        let words = match bytemuck::allocation::try_cast_vec::<W, u64>(v) {
+            Ok(words) => words,
+            // Not expected for 8-byte numbers; copied if it happens.
+            Err((_, v)) => bytemuck::cast_slice::<W, u8>(&v)
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        };
+        Packed {
+            encoding,
+            body: Body::Words { words, len },
+        }
+    }
+
+    /// The value it holds, as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode_body`]: [`CodecError::Decode`] when it does not hold a `T`.
+    pub fn unpack<T: DeserializeOwned + 'static>(self) -> Result<T, CodecError> {
+        decode_body(self.encoding, self.body)
+    }
+
+    /// Its encoding byte.
+    pub fn encoding(&self) -> u8 {
+        self.encoding
+    }
+
+    /// The size of its body in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether its body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+}
+
+/// Inside another value (not as a message of its own) a `Packed` is its encoding byte and its
+/// body's bytes.
+impl Serialize for Packed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.encoding, serde_bytes::Bytes::new(self.body.as_bytes())).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Packed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (encoding, bytes): (u8, serde_bytes::ByteBuf) = Deserialize::deserialize(deserializer)?;
+        Ok(Packed {
+            encoding,
+            body: Body::from_slice(encoding, &bytes),
+        })
+    }
+}
+
 /// Decodes a message body written by [`encode_body`] (or sent from a [`raw_view`]). A
 /// `Vec<u8>` sent raw is the body itself, and so is a `Vec<f64>` or `Vec<i64>` that arrived as
 /// [`Body::Words`]: no copy.
@@ -353,6 +494,13 @@ pub fn decode_body<T: DeserializeOwned + 'static>(
     body: Body,
 ) -> Result<T, CodecError> {
     let is = |id: TypeId| TypeId::of::<T>() == id;
+    if is(TypeId::of::<Packed>()) {
+        // The message as it came: its encoding and its body, decoded later.
+        return (Box::new(Packed { encoding, body }) as Box<dyn Any>)
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| raw_error("a packed value for another type"));
+    }
     if let Body::Words { words, len } = body {
         if !len.is_multiple_of(8) {
             return Err(raw_error("raw numbers whose length is not a multiple of 8"));
@@ -474,6 +622,53 @@ mod tests {
             decode::<(Vec<f64>, Option<String>, [u8; 3])>(&bytes).unwrap(),
             v
         );
+    }
+
+    #[test]
+    fn packed_values_keep_their_memory_and_travel_as_messages() {
+        // A numeric vector becomes the body's words: the same allocation, both ways.
+        let v: Vec<i64> = (0..1000).collect();
+        let at = v.as_ptr() as usize;
+        let p = Packed::pack(v).unwrap();
+        assert_eq!(p.len(), 8000);
+        if cfg!(target_endian = "little") {
+            assert_eq!(p.encoding(), RAW_I64S);
+            let back: Vec<i64> = p.unpack().unwrap();
+            assert_eq!(back.as_ptr() as usize, at, "no copy");
+            assert_eq!(back, (0..1000).collect::<Vec<i64>>());
+        }
+        let f = Packed::pack(vec![0.5f64, -1.0]).unwrap();
+        assert_eq!(f.unpack::<Vec<f64>>().unwrap(), [0.5, -1.0]);
+        let b = Packed::pack(vec![1u8, 2, 3]).unwrap();
+        assert_eq!(b.encoding(), RAW_BYTES);
+        assert_eq!(b.unpack::<Vec<u8>>().unwrap(), [1, 2, 3]);
+        // Another value is its bincode form; the wrong type is an error, not a panic.
+        let t = Packed::pack(("x".to_string(), 7u16)).unwrap();
+        assert_eq!(t.encoding(), CODEC_VERSION);
+        assert!(Packed::pack(vec![1i64])
+            .unwrap()
+            .unpack::<Vec<f64>>()
+            .is_err());
+        // As a message: its raw view is its encoding and body, and a receiver that expects
+        // a `Packed` gets the message as it came.
+        let (enc, bytes) = raw_view(&t).unwrap();
+        assert_eq!(enc, CODEC_VERSION);
+        let again: Packed = decode_body(enc, Body::Bytes(bytes.to_vec())).unwrap();
+        assert_eq!(
+            again.unpack::<(String, u16)>().unwrap(),
+            ("x".to_string(), 7)
+        );
+        let words = encode_with_raw(&Packed::pack(vec![9i64, 8]).unwrap()).unwrap();
+        let back: Packed = decode_with_raw(&words).unwrap();
+        assert_eq!(back.unpack::<Vec<i64>>().unwrap(), [9, 8]);
+        // Packing a `Packed` keeps it as it is.
+        let twice = Packed::pack(Packed::pack(5u8).unwrap()).unwrap();
+        assert_eq!(twice.unpack::<u8>().unwrap(), 5);
+        // Inside another value it goes through serde.
+        let nested = encode(&(1u8, Packed::pack(vec![4i64, 5]).unwrap())).unwrap();
+        let (one, inner): (u8, Packed) = decode(&nested).unwrap();
+        assert_eq!(one, 1);
+        assert_eq!(inner.unpack::<Vec<i64>>().unwrap(), [4, 5]);
     }
 
     #[test]
