@@ -229,4 +229,11 @@ fn a_new_holder_that_dies_ends_the_channel_at_the_origin() {
     let (_, report) = from.get_timeout(LIMIT).unwrap();
     println!("{report}");
     assert!(report.starts_with("failed: "), "{report}");
+    // The origin's end says which node is gone, not merely that the channel closed.
+    let port = y.addr().rsplit(':').next().unwrap().to_owned();
+    assert!(
+        report.contains("is gone") && report.contains(&port),
+        "{report} (node {})",
+        y.addr()
+    );
 }

@@ -81,6 +81,34 @@ fn a_local_channel_end_sent_to_a_remote_place_works_from_both_sides() {
 }
 
 #[test]
+fn a_local_end_whose_peer_was_on_a_node_that_died_says_which_node() {
+    let n = create_place_node(
+        "localhost",
+        NodeOptions::for_this_test_binary().heartbeat(Duration::from_secs(2)),
+    )
+    .expect("start a local node");
+    let p: RemotePlace<PlaceChannel<u64>, ()> = n.dynamic_place(module_path!(), "doubler").unwrap();
+    let (here, there) = place_channel::<u64, u64>();
+    p.put(there).unwrap();
+    assert_eq!(here.put_get(4).unwrap(), 8);
+    let pid = n.pid().expect("a local node's pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Not merely closed: lost, naming the node, for a `get` and for a `put`.
+    let got = here.get_timeout(LIMIT);
+    assert!(
+        matches!(&got, Err(ChannelError::Lost(why)) if why.contains(&n.addr())),
+        "{got:?} (node {})",
+        n.addr()
+    );
+    let put = here.put(5);
+    assert!(matches!(&put, Err(ChannelError::Lost(_))), "{put:?}");
+}
+
+#[test]
 fn a_remote_place_can_send_a_channel_end_back() {
     let n = node();
     let p: RemotePlace<(), PlaceChannel<u64>> =

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 /// Why a channel operation did not produce a message.
 ///
-/// A closed peer is always reported as [`ChannelError::Closed`]: no `get` ever waits for a
-/// peer that can no longer send.
+/// A closed peer is always reported as [`ChannelError::Closed`], or as [`ChannelError::Lost`]
+/// naming the node when the peer was on a node whose connection was lost (also for a local
+/// end whose peer was sent to that node): no `get` ever waits for a peer that can no longer
+/// send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {

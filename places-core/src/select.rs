@@ -218,7 +218,7 @@ impl SelectedEvent<'_> {
     pub fn recv<S, R>(self, ch: &PlaceChannel<S, R>) -> Result<R, ChannelError> {
         match (self.op, ch.rx()) {
             (Some(op), Rx::Local { rx, .. }) => {
-                let v = op.recv(rx).map_err(|_| ChannelError::Closed)?;
+                let v = op.recv(rx).map_err(|_| ch.local_closed())?;
                 ch.after_local_take();
                 Ok(v)
             }

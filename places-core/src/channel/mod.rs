@@ -80,6 +80,9 @@ pub(crate) struct Direction {
     /// The other direction of the pair, whose waker a pending `recv().await` of the sending
     /// end registered.
     reverse: OnceLock<std::sync::Weak<Direction>>,
+    /// The receiving end was relayed to another node and the connection to that node was
+    /// lost: the error a `get` or `put` that finds the channel closed reports instead.
+    lost: OnceLock<ChannelError>,
 }
 
 impl Direction {
@@ -89,6 +92,16 @@ impl Direction {
 
     pub(crate) fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
+    }
+
+    /// The relay of this direction ended because its link was lost (`error` names the node).
+    pub(crate) fn set_lost(&self, error: ChannelError) {
+        let _ = self.lost.set(error);
+    }
+
+    /// The error for this direction found closed: the loss that closed it, or `Closed`.
+    pub(crate) fn closed_error(&self) -> ChannelError {
+        self.lost.get().cloned().unwrap_or(ChannelError::Closed)
     }
 
     /// A relay takes this direction's messages from now on.
@@ -192,12 +205,15 @@ impl<S> Tx<S> {
                 // for the next call (which is told of an earlier message).
                 let earlier = peer_waker.take_fault();
                 let sent = if block {
-                    send_local(sender, value).map_err(|e| (None, e))
+                    send_local(sender, value).map_err(|e| match e {
+                        ChannelError::Closed => (None, peer_waker.closed_error()),
+                        e => (None, e),
+                    })
                 } else {
                     sender.try_send(value).map_err(|e| match e {
                         crossbeam_channel::TrySendError::Full(v) => (Some(v), ChannelError::Full),
                         crossbeam_channel::TrySendError::Disconnected(v) => {
-                            (Some(v), ChannelError::Closed)
+                            (Some(v), peer_waker.closed_error())
                         }
                     })
                 };
@@ -623,6 +639,15 @@ impl<S, R> PlaceChannel<S, R> {
         }
     }
 
+    /// Why this local end finds its channel closed: `Lost` naming the node when the relay of
+    /// its peer ended with the connection to that node, else `Closed`.
+    pub(crate) fn local_closed(&self) -> ChannelError {
+        match &self.rx {
+            Rx::Local { waker, .. } => waker.closed_error(),
+            Rx::Remote { .. } => ChannelError::Closed,
+        }
+    }
+
     /// A fault recorded for a message this (local) end put, as the error that reports it; once.
     pub(crate) fn local_fault(&self) -> Option<ChannelError> {
         match &*self.tx {
@@ -654,7 +679,7 @@ impl<S, R> PlaceChannel<S, R> {
                     Ok(v)
                 }
                 Err(TryRecvError::Empty) => Err(ChannelError::Empty),
-                Err(TryRecvError::Disconnected) => Err(ChannelError::Closed),
+                Err(TryRecvError::Disconnected) => Err(self.local_closed()),
             },
             Rx::Remote { endpoint, .. } => {
                 if let Some(done) = self.remote_ready(endpoint) {
@@ -873,7 +898,8 @@ impl<S, R> PlaceChannel<S, R> {
                             Ok(v)
                         }
                         Waited::Stopped if fault.is_some() && stop.is_none() => continue,
-                        Waited::Disconnected | Waited::Stopped => Err(ChannelError::Closed),
+                        Waited::Disconnected => Err(self.local_closed()),
+                        Waited::Stopped => Err(ChannelError::Closed),
                         Waited::Timeout => Err(timed_out()),
                         Waited::Break(kind) => Err(ChannelError::Break(kind)),
                     };

@@ -32,7 +32,7 @@ fn try_once<S, R>(ch: &PlaceChannel<S, R>) -> Option<Result<R, ChannelError>> {
                 ch.after_local_take();
                 Some(Ok(v))
             }
-            Err(TryRecvError::Disconnected) => Some(Err(ChannelError::Closed)),
+            Err(TryRecvError::Disconnected) => Some(Err(ch.local_closed())),
             Err(TryRecvError::Empty) => None,
         },
         Rx::Remote { endpoint, .. } => {

@@ -416,6 +416,14 @@ pub(crate) fn relay<S: Message, R: Message>(
                     if let Some(h) = &handoff_in {
                         h.retire();
                     }
+                    // Ended by the loss of the link: a local peer's `get` and `put` say so,
+                    // naming the node, rather than finding the channel merely closed.
+                    if let e @ ChannelError::Lost(_) = last.closed_error() {
+                        if let Tx::Local { peer_waker, .. } = &tx {
+                            peer_waker.set_lost(e.clone());
+                        }
+                        sender.set_lost(e);
+                    }
                     last.close();
                 } else if gated {
                     if let Some(h) = &handoff_in {
@@ -451,6 +459,10 @@ pub(crate) fn relay<S: Message, R: Message>(
                                 | ChannelError::Dropped { reason, .. },
                             ) => {
                                 sender_out.report(reason);
+                            }
+                            Err(e @ ChannelError::Lost(_)) => {
+                                sender_out.set_lost(e);
+                                break;
                             }
                             Err(_) => break,
                         },
@@ -579,6 +591,13 @@ impl Reporter {
                 Reporter::Local(waker.clone())
             }
             Rx::Remote { endpoint, .. } => Reporter::Remote(endpoint.clone()),
+        }
+    }
+
+    /// The relay ended with its link lost: a local sender's `put` says so from now on.
+    fn set_lost(&self, error: ChannelError) {
+        if let Reporter::Local(direction) = self {
+            direction.set_lost(error);
         }
     }
 
