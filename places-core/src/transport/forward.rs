@@ -141,11 +141,11 @@ pub(crate) fn put_remote<S: Message>(
     }
 }
 
-fn open_gates(scope: EncodeScope, sent: bool) {
-    for gate in scope.gates {
+fn open_gates(mut scope: EncodeScope, sent: bool) {
+    for gate in std::mem::take(&mut scope.gates) {
         let _ = gate.send(sent);
     }
-    for f in scope.on_sent {
+    for f in std::mem::take(&mut scope.on_sent) {
         f(sent);
     }
 }
@@ -326,7 +326,7 @@ fn bridge<S: Message, R: Message>(
     });
     // A bounded pair keeps its credit where the pair is: no handoff.
     let issued = match end.bound() {
-        None => super::handoff::issue(link, receive),
+        None => super::handoff::issue(&mirror_ep, receive),
         Some(_) => None,
     };
     let (ticket, entry) = match issued {

@@ -10,24 +10,29 @@
 //! ```text
 //! P -> X   Handoff(token, attempt, Y's address)   X's relays stop at a message boundary
 //! X -> Y   Adopt(token) on a fresh id of a direct link X made to Y
-//!          Y keeps that id for the message that will name the token
+//! Y -> X   HandedOff(token)          Y keeps that id for the message that will name the token
+//!                                    (or Kept(token, why) and a close: Y refuses it)
 //! X -> P   HandedOff(attempt)        behind every message X sent on the channel
 //! P -> Y   the ticket                instead of a bridged id (only if nothing from X waits at P)
 //! P -> X   Commit(token)             once that message is out: X's relays go on with the id
 //!                                    on the direct link, and X and Y talk in one hop
 //! ```
 //!
-//! The end reaches Y when the message does, whenever Y's consumer decodes it: no timeout
-//! depends on that consumer. The message names the token among the channel ends it carries, so
-//! Y closes the adopted id if the message is dropped undecoded, as it closes carried ids. Y
-//! keeps the ticket: when Y sends the end on, X pushes it on again, from the direct link.
+//! The end is at Y before the message that names it is sent, and it stays there however long
+//! P takes to send the message and Y's consumer to decode it: X waits for P's `Commit` (or
+//! `Resume`) as long as P is there, and Y keeps the adopted id as long as X keeps it open. The
+//! message names the token among the channel ends it carries, so Y closes the adopted id if
+//! the message is dropped undecoded, as it closes carried ids. Y keeps the ticket: when Y
+//! sends the end on, X pushes it on again, from the direct link.
 //!
-//! If X cannot reach Y (or log in there), X says so (`Kept`) and P bridges the end as usual.
-//! If messages from X wait at P (they would have to come back), if X does not answer within
-//! [`HANDOFF_TIMEOUT`], or if the message carrying the ticket does not go out, P sends
-//! `Resume(token)`: X closes the id it opened at Y and its relays go on as before. Ends of
-//! bounded pairs are not handed off (their credit is kept where the pair is), nor ends sent by
-//! a `try_put`, nor ends sent to a process whose address the holder does not know.
+//! If X cannot reach Y, log in there, or Y refuses the end, X says so (`Kept`) and P bridges
+//! the end as usual. If messages from X wait at P (they would have to come back), if X does not
+//! answer within [`HANDOFF_TIMEOUT`], or if the message carrying the ticket does not go out
+//! (its encoding fails or panics, or the link breaks), P sends `Resume(token)`: X closes the id
+//! it opened at Y and its relays go on as before. If P dies meanwhile, X closes the end, as a
+//! relay does. Ends of bounded pairs are not handed off (their credit is kept where the pair
+//! is), nor ends sent by a `try_put`, nor ends sent to a process whose address the holder does
+//! not know (it did not connect to it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,11 +43,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Control, Endpoint, LinkRef, Window};
 
-/// How long the holder waits for the end's node to push the end on.
+/// How long the holder waits for the end's node to push the end on (and that node, half as
+/// long, for the next holder to take it).
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a node keeps an end it pushed on waiting for the holder's commit, and how long a
-/// node keeps an adopted end for which no message has come.
+/// How long a node keeps an adopted end after the end's node closed it, for a message naming
+/// it that may still be on its way; an adopted end no message came for at all closes after
+/// ten times as long.
 pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The environment variable that shortens [`HANDOFF_TIMEOUT`] and [`CLAIM_TIMEOUT`] (to the
@@ -69,7 +76,8 @@ pub(crate) fn is_token(carried: u64) -> bool {
     carried & TOKEN_BIT != 0
 }
 
-/// The most adopted ends a process keeps for which no message has come yet.
+/// The most adopted ends a process keeps for which no message has come yet, per link they
+/// came on (one peer cannot take another's room).
 const MAX_UNEXPECTED: usize = 4096;
 
 /// The most tokens a process keeps marks for (ends adopted, messages expected or dropped):
@@ -119,7 +127,6 @@ enum Phase {
     /// Pushed on: `new` is the id opened at the next holder; both relays wait for the holder's
     /// commit (or resume); `old` is the endpoint they used.
     Released {
-        since: Instant,
         old: Arc<Endpoint>,
         new: Arc<Endpoint>,
     },
@@ -152,6 +159,14 @@ pub(crate) struct Entry {
     pause: AtomicBool,
     /// The holder gave the handoff up before the incoming relay reached it.
     cancelled: AtomicBool,
+    /// The endpoint the end's holder reaches the relays through (its link is the one commits
+    /// and resumes are taken from).
+    holder: Mutex<Arc<Endpoint>>,
+}
+
+/// Whether two links are the same connection.
+fn same_link(a: &LinkRef, b: &LinkRef) -> bool {
+    std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
 }
 
 fn entries() -> &'static Mutex<HashMap<u64, Arc<Entry>>> {
@@ -165,9 +180,10 @@ fn random() -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
-/// A ticket for an end bridged over `link` with `window` (the window its holder may send
+/// A ticket for an end bridged on `mirror` with `window` (the window its holder may send
 /// within), and the entry its relays follow; `None` when this process does not hand ends over.
-pub(crate) fn issue(link: &LinkRef, window: Window) -> Option<(Ticket, Arc<Entry>)> {
+pub(crate) fn issue(mirror: &Arc<Endpoint>, window: Window) -> Option<(Ticket, Arc<Entry>)> {
+    let link = mirror.link();
     let direct = DIRECT.get()?;
     if !(direct.enabled)() {
         return None;
@@ -181,6 +197,7 @@ pub(crate) fn issue(link: &LinkRef, window: Window) -> Option<(Ticket, Arc<Entry
         moved_seen: Mutex::new(0),
         pause: AtomicBool::new(false),
         cancelled: AtomicBool::new(false),
+        holder: Mutex::new(mirror.clone()),
     });
     lock(entries()).insert(token, entry.clone());
     Some((
@@ -197,11 +214,15 @@ pub(crate) fn issue(link: &LinkRef, window: Window) -> Option<(Ticket, Arc<Entry
     ))
 }
 
-/// Whether `addr` is a loopback address (or `localhost`).
+/// Whether `addr` names this host whichever host reads it: a loopback address (IPv4-mapped
+/// too, or `localhost`) or the wildcard address.
 fn is_loopback(addr: &str) -> bool {
     use std::net::ToSocketAddrs;
     match addr.to_socket_addrs() {
-        Ok(mut all) => all.next().is_some_and(|a| a.ip().is_loopback()),
+        Ok(mut all) => all.next().is_some_and(|a| {
+            let ip = a.ip().to_canonical();
+            ip.is_loopback() || ip.is_unspecified()
+        }),
         Err(_) => false,
     }
 }
@@ -242,8 +263,21 @@ impl Entry {
         {
             let mut ph = lock(&self.phase);
             // A `Resume` that came before this relay got here: the holder gave up.
-            if self.cancelled.swap(false, Ordering::AcqRel) || !matches!(*ph, Phase::Bridged) {
+            if self.cancelled.swap(false, Ordering::AcqRel) {
                 return Next::Resume;
+            }
+            // Just moved by the last handoff: the outgoing relay is about to follow.
+            let deadline = Instant::now() + timeout(HANDOFF_TIMEOUT) / 2;
+            while matches!(*ph, Phase::Moved(_)) && Instant::now() < deadline {
+                ph = self
+                    .changed
+                    .wait_timeout(ph, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if !matches!(*ph, Phase::Bridged) {
+                drop(ph);
+                return kept("another handoff of the end is under way".into());
             }
             *ph = Phase::Releasing { out_parked: false };
         }
@@ -293,7 +327,6 @@ impl Entry {
             }
             Ok(new) => {
                 *ph = Phase::Released {
-                    since: Instant::now(),
                     old: mirror.clone(),
                     new,
                 };
@@ -307,8 +340,8 @@ impl Entry {
         }
     }
 
-    /// Opens an id for the end at the node at `to`, on a direct link, and tells that node to
-    /// keep it for the ticket (`Adopt`).
+    /// Opens an id for the end at the node at `to`, on a direct link, and has that node keep
+    /// it for the ticket (`Adopt`, answered before the holder is told anything).
     fn push_to(&self, mirror: &Arc<Endpoint>, to: &str) -> Result<Arc<Endpoint>, String> {
         let direct = DIRECT
             .get()
@@ -326,10 +359,22 @@ impl Entry {
         ep.set_no_relief();
         ep.accepts_handoff.store(true, Ordering::Release);
         link.table().register(ep.clone());
+        ep.reset_handed_off(self.token);
         // Before anything the relays send on it: a link writes control frames ahead of later
         // messages.
         link.send_control(id, Control::Adopt(self.token));
-        Ok(ep)
+        // The next holder has the end before the holder sends the message that names it.
+        match ep.wait_handed_off(timeout(HANDOFF_TIMEOUT) / 2) {
+            Some(Ok(())) => Ok(ep),
+            Some(Err(why)) => {
+                ep.close();
+                Err(format!("{to} refused the end: {why}"))
+            }
+            None => {
+                ep.close();
+                Err(format!("{to} did not take the end in time"))
+            }
+        }
     }
 
     /// The outgoing relay stopped waiting for messages: if a handoff is under way it parks
@@ -367,11 +412,13 @@ impl Entry {
                     }
                     return Next::Move(ep);
                 }
-                Phase::Released { since, new, .. } if since.elapsed() >= timeout(CLAIM_TIMEOUT) => {
-                    tracing::warn!(
+                // The holder is gone before it committed: the end closes, as a relay's would.
+                Phase::Released { old, new }
+                    if old.peer_has_closed() || old.link().lost().is_some() =>
+                {
+                    tracing::debug!(
                         target: "places",
-                        "a channel end pushed on to another node was not committed by its holder within {:?}: it closes",
-                        timeout(CLAIM_TIMEOUT)
+                        "the holder of a channel end being handed over is gone: it closes"
                     );
                     new.close();
                     *ph = Phase::Ended;
@@ -390,11 +437,15 @@ impl Entry {
     }
 }
 
-/// The holder's `Resume(token)`: relays of a handoff that did not happen go on.
-pub(crate) fn resume(token: u64) {
+/// The holder's `Resume(token)` on `from`: relays of a handoff that did not happen go on.
+pub(crate) fn resume(from: &LinkRef, token: u64) {
     let Some(entry) = lock(entries()).get(&token).cloned() else {
         return;
     };
+    // Only from the holder.
+    if !same_link(lock(&entry.holder).link(), from) {
+        return;
+    }
     let mut ph = lock(&entry.phase);
     match &*ph {
         Phase::Releasing { .. } => {
@@ -419,18 +470,16 @@ pub(crate) fn commit(from: &LinkRef, token: u64) {
         return;
     };
     let mut ph = lock(&entry.phase);
-    let Phase::Released { new, old, .. } = &*ph else {
+    let Phase::Released { new, old } = &*ph else {
         return;
     };
     // Only from the holder.
-    if !std::ptr::eq(
-        Arc::as_ptr(old.link()).cast::<u8>(),
-        Arc::as_ptr(from).cast::<u8>(),
-    ) {
+    if !same_link(old.link(), from) {
         return;
     }
     // The holder forgets its side once the ticket is out; so does this one.
     old.discard();
+    *lock(&entry.holder) = new.clone();
     *ph = Phase::Moved(new.clone());
     entry.changed.notify_all();
 }
@@ -480,11 +529,18 @@ struct Adopted {
     /// The message naming it was dropped: an `Adopt` that comes later is refused.
     doomed: bool,
     since: Instant,
+    /// The link the `Adopt` came on (its address, to count each peer's adoptions).
+    link: usize,
+    /// When the end's node closed the adopted id (it is kept a while after, for its message).
+    closed_since: Option<Instant>,
+}
+
+fn link_key(link: &LinkRef) -> usize {
+    Arc::as_ptr(link).cast::<u8>() as usize
 }
 
 struct Adoptions {
     by_token: Mutex<HashMap<u64, Adopted>>,
-    changed: Condvar,
 }
 
 fn adoptions() -> &'static Adoptions {
@@ -499,7 +555,6 @@ fn adoptions() -> &'static Adoptions {
             });
         Adoptions {
             by_token: Mutex::new(HashMap::new()),
-            changed: Condvar::new(),
         }
     })
 }
@@ -512,7 +567,14 @@ fn sweep() {
         let keep = match &a.ep {
             // Waits for its message's consumer, however long it takes.
             Some(_) if a.expected => true,
-            Some(ep) => a.since.elapsed() < limit && !ep.peer_has_closed(),
+            // Waits for its message while its node keeps it open (its holder is sending the
+            // message), and a while after (the message may be on its way), but not for ever.
+            Some(ep) => {
+                let closed_for = ep
+                    .peer_has_closed()
+                    .then(|| a.closed_since.get_or_insert_with(Instant::now).elapsed());
+                a.since.elapsed() < 10 * limit && closed_for.is_none_or(|t| t < limit)
+            }
             None => a.since.elapsed() < limit,
         };
         if !keep {
@@ -526,31 +588,41 @@ fn sweep() {
 }
 
 /// The peer's `Adopt(token)` on a fresh id `id` of `link`: an end pushed here for a message
-/// that names the token. Never waits. `Err` with the reason to give the peer.
-pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) -> Result<(), String> {
+/// that names the token. Answers it (`HandedOff` when kept; `Kept` with the reason and a close
+/// when refused). Never waits.
+pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) {
+    let refuse = |why: String| {
+        link.send_control(
+            id,
+            Control::Kept {
+                attempt: token,
+                why,
+            },
+        );
+        link.send_control(id, Control::Close);
+    };
     if !is_token(token) {
-        return Err("not a channel end's token".into());
+        return refuse("not a channel end's token".into());
     }
     let ad = adoptions();
+    let key = link_key(link);
     {
         let by = lock(&ad.by_token);
         match by.get(&token) {
             Some(a) if a.doomed => {
-                return Err("the message that carried this channel end was dropped".into())
+                return refuse("the message that carried this channel end was dropped".into())
             }
-            Some(a) if a.ep.is_some() => return Err("this channel end came already".into()),
-            Some(_) => {}
-            None => {
-                let waiting = by
-                    .values()
-                    .filter(|a| a.ep.is_some() && !a.expected)
-                    .count();
-                if waiting >= MAX_UNEXPECTED {
-                    return Err(format!(
-                        "{waiting} channel ends wait here for their messages already"
-                    ));
-                }
-            }
+            Some(a) if a.ep.is_some() => return refuse("this channel end came already".into()),
+            _ => {}
+        }
+        let waiting = by
+            .values()
+            .filter(|a| a.ep.is_some() && !a.expected && a.link == key)
+            .count();
+        if waiting >= MAX_UNEXPECTED {
+            return refuse(format!(
+                "{waiting} channel ends wait here for their messages already"
+            ));
         }
     }
     // Registered outside the adoptions' lock (a table's lock is taken before it elsewhere);
@@ -563,15 +635,26 @@ pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) -> Result<(), String> {
         expected: false,
         doomed: false,
         since: Instant::now(),
+        link: key,
+        closed_since: None,
     });
     if a.doomed || a.ep.is_some() {
         drop(by);
+        link.send_control(
+            id,
+            Control::Kept {
+                attempt: token,
+                why: "the channel end was given up meanwhile".into(),
+            },
+        );
         Endpoint::close_soon(ep);
-        return Ok(());
+        return;
     }
     a.ep = Some(ep);
-    ad.changed.notify_all();
-    Ok(())
+    a.link = key;
+    a.since = Instant::now();
+    drop(by);
+    link.send_control(id, Control::HandedOff { attempt: token });
 }
 
 /// A message naming `token` arrived: the end adopted for it waits for that message's decode
@@ -594,6 +677,8 @@ fn mark(by: &mut HashMap<u64, Adopted>, token: u64) -> Option<&mut Adopted> {
         expected: false,
         doomed: false,
         since: Instant::now(),
+        link: 0,
+        closed_since: None,
     }))
 }
 
@@ -616,42 +701,29 @@ pub(crate) fn abandon(token: u64) {
     }
 }
 
-/// The next holder's side, decoding a message with `ticket`: the end its node pushed here (it
-/// may still be on its way: waits for it at most [`HANDOFF_TIMEOUT`]).
+/// The next holder's side, decoding a message with `ticket`: the end its node pushed here
+/// (always before the message was sent: never waited for).
 pub(crate) fn take(ticket: &Ticket) -> Result<Arc<Endpoint>, String> {
-    let ad = adoptions();
-    let deadline = Instant::now() + timeout(HANDOFF_TIMEOUT);
-    let mut by = lock(&ad.by_token);
-    loop {
-        match by.get_mut(&ticket.token) {
-            Some(Adopted { ep: Some(_), .. }) => {
-                let Some(Adopted { ep: Some(ep), .. }) = by.remove(&ticket.token) else {
-                    unreachable!("matched above")
-                };
-                ep.set_send_window(Window::new(ticket.bytes, ticket.messages));
-                // Sent on again, the end may be pushed on again by its node.
-                let _ = ep.ticket.set(ticket.clone());
-                return Ok(ep);
-            }
-            Some(Adopted { doomed: true, .. }) => {
-                return Err("the channel end was given up".into());
-            }
-            _ => {}
+    let taken = {
+        let mut by = lock(&adoptions().by_token);
+        match by.get(&ticket.token) {
+            Some(Adopted { ep: Some(_), .. }) => by.remove(&ticket.token).and_then(|a| a.ep),
+            _ => None,
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            drop(by);
+    };
+    match taken {
+        Some(ep) => {
+            ep.set_send_window(Window::new(ticket.bytes, ticket.messages));
+            // Sent on again, the end may be pushed on again by its node.
+            let _ = ep.ticket.set(ticket.clone());
+            Ok(ep)
+        }
+        None => {
             abandon(ticket.token);
-            return Err(format!(
-                "the channel end from {} did not come within {:?}",
-                ticket.node,
-                timeout(HANDOFF_TIMEOUT)
-            ));
+            Err(format!(
+                "the channel end from {} is not here (it was given up, or never pushed)",
+                ticket.node
+            ))
         }
-        by = ad
-            .changed
-            .wait_timeout(by, left)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
     }
 }

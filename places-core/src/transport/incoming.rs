@@ -92,6 +92,16 @@ pub(crate) struct EncodeScope {
     pub(crate) may_wait: bool,
 }
 
+/// A message whose encoding did not finish (a `Serialize` that panicked) never goes out: what
+/// waits for it to go out is told so.
+impl Drop for EncodeScope {
+    fn drop(&mut self) {
+        for f in std::mem::take(&mut self.on_sent) {
+            f(false);
+        }
+    }
+}
+
 /// What is being decoded on this thread, from which endpoint.
 pub(crate) struct DecodeScope {
     pub(crate) from: Arc<Endpoint>,

@@ -295,9 +295,9 @@ impl ChannelTable {
         }
     }
 
-    /// The peer's `Resume(token)`.
-    pub fn resume(&self, token: u64) {
-        super::handoff::resume(token);
+    /// The peer's `Resume(token)` (on `link`, the link of the end's holder).
+    pub fn resume(&self, link: &LinkRef, token: u64) {
+        super::handoff::resume(link, token);
     }
 
     /// The peer's `Commit(token)` (on `link`, the link of the end's holder).
@@ -306,17 +306,14 @@ impl ChannelTable {
     }
 
     /// The peer's `Adopt(token)` on a fresh channel `id`: it pushed an end here for a message
-    /// that will name the token. Refused (an error and a close on `id`) when the id is in use,
-    /// or the end cannot be kept. Never waits.
+    /// that will name the token. Answered on `id`: `HandedOff` when kept, `Kept` with the
+    /// reason and a close when refused (an error when the id is in use). Never waits.
     pub fn adopt(&self, link: &LinkRef, id: u64, token: u64) {
         if self.is_known(id) {
             link.send_control(id, Control::Error(format!("channel {id} is in use")));
             return;
         }
-        if let Err(why) = super::handoff::adopt(link, id, token) {
-            link.send_control(id, Control::Error(why));
-            link.send_control(id, Control::Close);
-        }
+        super::handoff::adopt(link, id, token);
     }
 
     /// The peer's `Error` for channel `id`: it dropped a message this side sent.

@@ -106,7 +106,9 @@ impl Connection {
         settings: Settings,
         peer_settings: Settings,
     ) -> Arc<Connection> {
-        let loopback = closer.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+        let loopback = closer
+            .peer_addr()
+            .is_ok_and(|a| a.ip().to_canonical().is_loopback());
         Arc::new(Connection {
             dialed: peer.dialed,
             loopback,

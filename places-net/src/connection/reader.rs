@@ -293,7 +293,7 @@ impl ReadState {
             }
             Kind::Resume => {
                 if let Some(token) = wire::parse_token(&payload) {
-                    table.resume(token);
+                    table.resume(link, token);
                 }
             }
             Kind::Commit => {

@@ -267,10 +267,12 @@ impl NodeOptions {
 
     /// Whether the node hands channel ends over to the nodes they go on to (default on; see
     /// `places_core::transport::handoff`). A channel end made on the node and passed on by its
-    /// holder to another node that the holder connected to then links the two nodes directly:
-    /// the node pushes the end there before the message carrying it arrives. The holder
-    /// relays the end instead when messages from the node wait at the holder, when the node
-    /// cannot reach or log in to the other one, or with this option off.
+    /// holder to another node then links the two nodes directly: the node pushes the end there
+    /// before the message carrying it is sent. The holder relays the end instead when it did
+    /// not connect to the other node itself (it does not know where that one listens), when
+    /// messages from the node wait at the holder, for ends of bounded pairs and ends sent with
+    /// `try_put`, when the node cannot reach, log in to or hand the end to the other one, or
+    /// with this option off.
     pub fn hand_off_channel_ends(mut self, on: bool) -> Self {
         self.hand_off = on;
         self
@@ -398,7 +400,19 @@ pub(crate) fn launch(host: &str, opts: &NodeOptions) -> Result<Launched, NetErro
     // namespace, a container or a scheduler's node name) and the node bound an address of its
     // own (not a wildcard or loopback, which say nothing of where it is from here).
     let addr = if local {
-        ready.clone()
+        // A local node on every address is reached on loopback: the wildcard is no address
+        // to hand to anyone else (on another host it names that host).
+        match ready.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_unspecified() => {
+                let lo: std::net::IpAddr = if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                };
+                std::net::SocketAddr::new(lo, a.port()).to_string()
+            }
+            _ => ready.clone(),
+        }
     } else {
         let port = ready.rsplit_once(':').map_or("", |(_, p)| p);
         let by_name = format!("{hostname}:{port}");
