@@ -2,8 +2,9 @@
 //! handed-off end than the handoff timeouts (a large field after the end, a slow link) keeps a
 //! working end: the end's node waits for its commit as long as the holder is there, and the
 //! next holder keeps the adopted end as long as the end's node does. The timeouts are
-//! shortened to 3 s with `PLACES_HANDOFF_TIMEOUT_MS` (the nodes inherit it), so this is its
-//! own file; the holder's encoding takes 8 s. A control relays the end instead.
+//! shortened to 1 s with `PLACES_HANDOFF_TIMEOUT_MS` (the nodes inherit it), so this is its
+//! own file; the holder's encoding takes 12 s, longer than ten claim timeouts. A control
+//! relays the end instead.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 places::node_test_entry!();
 
 const LIMIT: Duration = Duration::from_secs(60);
-const TIMEOUT_MS: u64 = 3000;
+const TIMEOUT_MS: u64 = 1000;
 
 type End = PlaceChannel<u64, u64>;
 
@@ -111,7 +112,7 @@ fn slow_holder(hand_off: bool) -> (Result<String, String>, Result<String, String
     let (end, _) = from.get_timeout(LIMIT).unwrap();
     let to: RemotePlace<(End, Slow), String> = y.dynamic_place(module_path!(), "echoer").unwrap();
     let t = Instant::now();
-    let put = to.put((end.unwrap(), Slow(8000)));
+    let put = to.put((end.unwrap(), Slow(12_000)));
     println!("put: {put:?} after {:?}", t.elapsed());
     from.put(0).unwrap();
     let report = from

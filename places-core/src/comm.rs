@@ -332,7 +332,9 @@ impl Envelope {
     pub fn local<T: Message>(tag: Tag, value: T) -> Self {
         fn encode<T: Message>(value: &(dyn Any + Send)) -> Result<Vec<u8>, CodecError> {
             match value.downcast_ref::<T>() {
-                Some(v) => codec::encode(v),
+                // As a link that writes the raw view does: a `Packed`'s message form is its raw
+                // encoding and body, never its serde form (which `decode` would misread).
+                Some(v) => codec::encode_with_raw(v),
                 None => unreachable!("an envelope's encoder is made for its value's type"),
             }
         }

@@ -255,7 +255,10 @@ impl Body {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Body::Bytes(b) => b,
-            Body::Words { words, len } => &bytemuck::cast_slice::<u64, u8>(words)[..*len],
+            Body::Words { words, len } => {
+                let bytes = bytemuck::cast_slice::<u64, u8>(words);
+                &bytes[..(*len).min(bytes.len())]
+            }
         }
     }
 
@@ -360,7 +363,10 @@ unsafe impl bytes::BufMut for Body {
 /// are passed on without their type being known (procedure inputs and outputs). A `Vec<i64>`,
 /// `Vec<f64>` or `Vec<u8>` is packed and unpacked without a copy (its memory becomes the body,
 /// and a body that arrived as 8-byte words becomes the vector), and a `Packed` sent to another
-/// node goes out from its body and arrives as one, whatever it holds.
+/// node goes out from its body and arrives as one, whatever it holds. As bytes of its own
+/// (outside a message), its form is what [`encode_with_raw`] writes and [`decode_with_raw`]
+/// reads; [`encode`] writes its serde form (as inside another value), which only [`decode`]
+/// reads back.
 ///
 /// ```
 /// use places::codec::Packed;
@@ -504,6 +510,9 @@ pub fn decode_body<T: DeserializeOwned + 'static>(
     if let Body::Words { words, len } = body {
         if !len.is_multiple_of(8) {
             return Err(raw_error("raw numbers whose length is not a multiple of 8"));
+        }
+        if words.len() != len / 8 {
+            return Err(raw_error("a body whose words do not hold its length"));
         }
         let boxed: Box<dyn Any> = match encoding {
             RAW_F64S if is(TypeId::of::<Vec<f64>>()) && cfg!(target_endian = "little") => {

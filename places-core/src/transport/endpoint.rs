@@ -353,7 +353,10 @@ impl Endpoint {
 
     /// The link is gone.
     pub(crate) fn lose(&self, reason: &str) {
-        let _ = self.lost.set(reason.to_owned());
+        // A channel its peer closed before the link went is closed, not lost.
+        if !self.peer_closed.load(Ordering::Acquire) {
+            let _ = self.lost.set(reason.to_owned());
+        }
         self.peer_closed.store(true, Ordering::Release);
         self.stop_arrivals();
     }

@@ -573,7 +573,9 @@ fn sweep() {
                 let closed_for = ep
                     .peer_has_closed()
                     .then(|| a.closed_since.get_or_insert_with(Instant::now).elapsed());
-                a.since.elapsed() < 10 * limit && closed_for.is_none_or(|t| t < limit)
+                // (No bound while it is open: the end's node closes it when the holder goes,
+                // and the room for such ends is bounded by count.)
+                closed_for.is_none_or(|t| t < limit)
             }
             None => a.since.elapsed() < limit,
         };
@@ -615,11 +617,15 @@ pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) {
             Some(a) if a.ep.is_some() => return refuse("this channel end came already".into()),
             _ => {}
         }
+        let waiting_all = by
+            .values()
+            .filter(|a| a.ep.is_some() && !a.expected)
+            .count();
         let waiting = by
             .values()
             .filter(|a| a.ep.is_some() && !a.expected && a.link == key)
             .count();
-        if waiting >= MAX_UNEXPECTED {
+        if waiting >= MAX_UNEXPECTED || waiting_all >= MAX_MARKS {
             return refuse(format!(
                 "{waiting} channel ends wait here for their messages already"
             ));
