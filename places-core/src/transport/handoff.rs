@@ -442,23 +442,29 @@ pub(crate) fn resume(from: &LinkRef, token: u64) {
     let Some(entry) = lock(entries()).get(&token).cloned() else {
         return;
     };
-    // Only from the holder.
-    if !same_link(lock(&entry.holder).link(), from) {
-        return;
-    }
     let mut ph = lock(&entry.phase);
+    // Only from the holder (or, for a handoff it asked for behind a commit not here yet, the
+    // next holder).
+    let from_holder = same_link(lock(&entry.holder).link(), from);
     match &*ph {
-        Phase::Releasing { .. } => {
+        Phase::Releasing { .. } if from_holder => {
             *ph = Phase::Bridged;
             entry.changed.notify_all();
         }
-        Phase::Released { new, .. } => {
+        Phase::Released { new, .. } if from_holder => {
             new.close();
             *ph = Phase::Bridged;
             entry.changed.notify_all();
         }
-        // The incoming relay has not reached the handoff yet: it will find it given up.
-        Phase::Bridged => entry.cancelled.store(true, Ordering::Release),
+        // The next holder gave up a handoff that waits behind the commit of this one.
+        Phase::Released { new, .. } if same_link(new.link(), from) => {
+            entry.cancelled.store(true, Ordering::Release);
+        }
+        // The incoming relay has not reached the handoff yet (or the relays are still
+        // following the last move): it will find it given up.
+        Phase::Bridged | Phase::Moved(_) if from_holder => {
+            entry.cancelled.store(true, Ordering::Release)
+        }
         _ => {}
     }
 }
