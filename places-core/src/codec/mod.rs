@@ -420,10 +420,12 @@ impl Packed {
             unreachable!("only the vectors above were taken")
         };
         let (encoding, bytes) = encode_body(&value)?;
-        Ok(Packed {
-            encoding,
-            body: Body::from_slice(encoding, &bytes),
-        })
+        // Raw numbers (on a big-endian machine) go into words; other bytes are the body.
+        let body = match encoding {
+            RAW_F64S | RAW_I64S => Body::from_slice(encoding, &bytes),
+            _ => Body::Bytes(bytes),
+        };
+        Ok(Packed { encoding, body })
     }
 
     /// A numeric vector's memory as the words of a body.

@@ -213,10 +213,7 @@ fn try_hand_off<S: Message, R: Message>(
         return None;
     };
     let ticket = endpoint.ticket.get()?.clone();
-    let same_link = std::ptr::eq(
-        Arc::as_ptr(endpoint.link()).cast::<u8>(),
-        Arc::as_ptr(link).cast::<u8>(),
-    );
+    let same_link = super::handoff::same_link(endpoint.link(), link);
     let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
     if same_link
         || !may_wait

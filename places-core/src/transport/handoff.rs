@@ -165,7 +165,7 @@ pub(crate) struct Entry {
 }
 
 /// Whether two links are the same connection.
-fn same_link(a: &LinkRef, b: &LinkRef) -> bool {
+pub(crate) fn same_link(a: &LinkRef, b: &LinkRef) -> bool {
     std::ptr::eq(Arc::as_ptr(a).cast::<u8>(), Arc::as_ptr(b).cast::<u8>())
 }
 
@@ -545,6 +545,21 @@ fn link_key(link: &LinkRef) -> usize {
     Arc::as_ptr(link).cast::<u8>() as usize
 }
 
+impl Adopted {
+    /// A mark for a token, with nothing known of it yet (`link`: where its `Adopt` came, if
+    /// it did).
+    fn new(link: usize) -> Self {
+        Adopted {
+            ep: None,
+            expected: false,
+            doomed: false,
+            since: Instant::now(),
+            link,
+            closed_since: None,
+        }
+    }
+}
+
 struct Adoptions {
     by_token: Mutex<HashMap<u64, Adopted>>,
 }
@@ -642,14 +657,7 @@ pub(crate) fn adopt(link: &LinkRef, id: u64, token: u64) {
     let ep = Endpoint::new(link.clone(), id, link.settings().window, Window::DEFAULT);
     link.table().register(ep.clone());
     let mut by = lock(&ad.by_token);
-    let a = by.entry(token).or_insert(Adopted {
-        ep: None,
-        expected: false,
-        doomed: false,
-        since: Instant::now(),
-        link: key,
-        closed_since: None,
-    });
+    let a = by.entry(token).or_insert_with(|| Adopted::new(key));
     if a.doomed || a.ep.is_some() {
         drop(by);
         link.send_control(
@@ -684,14 +692,7 @@ fn mark(by: &mut HashMap<u64, Adopted>, token: u64) -> Option<&mut Adopted> {
     if !by.contains_key(&token) && by.len() >= MAX_MARKS {
         return None;
     }
-    Some(by.entry(token).or_insert(Adopted {
-        ep: None,
-        expected: false,
-        doomed: false,
-        since: Instant::now(),
-        link: 0,
-        closed_since: None,
-    }))
+    Some(by.entry(token).or_insert_with(|| Adopted::new(0)))
 }
 
 /// The message naming `token` is dropped without being decoded: the end pushed for it closes
