@@ -133,6 +133,16 @@ fn restart_counts_match_the_policy_and_named_places_are_listed() {
         assert_eq!(s.named, ["len"]);
         let named = s.places.iter().find(|q| q.key == key("named_len")).unwrap();
         assert_eq!(named.name.as_deref(), Some("len"));
+        // The node runs the new instance a moment before the handle hears of it: the next
+        // kill must find the handle on the new instance (its completion not in yet).
+        let deadline = Instant::now() + LIMIT;
+        while p.wait_timeout(Duration::ZERO).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the handle never moved to the new instance"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     // Traffic of a named place counts over its connections.
     let c = places::connect_to_named_place::<String, usize>(&n, "len").unwrap();
