@@ -547,12 +547,12 @@ async fn serve_connection(
     let Ok(closer) = std_stream.try_clone() else {
         return;
     };
-    let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
-        return;
+    let made = match session {
+        None => Socket::plain(std_stream),
+        Some(s) => Socket::tls(std_stream, s, runtime.clone()),
     };
-    let stream = match session {
-        None => Socket::plain(stream),
-        Some(s) => Socket::tls(stream, s, runtime.clone()),
+    let Ok(stream) = made else {
+        return;
     };
     let conn = Connection::new(
         crate::connection::Peer {

@@ -17,6 +17,7 @@ use crossbeam_utils::Backoff;
 use crate::context::{self, PlaceContext};
 use crate::error::ChannelError;
 use crate::message::Message;
+use crate::transport::progress::Polling;
 use crate::transport::{decode_incoming, Control, Endpoint, Incoming, Item, PairHook};
 
 pub use recv::Recv;
@@ -376,14 +377,21 @@ pub(crate) fn wait_item<T>(
         }
     }
     if network {
+        // While it polls, this thread reads the process's connections itself (when the network
+        // layer lets it): a message that arrives meanwhile wakes no reading thread.
+        let mut polling = Polling::begin();
         let start = Instant::now();
         while start.elapsed() < REMOTE_SPIN && deadline.is_none_or(|d| Instant::now() < d) {
-            std::thread::yield_now();
+            polling.poll();
             match rx.try_recv() {
-                Ok(v) => return Ok(Waited::Got(v)),
+                Ok(v) => {
+                    polling.got();
+                    return Ok(Waited::Got(v));
+                }
                 Err(TryRecvError::Disconnected) => return Ok(Waited::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
+            std::thread::yield_now();
         }
     }
     block_on_item(rx, ctx.as_deref(), deadline, stop)
@@ -891,8 +899,12 @@ impl<S, R> PlaceChannel<S, R> {
                         None => stop,
                     };
                     // A relay (the one caller with a stop signal) polls as a network wait
-                    // does: what it passes on is part of a round trip between nodes.
-                    return match wait_item(rx, deadline, notice, stop.is_some())? {
+                    // does: what it passes on is part of a round trip between nodes. So does
+                    // an end whose peer was sent to another node: what it waits for comes
+                    // from there, through a relay.
+                    let network =
+                        stop.is_some() || fault.is_some_and(|f| f.relayed.load(Ordering::Relaxed));
+                    return match wait_item(rx, deadline, notice, network)? {
                         Waited::Got(v) => {
                             self.after_local_take();
                             Ok(v)

@@ -59,6 +59,7 @@ mod endpoint;
 mod forward;
 pub mod handoff;
 mod incoming;
+pub mod progress;
 mod table;
 
 use std::sync::Arc;

@@ -194,15 +194,16 @@ impl NodeLink {
         // frames; senders write their own.
         crate::connection::tune(&stream);
         let closer = stream.try_clone().map_err(lost)?;
-        stream.set_nonblocking(true).map_err(lost)?;
         let runtime = crate::event_loop::runtime().map_err(lost)?;
         let stream = {
             let _inside = runtime.enter();
-            let tcp = tokio::net::TcpStream::from_std(stream).map_err(lost)?;
-            Arc::new(match session {
-                None => Socket::plain(tcp),
-                Some(s) => Socket::tls(tcp, s.into(), runtime.handle().clone()),
-            })
+            Arc::new(
+                match session {
+                    None => Socket::plain(stream),
+                    Some(s) => Socket::tls(stream, s.into(), runtime.handle().clone()),
+                }
+                .map_err(lost)?,
+            )
         };
         let conn = Connection::new(
             crate::connection::Peer {

@@ -3,16 +3,18 @@
 //! Frames go out from the threads that send them ([`outbox`]: a thread writes its own message,
 //! one fragment per turn, and control frames never wait). Frames come in through a reading
 //! state machine ([`reader`]) that a task of the process's event loop runs whenever the socket
-//! is readable, handing every message, undecoded, to its channel.
+//! is readable, handing every message, undecoded, to its channel; while threads poll for
+//! messages from the network, they run it themselves instead ([`direct`]).
 
+mod direct;
 mod outbox;
 mod reader;
 mod socket;
 
 pub(crate) use socket::Socket;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use places_core::transport::{ChannelTable, Control, Link, Settings};
@@ -30,8 +32,10 @@ const MAX_CONTROL_BACKLOG: usize = 1 << 20;
 /// Messages up to this size are queued for the writer rather than written with a turn.
 const SMALL: usize = 8 << 10;
 
-/// A small message within this long after the previous one on the connection is left to the
-/// event loop to write together with those that follow (20 us: far less than a round trip).
+/// A small message within this long after the previous one on the connection, with nothing
+/// arriving in between, is left to the event loop to write together with those that follow
+/// (20 us). A message that answers one that came after the last send (a round trip) is
+/// written at once, however soon.
 const CORK_NANOS: u64 = 20_000;
 
 /// What a connection does with the frames that are not about channels (spawns, exits, logs).
@@ -64,6 +68,8 @@ pub(crate) struct Connection {
     started: Instant,
     /// Milliseconds since `started` when bytes last arrived.
     last_seen: AtomicU64,
+    /// Nanoseconds since `started` when bytes last arrived.
+    last_arrival: AtomicU64,
     /// The last heartbeat round trip in nanoseconds (0: none yet).
     rtt_ns: AtomicU64,
     /// Nanoseconds since `started` when the last small message was sent.
@@ -72,8 +78,13 @@ pub(crate) struct Connection {
     dialed: Option<String>,
     /// The peer is on this host.
     loopback: bool,
-    /// What the reader keeps between reads (the event loop's task alone takes it).
+    /// What the reader keeps between reads (taken by the event loop's task, or by a thread
+    /// that polls for a message, see [`direct`]).
     read_state: Mutex<ReadState>,
+    /// The connection has ended (its channels are closed and its handler told).
+    ended: AtomicBool,
+    /// Wakes the reading task when a polling thread ended the connection.
+    ended_wake: tokio::sync::Notify,
     /// Handles the frames that are not about channels; set when reading starts.
     handler: OnceLock<Arc<dyn Handler>>,
     runtime: tokio::runtime::Handle,
@@ -121,9 +132,12 @@ impl Connection {
             next_id: AtomicU64::new(first_id),
             started: Instant::now(),
             last_seen: AtomicU64::new(0),
+            last_arrival: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(0),
             last_small: AtomicU64::new(0),
             read_state: Mutex::new(ReadState::default()),
+            ended: AtomicBool::new(false),
+            ended_wake: tokio::sync::Notify::new(),
             handler: OnceLock::new(),
             runtime,
         })
@@ -184,8 +198,9 @@ impl Connection {
     }
 
     pub(crate) fn touch(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.last_seen.store(now, Ordering::Relaxed);
+        let now = self.started.elapsed().as_nanos() as u64;
+        self.last_arrival.store(now, Ordering::Relaxed);
+        self.last_seen.store(now / 1_000_000, Ordering::Relaxed);
     }
 
     /// Queues a control frame; never waits.
@@ -205,16 +220,29 @@ impl Connection {
     }
 
     /// Reads frames until the connection ends, as a task of the event loop: whenever the
-    /// socket is readable.
+    /// socket is readable, except while threads that poll for messages read it (a plain
+    /// connection's registration is then dropped, see [`direct`]).
     pub(crate) async fn read_loop(self: Arc<Self>, handler: Arc<dyn Handler>) {
         let _ = self.handler.set(handler.clone());
+        let direct = (!self.stream.is_tls()).then(direct::direct);
+        if let Some(d) = direct {
+            d.add(&self);
+        }
+        // The second handle of the socket, registered for reading while the loop reads.
+        let mut reads = match self.stream.second_handle() {
+            Ok(handle) => Registration::Off(handle),
+            Err(e) => return self.end(&e.to_string(), &*handler),
+        };
         let reason = loop {
-            let pumped = {
-                let mut st = self
-                    .read_state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                st.pump(&self)
+            if self.ended.load(Ordering::Acquire) {
+                return;
+            }
+            // A thread that polls may be reading: it reads until the socket has nothing, and
+            // what comes after that makes the socket readable again.
+            let pumped = match self.read_state.try_lock() {
+                Ok(mut st) => st.pump(&self),
+                Err(TryLockError::Poisoned(p)) => p.into_inner().pump(&self),
+                Err(TryLockError::WouldBlock) => Ok(()),
             };
             if let Err(e) = pumped {
                 break wire_reason(&e);
@@ -226,21 +254,101 @@ impl Connection {
             while self.out.unread_replies() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            if let Err(e) = self.stream.readable().await {
+            if let Some(d) = direct.filter(|d| d.active()) {
+                reads = reads.off();
+                tokio::select! {
+                    () = d.until_stopped() => {}
+                    () = self.ended_wake.notified() => {}
+                }
+                continue;
+            }
+            let r = match reads.on() {
+                Ok(r) => r,
+                Err(e) => break e.to_string(),
+            };
+            if self.stream.holds_plaintext() {
+                reads = Registration::On(r);
+                continue;
+            }
+            let ready = match direct {
+                Some(d) => tokio::select! {
+                    ready = r.readable() => ready,
+                    () = d.until_started() => Ok(()),
+                    () = self.ended_wake.notified() => Ok(()),
+                },
+                None => r.readable().await,
+            };
+            reads = Registration::On(r);
+            if let Err(e) = ready {
                 break e.to_string();
             }
         };
         self.end(&reason, &*handler);
     }
 
-    /// The connection ended: close everything on it and tell the handler.
+    /// Reads what the socket has now, on a thread that polls for a message (see [`direct`]):
+    /// unless another thread reads it, or its reading is paused for a peer that does not read
+    /// its answers.
+    fn progress(self: &Arc<Self>) {
+        if self.ended.load(Ordering::Acquire) || self.out.unread_replies() > MAX_CONTROL_BACKLOG {
+            return;
+        }
+        let Some(handler) = self.handler.get() else {
+            return;
+        };
+        let mut st = match self.read_state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = st.pump(self) {
+            drop(st);
+            self.end(&wire_reason(&e), &**handler);
+        }
+    }
+
+    /// The connection ended: close everything on it and tell the handler (once).
     fn end(self: &Arc<Self>, reason: &str, handler: &dyn Handler) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ended_wake.notify_one();
         // A reason recorded by `fail` (missed heartbeats, a failed write) says more than the
         // end of stream it caused.
         let reason = self.lost_reason().unwrap_or_else(|| reason.to_owned());
         self.fail(&reason);
         self.table.lose(&reason);
         handler.lost(self, &reason);
+    }
+}
+
+/// A connection's read registration with the event loop: on, or off (its handle kept).
+enum Registration {
+    On(socket::Reads),
+    Off(std::net::TcpStream),
+    /// Only while it changes.
+    Changing,
+}
+
+impl Registration {
+    /// Drops the registration (keeping the handle).
+    fn off(self) -> Registration {
+        match self {
+            Registration::On(r) => Registration::Off(r.unregister()),
+            other => other,
+        }
+    }
+
+    /// The registration, made if it is off.
+    fn on(&mut self) -> std::io::Result<socket::Reads> {
+        match std::mem::replace(self, Registration::Changing) {
+            Registration::On(r) => Ok(r),
+            Registration::Off(handle) => Socket::register_reads(handle),
+            Registration::Changing => Err(std::io::Error::other("the read registration was lost")),
+        }
     }
 }
 
@@ -282,7 +390,8 @@ impl Link for Connection {
             // event loop then writes all that came meanwhile at once.
             let now = self.started.elapsed().as_nanos() as u64;
             let last = self.last_small.swap(now, Ordering::Relaxed);
-            let defer = now.saturating_sub(last) < CORK_NANOS;
+            let answers = self.last_arrival.load(Ordering::Relaxed) > last;
+            let defer = now.saturating_sub(last) < CORK_NANOS && !answers;
             let mut frame = Vec::with_capacity(wire::HEADER + head.len() + body.len());
             frame.extend_from_slice(&header(Kind::Data, id, head.len() + body.len()));
             frame.extend_from_slice(&head);

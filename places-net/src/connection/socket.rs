@@ -1,22 +1,52 @@
 //! The socket under a connection: plain TCP, or TCP carrying TLS.
 //!
-//! Both offer what the reader and the outbox use of a tokio socket: non-blocking reads and
-//! writes that say `WouldBlock` when nothing can move now, and readiness to wait for. With TLS,
-//! one rustls session (behind a lock, held for one record's worth of work) serves the reading
-//! task and every writing thread: a write encrypts what it is given and sends what the socket
-//! takes; ciphertext the socket did not take stays in the session, goes out before anything
-//! written later, and is flushed by a task of the event loop if no later write comes.
+//! Both offer what the reader and the outbox need: non-blocking reads and writes that say
+//! `WouldBlock` when nothing can move now, and readiness to wait for. The socket is registered
+//! with the event loop for writability only; reading has a registration of its own
+//! ([`Reads`], on a second handle of the socket) that the reading task drops while threads that
+//! wait for messages read the socket themselves, so that bytes arriving then wake nobody else
+//! (see [`direct`](super::direct)). With TLS, one rustls session (behind a lock, held for one
+//! record's worth of work) serves the reader and every writing thread: a write encrypts what it
+//! is given and sends what the socket takes; ciphertext the socket did not take stays in the
+//! session, goes out before anything written later, and is flushed by a task of the event loop
+//! if no later write comes.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BufMut;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// A connection's socket.
 pub(crate) struct Socket {
-    tcp: tokio::net::TcpStream,
+    /// The socket (non-blocking), registered for writability only.
+    tcp: AsyncFd<TcpStream>,
     tls: Option<TlsState>,
+}
+
+/// The event loop's registration for reading a socket, on a second handle of it.
+pub(crate) struct Reads {
+    fd: AsyncFd<TcpStream>,
+}
+
+impl Reads {
+    /// Waits until the socket may have bytes to read.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        let mut ready = self.fd.readable().await?;
+        // Whoever reads next reads until `WouldBlock`; readiness that comes after this is kept.
+        ready.clear_ready();
+        Ok(())
+    }
+
+    /// Drops the registration (the event loop no longer hears of the socket's bytes), keeping
+    /// the handle for a registration later.
+    pub(crate) fn unregister(self) -> TcpStream {
+        self.fd.into_inner()
+    }
 }
 
 struct TlsState {
@@ -27,24 +57,64 @@ struct TlsState {
 }
 
 /// The TCP socket as rustls's reader and writer: its non-blocking calls.
-struct Raw<'a>(&'a tokio::net::TcpStream);
+struct Raw<'a>(&'a AsyncFd<TcpStream>);
 
 impl Read for Raw<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let mut s = self.0.get_ref();
+        s.read(buf)
     }
 }
 
 impl Write for Raw<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        self.write_vectored(&[IoSlice::new(buf)])
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
+        write_vectored(self.0, bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Writes some of `bufs` without blocking, as `tokio::net::TcpStream::try_write_vectored`: a
+/// write that would block clears the socket's writability, so that a wait for it waits for
+/// the socket to drain.
+fn write_vectored(tcp: &AsyncFd<TcpStream>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    tcp.try_io(Interest::WRITABLE, |t| {
+        let mut t = t;
+        t.write_vectored(bufs)
+    })
+}
+
+/// Registers `tcp` with the event loop (whose context this must be called in) for `interest`.
+fn register(tcp: TcpStream, interest: Interest) -> io::Result<AsyncFd<TcpStream>> {
+    // SAFETY: a `TcpStream` owns its descriptor: it stays open, and the same, for as long as
+    // the stream lives, which is as long as the `AsyncFd` that owns it.
+    unsafe { AsyncFd::register_with_interest(tcp, interest) }.map_err(|e| e.into_parts().1)
+}
+
+/// Reads what the socket has into the room `buf` has (`Ok(0)` at the end of the stream).
+fn read_buf<B: BufMut>(tcp: &TcpStream, buf: &mut B) -> io::Result<usize> {
+    let room = buf.chunk_mut();
+    // SAFETY: `recv` writes at most `room.len()` bytes into the room the buffer gave, which
+    // stays valid for the call; `advance_mut` then counts only the bytes it wrote.
+    let n = unsafe {
+        libc::recv(
+            tcp.as_raw_fd(),
+            room.as_mut_ptr().cast(),
+            room.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the first `n` bytes of the room were written by `recv` above.
+    unsafe { buf.advance_mut(n) };
+    Ok(n)
 }
 
 fn lock(m: &Mutex<rustls::Connection>) -> MutexGuard<'_, rustls::Connection> {
@@ -56,30 +126,59 @@ fn tls_error(e: rustls::Error) -> io::Error {
 }
 
 impl Socket {
-    /// A plain TCP socket.
-    pub(crate) fn plain(tcp: tokio::net::TcpStream) -> Socket {
-        Socket { tcp, tls: None }
+    /// A plain TCP socket (made non-blocking); must be called inside the event loop's context.
+    pub(crate) fn plain(tcp: TcpStream) -> io::Result<Socket> {
+        tcp.set_nonblocking(true)?;
+        Ok(Socket {
+            tcp: register(tcp, Interest::WRITABLE)?,
+            tls: None,
+        })
     }
 
-    /// A socket whose TLS session (handshake done) is `session`.
+    /// A socket whose TLS session (handshake done) is `session`; must be called inside the
+    /// event loop's context.
     pub(crate) fn tls(
-        tcp: tokio::net::TcpStream,
+        tcp: TcpStream,
         session: rustls::Connection,
         runtime: tokio::runtime::Handle,
-    ) -> Socket {
-        Socket {
-            tcp,
+    ) -> io::Result<Socket> {
+        tcp.set_nonblocking(true)?;
+        Ok(Socket {
+            tcp: register(tcp, Interest::WRITABLE)?,
             tls: Some(TlsState {
                 session: Mutex::new(session),
                 flushing: AtomicBool::new(false),
                 runtime,
             }),
-        }
+        })
     }
 
     /// Whether the socket carries TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// A second handle of the socket, for [`register_reads`](Self::register_reads).
+    pub(crate) fn second_handle(&self) -> io::Result<TcpStream> {
+        self.tcp.get_ref().try_clone()
+    }
+
+    /// Registers `handle` (see [`second_handle`](Self::second_handle)) with the event loop for
+    /// reading; must be called inside the event loop's context.
+    pub(crate) fn register_reads(handle: TcpStream) -> io::Result<Reads> {
+        Ok(Reads {
+            fd: register(handle, Interest::READABLE)?,
+        })
+    }
+
+    /// Whether a TLS session holds plaintext already read from the socket (which no readiness
+    /// of the socket announces).
+    pub(crate) fn holds_plaintext(&self) -> bool {
+        let Some(t) = &self.tls else { return false };
+        lock(&t.session)
+            .process_new_packets()
+            .map(|st| st.plaintext_bytes_to_read() > 0)
+            .unwrap_or(true)
     }
 
     /// Sends ciphertext the session holds; `WouldBlock` if some is left.
@@ -100,7 +199,7 @@ impl Socket {
         t.runtime.spawn(async move {
             let Some(t) = me.tls.as_ref() else { return };
             let flushed = loop {
-                if me.tcp.writable().await.is_err() {
+                if me.writable().await.is_err() {
                     break false;
                 }
                 let mut s = lock(&t.session);
@@ -128,7 +227,7 @@ impl Socket {
     /// Writes some of `bufs`, as `TcpStream::try_write_vectored`.
     pub(crate) fn try_write_vectored(self: &Arc<Self>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let Some(t) = &self.tls else {
-            return self.tcp.try_write_vectored(bufs);
+            return write_vectored(&self.tcp, bufs);
         };
         let mut s = lock(&t.session);
         // What earlier writes left goes first; until it has gone, nothing new is taken.
@@ -148,7 +247,7 @@ impl Socket {
     /// Reads into `buf`, as `TcpStream::try_read_buf` (`Ok(0)` at the end of the stream).
     pub(crate) fn try_read_buf<B: BufMut>(self: &Arc<Self>, buf: &mut B) -> io::Result<usize> {
         let Some(t) = &self.tls else {
-            return self.tcp.try_read_buf(buf);
+            return read_buf(self.tcp.get_ref(), buf);
         };
         let mut plain = [0u8; 16 << 10];
         let mut s = lock(&t.session);
@@ -181,30 +280,17 @@ impl Socket {
         }
     }
 
-    /// Waits until a read may find something.
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        if let Some(t) = &self.tls {
-            let buffered = lock(&t.session)
-                .process_new_packets()
-                .map(|st| st.plaintext_bytes_to_read() > 0)
-                .unwrap_or(true);
-            if buffered {
-                return Ok(());
-            }
-        }
-        self.tcp.readable().await
-    }
-
     /// Waits until a write may take something.
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.tcp.writable().await
+        // A write that would block clears the readiness (see `write_vectored`).
+        self.tcp.writable().await.map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpListener;
     use std::time::{Duration, Instant};
 
     fn cpu_seconds() -> f64 {
@@ -240,12 +326,10 @@ mod tests {
         let (s, sconn) = server.join().unwrap();
         let sock = socket2::SockRef::from(&c);
         let _ = sock.set_send_buffer_size(16 << 10);
-        c.set_nonblocking(true).unwrap();
         let rt = crate::event_loop::runtime().unwrap();
         let _in = rt.enter();
-        let tcp = tokio::net::TcpStream::from_std(c).unwrap();
         (
-            Arc::new(Socket::tls(tcp, session.into(), rt.handle().clone())),
+            Arc::new(Socket::tls(c, session.into(), rt.handle().clone()).unwrap()),
             s,
             sconn,
         )
