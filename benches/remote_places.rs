@@ -4,7 +4,8 @@
 //! cargo bench --bench remote_places
 //! ```
 //!
-//! - an 8-byte message round trip to a place on a local node vs a blocking-socket TCP ping-pong;
+//! - an 8-byte message round trip to a place on a local node vs a blocking-socket TCP ping-pong,
+//!   and the same while 300 idle connections to the node stay open;
 //! - an 8 MB and a 1 GB `Vec<f64>` sent to a remote place and back vs the same bytes echoed over
 //!   raw TCP;
 //! - the latency (median and p99) of 8-byte round trips on one channel while a 1 GB message
@@ -16,7 +17,8 @@
 //!   sent to them (such a channel still passes through this program: two hops), the same from
 //!   a place that was told the other node's `NodeAddr` and connected to a named place there
 //!   (one hop), the same ping-pong between the members of a `fork_join!` over two nodes
-//!   (linked directly, one hop),
+//!   (linked directly, one hop), with how often the two nodes' event loops woke meanwhile
+//!   (threads that wait for a message read the connections themselves),
 //!   and `cg.barrier()` between those members, all against the raw TCP round trip;
 //! - `rmpi_launch` of 4 ranks on 4 fresh local nodes, from the call to rank 0's finish.
 //!
@@ -160,6 +162,29 @@ fn rss(pid: u32) -> u64 {
         * 1024
 }
 
+/// How many times the event-loop threads of process `pid` have been switched to (voluntary
+/// and involuntary context switches, from `/proc`): each is a wake-up of the loop.
+fn loop_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("places-event-lo"))
+        })
+        .map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
 /// Echoes float vectors.
 #[place]
 pub fn echo_floats(ch: PlaceChannel<Vec<f64>>) {
@@ -217,6 +242,36 @@ fn main() {
         rbig.push(raw_tcp::round_trips(raw_big, big_len * 8, big_rounds));
     }
     let (p8, r8, pbig, rbig) = (median(p8), median(r8), median(pbig), median(rbig));
+
+    // Small round trips back to back, then the same while 300 more connections to the node
+    // (logged in, silent) stay open: threads that poll read only the connections that carry
+    // traffic.
+    let small_trips = || {
+        let mut per = vec![];
+        for _ in 0..samples {
+            let start = Instant::now();
+            for i in 0..rounds {
+                assert_eq!(small.put_get(i as u64).expect("round trip"), i as u64);
+            }
+            per.push(start.elapsed() / rounds);
+        }
+        median(per)
+    };
+    let p8_alone = small_trips();
+    let idle: Vec<std::net::TcpStream> = {
+        let cookie = places::net::cluster_cookie().expect("the cluster cookie");
+        (0..300)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(node.addr()).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                places::net::handshake::client(&mut s, &cookie).expect("log in");
+                s
+            })
+            .collect()
+    };
+    let p8_idle = small_trips();
+    drop(idle);
 
     // A gigabyte there and back, against the same bytes echoed over raw TCP (fewer samples:
     // each moves 2 GB).
@@ -320,6 +375,13 @@ fn main() {
         us(r8),
         r(p8, r8)
     );
+    println!(
+        "{:<52} {:>10}  vs none {:>13}: {:.2}x (back to back)",
+        "  the same with 300 idle connections to the node",
+        us(p8_idle),
+        us(p8_alone),
+        r(p8_idle, p8_alone)
+    );
     let mb = (big_len * 8) as f64 / 1e6;
     println!(
         "{:<52} {:>10}  vs raw TCP {:>10}: {:.2}x the time, {:.0} vs {:.0} MB/s (target >= 0.5x raw throughput)",
@@ -379,6 +441,7 @@ fn main() {
     .expect("the named echo");
     let (mut sib, mut bar, mut direct, mut raw) = (vec![], vec![], vec![], vec![]);
     let mut by_addr = vec![];
+    let mut loop_wakes: Vec<f64> = vec![];
     let mut handed = vec![];
     let reps = rounds as u64 / 5;
     for _ in 0..samples {
@@ -408,9 +471,15 @@ fn main() {
         let pinger: RemotePlace<(places::NodeAddr, u64), u64> = a
             .dynamic_place(module_path!(), "direct_pinger")
             .expect("direct pinger");
+        let pids = [a.pid().unwrap_or(0), b.pid().unwrap_or(0)];
+        let before = pids.map(loop_switches);
         pinger.put((b.node_addr(), reps)).expect("to a");
         let ns = pinger.get().expect("the direct pinger's time");
         by_addr.push(Duration::from_nanos(ns));
+        let after = pids.map(loop_switches);
+        // Counted over the whole exchange (connecting included), per round trip.
+        loop_wakes
+            .push((after[0] + after[1]).saturating_sub(before[0] + before[1]) as f64 / reps as f64);
         let per = fork_join!(nodes = &nodes, 2, cg, [reps: u64] -> Duration, {
             for _ in 0..20 {
                 cg.barrier();
@@ -471,6 +540,12 @@ fn main() {
         us(by_addr),
         us(raw),
         by_addr.as_secs_f64() / raw.as_secs_f64()
+    );
+    loop_wakes.sort_by(f64::total_cmp);
+    println!(
+        "{:<52} {:>10.3}  (both nodes' event loops, per round trip; a blocking reader would be 2)",
+        "  event-loop wake-ups in that ping-pong",
+        loop_wakes[loop_wakes.len() / 2]
     );
     println!(
         "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",

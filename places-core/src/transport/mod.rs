@@ -51,7 +51,8 @@
 //! direct link, and the message names the token in place of an id: see [`handoff`].
 //!
 //! **Who runs what.** The network layer's event loop only moves bytes: it queues each message,
-//! undecoded, on its endpoint and never waits. Decoding (user `Deserialize` code) runs on the
+//! undecoded, on its endpoint and never waits. While a thread polls for a message from the
+//! network, it may move the bytes itself instead ([`progress`]). Decoding (user `Deserialize` code) runs on the
 //! thread that takes the message, and writes run on the thread that puts it; control frames
 //! (closes, credits, errors) are queued on the link and never block their sender.
 

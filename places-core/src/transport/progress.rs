@@ -5,8 +5,8 @@
 //! process's connections itself ([`Progress`]), so a message that arrives then costs no wake-up
 //! of a reading thread: the thread that wants it reads it, as a blocking TCP read does (MPI
 //! libraries make progress inside their calls the same way). `places-net` installs its
-//! implementation when its event loop starts; without one, a waiting thread only polls its
-//! queue.
+//! implementation when it starts reading its first plain connection; without one, a waiting
+//! thread only polls its queue.
 
 use std::sync::OnceLock;
 

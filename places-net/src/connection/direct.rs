@@ -10,15 +10,21 @@
 //! remote_places`): every wake-up of a second thread per message costs a context switch, and on
 //! a machine with few cores the polling threads and the event loop compete for them.
 //!
-//! The event loop takes the connections back:
+//! Only connections that carry traffic are read so: a connection from which nothing arrived for
+//! [`COLD`] stays with the event loop (a poll costs a `recv` per connection it reads, and a
+//! process may have many idle ones). The event loop takes the connections back:
 //! - at once when the last polling thread stops polling without its message (it goes on to
 //!   block, and someone must read for it);
 //! - [`LEASE`] after the last poll otherwise (a thread that got its message usually polls again
-//!   soon, in a round trip; a message for anyone else waits at most that long).
+//!   soon, in a round trip; a message for anyone else waits at most that long), also when the
+//!   threads that poll are all held up (descheduled, or in a long read);
+//! - one by one, while threads still poll, when a connection goes [`COLD`] or its reading is
+//!   paused for a peer that does not read its answers.
 //!
-//! Connections carrying TLS are always read by the event loop (a TLS record may need writes
-//! and a session lock of its own). A polling thread never reads a connection whose reading is
-//! paused for a peer that does not read its answers, nor one another thread is reading.
+//! One task of the event loop (the watcher) keeps the time: it wakes every [`LEASE`] while
+//! threads poll, and not at all otherwise. Connections carrying TLS are always read by the
+//! event loop (a TLS record may need writes and a session lock of its own). A polling thread
+//! never reads a connection another thread is reading.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
@@ -31,19 +37,26 @@ use super::Connection;
 /// How long after the last poll the event loop takes the connections back.
 pub(crate) const LEASE: Duration = Duration::from_millis(1);
 
+/// A connection from which nothing arrived for this long is left to the event loop.
+pub(crate) const COLD: Duration = Duration::from_millis(10);
+
 /// The process's polling threads and the connections they read.
 pub(crate) struct Direct {
     /// Threads polling now.
     polling: AtomicUsize,
+    /// Nanoseconds since `epoch` of the last poll.
+    last_poll: AtomicU64,
     /// Nanoseconds since `epoch` when the lease ends (0: no lease).
     lease_until: AtomicU64,
     epoch: Instant,
-    /// The plain connections being read (those gone are skipped, and swept on registration).
-    conns: RwLock<Vec<Weak<Connection>>>,
-    /// Woken when polling starts: reading tasks drop their registrations.
+    /// The connections polling threads read now (their tasks dropped their registrations).
+    polled: RwLock<Vec<Weak<Connection>>>,
+    /// Woken when polling starts: reading tasks of busy connections drop their registrations.
     started: tokio::sync::Notify,
     /// Woken when polling stops for good: reading tasks register again.
     stopped: tokio::sync::Notify,
+    /// The watcher runs.
+    watching: OnceLock<()>,
 }
 
 /// The process's [`Direct`], installed as its progress on first use.
@@ -52,11 +65,13 @@ pub(crate) fn direct() -> &'static Direct {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let d = DIRECT.get_or_init(|| Direct {
         polling: AtomicUsize::new(0),
+        last_poll: AtomicU64::new(0),
         lease_until: AtomicU64::new(0),
         epoch: Instant::now(),
-        conns: RwLock::new(Vec::new()),
+        polled: RwLock::new(Vec::new()),
         started: tokio::sync::Notify::new(),
         stopped: tokio::sync::Notify::new(),
+        watching: OnceLock::new(),
     });
     INSTALLED.get_or_init(|| set_progress(d));
     d
@@ -67,18 +82,34 @@ impl Direct {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Whether threads read the connections now (polling, or within the lease of the last
-    /// poll).
+    /// Whether threads read the connections now: they poll (and one polled within [`LEASE`]:
+    /// pollers that are all descheduled, or busy elsewhere, read nothing), or the lease of the
+    /// last poll runs.
     pub(crate) fn active(&self) -> bool {
-        self.polling.load(Ordering::SeqCst) > 0
-            || self.now() < self.lease_until.load(Ordering::SeqCst)
+        let now = self.now();
+        (self.polling.load(Ordering::SeqCst) > 0
+            && now.saturating_sub(self.last_poll.load(Ordering::SeqCst)) < LEASE.as_nanos() as u64)
+            || now < self.lease_until.load(Ordering::SeqCst)
     }
 
-    /// Adds a plain connection to those polling threads read.
-    pub(crate) fn add(&self, conn: &Arc<Connection>) {
-        let mut conns = self.conns.write().unwrap_or_else(PoisonError::into_inner);
-        conns.retain(|c| c.strong_count() > 0);
-        conns.push(Arc::downgrade(conn));
+    /// Starts the watcher, once. Must be called inside the event loop.
+    pub(crate) fn watch_from_here(&'static self) {
+        self.watching.get_or_init(|| {
+            tokio::spawn(self.watch());
+        });
+    }
+
+    /// Polling threads read `conn` from now on (its task dropped its registration).
+    pub(crate) fn hand_over(&self, conn: &Arc<Connection>) {
+        let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
+        polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)));
+        polled.push(Arc::downgrade(conn));
+    }
+
+    /// Polling threads no longer read `conn` (its task registered again, or it ended).
+    pub(crate) fn take_back(&self, conn: &Connection) {
+        let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
+        polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), conn));
     }
 
     /// Waits (as a task of the event loop) until polling starts.
@@ -92,21 +123,50 @@ impl Direct {
         started.await;
     }
 
-    /// Waits (as a task of the event loop) until the threads stop reading the connections.
+    /// Waits (as a task of the event loop) until the threads stop reading the connections:
+    /// the watcher or the last poller says so.
     pub(crate) async fn until_stopped(&self) {
+        let stopped = self.stopped.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if !self.active() {
+            return;
+        }
+        stopped.await;
+    }
+
+    /// The watcher: while threads poll, ends the lease when it runs out, and gives connections
+    /// that went cold (or whose reading is paused) back to their reading tasks.
+    async fn watch(&'static self) {
         loop {
-            let stopped = self.stopped.notified();
-            tokio::pin!(stopped);
-            stopped.as_mut().enable();
-            if !self.active() {
-                return;
+            self.until_started().await;
+            loop {
+                let stopped = self.stopped.notified();
+                tokio::pin!(stopped);
+                stopped.as_mut().enable();
+                if !self.active() {
+                    self.stopped.notify_waiters();
+                    break;
+                }
+                let left = self
+                    .lease_until
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(self.now());
+                let wait = Duration::from_nanos(left).max(LEASE);
+                let _ = tokio::time::timeout(wait, stopped).await;
+                let conns: Vec<Arc<Connection>> = self
+                    .polled
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .collect();
+                for conn in conns {
+                    if !conn.is_hot() || conn.is_paused() {
+                        conn.give_back();
+                    }
+                }
             }
-            let left = self
-                .lease_until
-                .load(Ordering::SeqCst)
-                .saturating_sub(self.now());
-            let wait = Duration::from_nanos(left).max(LEASE);
-            let _ = tokio::time::timeout(wait, stopped).await;
         }
     }
 }
@@ -114,6 +174,7 @@ impl Direct {
 impl Progress for Direct {
     fn begin(&self) {
         let was = self.active();
+        self.last_poll.store(self.now(), Ordering::SeqCst);
         self.polling.fetch_add(1, Ordering::SeqCst);
         if !was {
             self.started.notify_waiters();
@@ -121,7 +182,8 @@ impl Progress for Direct {
     }
 
     fn poll(&self) {
-        let conns = self.conns.read().unwrap_or_else(PoisonError::into_inner);
+        self.last_poll.store(self.now(), Ordering::SeqCst);
+        let conns = self.polled.read().unwrap_or_else(PoisonError::into_inner);
         for conn in conns.iter() {
             if let Some(conn) = conn.upgrade() {
                 conn.progress();

@@ -85,6 +85,8 @@ pub(crate) struct Connection {
     ended: AtomicBool,
     /// Wakes the reading task when a polling thread ended the connection.
     ended_wake: tokio::sync::Notify,
+    /// Wakes the reading task to take the connection back from the polling threads.
+    given_back: tokio::sync::Notify,
     /// Handles the frames that are not about channels; set when reading starts.
     handler: OnceLock<Arc<dyn Handler>>,
     runtime: tokio::runtime::Handle,
@@ -138,6 +140,7 @@ impl Connection {
             read_state: Mutex::new(ReadState::default()),
             ended: AtomicBool::new(false),
             ended_wake: tokio::sync::Notify::new(),
+            given_back: tokio::sync::Notify::new(),
             handler: OnceLock::new(),
             runtime,
         })
@@ -226,26 +229,30 @@ impl Connection {
         let _ = self.handler.set(handler.clone());
         let direct = (!self.stream.is_tls()).then(direct::direct);
         if let Some(d) = direct {
-            d.add(&self);
+            d.watch_from_here();
         }
         // The second handle of the socket, registered for reading while the loop reads.
         let mut reads = match self.stream.second_handle() {
             Ok(handle) => Registration::Off(handle),
             Err(e) => return self.end(&e.to_string(), &*handler),
         };
+        // Polling threads read it now.
+        let mut handed = false;
         let reason = loop {
             if self.ended.load(Ordering::Acquire) {
-                return;
+                break None;
             }
-            // A thread that polls may be reading: it reads until the socket has nothing, and
-            // what comes after that makes the socket readable again.
-            let pumped = match self.read_state.try_lock() {
-                Ok(mut st) => st.pump(&self),
-                Err(TryLockError::Poisoned(p)) => p.into_inner().pump(&self),
-                Err(TryLockError::WouldBlock) => Ok(()),
+            // (A polling thread may hold the state for a moment: wait for it, since the
+            // readiness that woke this task is cleared already.)
+            let pumped = {
+                let mut st = self
+                    .read_state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.pump(&self)
             };
             if let Err(e) = pumped {
-                break wire_reason(&e);
+                break Some(wire_reason(&e));
             }
             // A peer that asks for answers (pings, say) and never reads them would make this
             // side queue them without end: read no more from it until they have gone. (Only
@@ -254,43 +261,84 @@ impl Connection {
             while self.out.unread_replies() > MAX_CONTROL_BACKLOG && self.lost_reason().is_none() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            if let Some(d) = direct.filter(|d| d.active()) {
+            // While threads poll, they read a connection that carries traffic; the watcher
+            // gives it back when it goes cold.
+            if let Some(d) = direct.filter(|d| d.active() && self.is_hot() && !self.is_paused()) {
                 reads = reads.off();
+                if !handed {
+                    d.hand_over(&self);
+                    handed = true;
+                }
                 tokio::select! {
                     () = d.until_stopped() => {}
+                    () = self.given_back.notified() => {}
                     () = self.ended_wake.notified() => {}
                 }
                 continue;
             }
             let r = match reads.on() {
                 Ok(r) => r,
-                Err(e) => break e.to_string(),
+                Err(e) => break Some(e.to_string()),
             };
+            // Registered first, then left by the polling threads: bytes that come in between
+            // make the new registration readable.
+            if let Some(d) = direct.filter(|_| handed) {
+                d.take_back(&self);
+                handed = false;
+            }
             if self.stream.holds_plaintext() {
                 reads = Registration::On(r);
                 continue;
             }
+            // A busy connection is handed to the polling threads as soon as they start; an idle
+            // one is not woken for it (bytes that come wake it, and it is busy then).
             let ready = match direct {
-                Some(d) => tokio::select! {
+                Some(d) if self.is_hot() => tokio::select! {
                     ready = r.readable() => ready,
                     () = d.until_started() => Ok(()),
+                    () = self.ended_wake.notified() => Ok(()),
+                },
+                Some(_) => tokio::select! {
+                    ready = r.readable() => ready,
                     () = self.ended_wake.notified() => Ok(()),
                 },
                 None => r.readable().await,
             };
             reads = Registration::On(r);
             if let Err(e) = ready {
-                break e.to_string();
+                break Some(e.to_string());
             }
         };
-        self.end(&reason, &*handler);
+        if let Some(d) = direct.filter(|_| handed) {
+            d.take_back(&self);
+        }
+        if let Some(reason) = reason {
+            self.end(&reason, &*handler);
+        }
+    }
+
+    /// Whether bytes arrived within [`direct::COLD`].
+    fn is_hot(&self) -> bool {
+        let now = self.started.elapsed().as_nanos() as u64;
+        now.saturating_sub(self.last_arrival.load(Ordering::Relaxed))
+            < direct::COLD.as_nanos() as u64
+    }
+
+    /// Whether reading is paused for a peer that does not read its answers.
+    fn is_paused(&self) -> bool {
+        self.out.unread_replies() > MAX_CONTROL_BACKLOG
+    }
+
+    /// Gives the connection back to its reading task (see [`direct`]).
+    fn give_back(&self) {
+        self.given_back.notify_one();
     }
 
     /// Reads what the socket has now, on a thread that polls for a message (see [`direct`]):
     /// unless another thread reads it, or its reading is paused for a peer that does not read
     /// its answers.
     fn progress(self: &Arc<Self>) {
-        if self.ended.load(Ordering::Acquire) || self.out.unread_replies() > MAX_CONTROL_BACKLOG {
+        if self.ended.load(Ordering::Acquire) || self.is_paused() {
             return;
         }
         let Some(handler) = self.handler.get() else {

@@ -63,10 +63,7 @@ impl Default for ReadState {
 
 /// A read that got nothing now.
 fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+    e.kind() == io::ErrorKind::WouldBlock
 }
 
 impl ReadState {
@@ -87,7 +84,12 @@ impl ReadState {
         if self.buf.capacity() - self.buf.len() < want.min(BUFFER) {
             self.buf.reserve(want.min(BUFFER));
         }
-        match conn.stream.try_read_buf(&mut self.buf) {
+        let mut read = conn.stream.try_read_buf(&mut self.buf);
+        // Interrupted before it read anything: ask again (nothing else would).
+        while matches!(&read, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+            read = conn.stream.try_read_buf(&mut self.buf);
+        }
+        match read {
             Ok(0) => Err(if self.buffered() == 0 && self.cur.is_none() {
                 WireError::Closed
             } else {
@@ -433,6 +435,7 @@ impl ReadState {
                     conn.touch();
                     left -= n;
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if would_block(&e) => return Ok(left),
                 Err(e) => return Err(WireError::Io(e)),
             }
