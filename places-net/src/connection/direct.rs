@@ -21,8 +21,9 @@
 //! - one by one, while threads still poll, when a connection goes [`COLD`] or its reading is
 //!   paused for a peer that does not read its answers.
 //!
-//! One task of the event loop (the watcher) keeps the time: it wakes every [`LEASE`] while
-//! threads poll, and not at all otherwise. Connections carrying TLS are always read by the
+//! One task of the event loop (the watcher) keeps the time: it wakes every [`LEASE`] while a
+//! connection is handed to the polling threads, and not at all otherwise; it, not a
+//! notification that could be missed, is what gives every connection back. Connections carrying TLS are always read by the
 //! event loop (a TLS record may need writes and a session lock of its own). A polling thread
 //! never reads a connection another thread is reading.
 
@@ -53,8 +54,11 @@ pub(crate) struct Direct {
     polled: RwLock<Vec<Weak<Connection>>>,
     /// Woken when polling starts: reading tasks of busy connections drop their registrations.
     started: tokio::sync::Notify,
-    /// Woken when polling stops for good: reading tasks register again.
+    /// Woken when the last poller stops without its message: reading tasks register again
+    /// (at once; the watcher would within [`LEASE`]).
     stopped: tokio::sync::Notify,
+    /// Wakes the watcher: a connection was handed to the polling threads.
+    handed: tokio::sync::Notify,
     /// The watcher runs.
     watching: OnceLock<()>,
 }
@@ -71,6 +75,7 @@ pub(crate) fn direct() -> &'static Direct {
         polled: RwLock::new(Vec::new()),
         started: tokio::sync::Notify::new(),
         stopped: tokio::sync::Notify::new(),
+        handed: tokio::sync::Notify::new(),
         watching: OnceLock::new(),
     });
     INSTALLED.get_or_init(|| set_progress(d));
@@ -99,11 +104,17 @@ impl Direct {
         });
     }
 
-    /// Polling threads read `conn` from now on (its task dropped its registration).
+    /// Polling threads read `conn` from now on (its task dropped its registration); the
+    /// watcher watches it until it is taken back.
     pub(crate) fn hand_over(&self, conn: &Arc<Connection>) {
-        let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
-        polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)));
-        polled.push(Arc::downgrade(conn));
+        {
+            let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
+            polled.retain(|c| {
+                c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn))
+            });
+            polled.push(Arc::downgrade(conn));
+        }
+        self.handed.notify_one();
     }
 
     /// Polling threads no longer read `conn` (its task registered again, or it ended).
@@ -135,25 +146,19 @@ impl Direct {
         stopped.await;
     }
 
-    /// The watcher: while threads poll, ends the lease when it runs out, and gives connections
-    /// that went cold (or whose reading is paused) back to their reading tasks.
+    /// The watcher: as long as any connection is handed to the polling threads, it looks at
+    /// them every [`LEASE`] (sooner when the last poller stops), and gives each back to its
+    /// reading task once the threads stopped reading (no poller, or none that polled within
+    /// the lease, and the lease of the last poll has run out), or once it went cold or its
+    /// reading is paused. It sleeps while no connection is handed over.
     async fn watch(&'static self) {
         loop {
-            self.until_started().await;
+            // A permit: a connection handed over while the watcher was busy is not missed.
+            self.handed.notified().await;
             loop {
                 let stopped = self.stopped.notified();
                 tokio::pin!(stopped);
                 stopped.as_mut().enable();
-                if !self.active() {
-                    self.stopped.notify_waiters();
-                    break;
-                }
-                let left = self
-                    .lease_until
-                    .load(Ordering::SeqCst)
-                    .saturating_sub(self.now());
-                let wait = Duration::from_nanos(left).max(LEASE);
-                let _ = tokio::time::timeout(wait, stopped).await;
                 let conns: Vec<Arc<Connection>> = self
                     .polled
                     .read()
@@ -161,11 +166,21 @@ impl Direct {
                     .iter()
                     .filter_map(Weak::upgrade)
                     .collect();
+                if conns.is_empty() {
+                    break;
+                }
+                let stopped_reading = !self.active();
                 for conn in conns {
-                    if !conn.is_hot() || conn.is_paused() {
+                    if stopped_reading || !conn.is_hot() || conn.is_paused() {
                         conn.give_back();
                     }
                 }
+                let left = self
+                    .lease_until
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(self.now());
+                let wait = Duration::from_nanos(left).clamp(LEASE / 2, LEASE);
+                let _ = tokio::time::timeout(wait, stopped).await;
             }
         }
     }
