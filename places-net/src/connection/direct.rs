@@ -109,9 +109,7 @@ impl Direct {
     pub(crate) fn hand_over(&self, conn: &Arc<Connection>) {
         {
             let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
-            polled.retain(|c| {
-                c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn))
-            });
+            polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)));
             polled.push(Arc::downgrade(conn));
         }
         self.handed.notify_one();
