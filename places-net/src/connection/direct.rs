@@ -50,8 +50,10 @@ pub(crate) struct Direct {
     /// Nanoseconds since `epoch` when the lease ends (0: no lease).
     lease_until: AtomicU64,
     epoch: Instant,
-    /// The connections polling threads read now (their tasks dropped their registrations).
-    polled: RwLock<Vec<Weak<Connection>>>,
+    /// The connections polling threads read now (their tasks dropped their registrations). A
+    /// poll clones the list and lets go of the lock before it reads, so the event loop, which
+    /// changes the list, never waits for a poller that is held up.
+    polled: RwLock<Arc<Vec<Weak<Connection>>>>,
     /// Woken when polling starts: reading tasks of busy connections drop their registrations.
     started: tokio::sync::Notify,
     /// Woken when the last poller stops without its message: reading tasks register again
@@ -72,7 +74,7 @@ pub(crate) fn direct() -> &'static Direct {
         last_poll: AtomicU64::new(0),
         lease_until: AtomicU64::new(0),
         epoch: Instant::now(),
-        polled: RwLock::new(Vec::new()),
+        polled: RwLock::new(Arc::new(Vec::new())),
         started: tokio::sync::Notify::new(),
         stopped: tokio::sync::Notify::new(),
         handed: tokio::sync::Notify::new(),
@@ -109,8 +111,13 @@ impl Direct {
     pub(crate) fn hand_over(&self, conn: &Arc<Connection>) {
         {
             let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
-            polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)));
-            polled.push(Arc::downgrade(conn));
+            let mut list: Vec<Weak<Connection>> = polled
+                .iter()
+                .filter(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)))
+                .cloned()
+                .collect();
+            list.push(Arc::downgrade(conn));
+            *polled = Arc::new(list);
         }
         self.handed.notify_one();
     }
@@ -118,7 +125,20 @@ impl Direct {
     /// Polling threads no longer read `conn` (its task registered again, or it ended).
     pub(crate) fn take_back(&self, conn: &Connection) {
         let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
-        polled.retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), conn));
+        let list: Vec<Weak<Connection>> = polled
+            .iter()
+            .filter(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), conn))
+            .cloned()
+            .collect();
+        *polled = Arc::new(list);
+    }
+
+    /// The connections handed over now.
+    fn handed_over(&self) -> Arc<Vec<Weak<Connection>>> {
+        self.polled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits (as a task of the event loop) until polling starts.
@@ -158,9 +178,7 @@ impl Direct {
                 tokio::pin!(stopped);
                 stopped.as_mut().enable();
                 let conns: Vec<Arc<Connection>> = self
-                    .polled
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
+                    .handed_over()
                     .iter()
                     .filter_map(Weak::upgrade)
                     .collect();
@@ -196,7 +214,7 @@ impl Progress for Direct {
 
     fn poll(&self) {
         self.last_poll.store(self.now(), Ordering::SeqCst);
-        let conns = self.polled.read().unwrap_or_else(PoisonError::into_inner);
+        let conns = self.handed_over();
         for conn in conns.iter() {
             if let Some(conn) = conn.upgrade() {
                 conn.progress();

@@ -236,8 +236,13 @@ impl Connection {
             Ok(handle) => Registration::Off(handle),
             Err(e) => return self.end(&e.to_string(), &*handler),
         };
-        // Polling threads read it now.
-        let mut handed = false;
+        // Whether polling threads read it now; given back however this task ends (a panic
+        // too), or the watcher would watch it for ever.
+        let mut handed = HandedOver {
+            direct,
+            conn: &self,
+            on: false,
+        };
         let reason = loop {
             if self.ended.load(Ordering::Acquire) {
                 break None;
@@ -265,9 +270,9 @@ impl Connection {
             // gives it back when it goes cold.
             if let Some(d) = direct.filter(|d| d.active() && self.is_hot() && !self.is_paused()) {
                 reads = reads.off();
-                if !handed {
+                if !handed.on {
                     d.hand_over(&self);
-                    handed = true;
+                    handed.on = true;
                 }
                 tokio::select! {
                     () = d.until_stopped() => {}
@@ -282,10 +287,7 @@ impl Connection {
             };
             // Registered first, then left by the polling threads: bytes that come in between
             // make the new registration readable.
-            if let Some(d) = direct.filter(|_| handed) {
-                d.take_back(&self);
-                handed = false;
-            }
+            handed.take_back();
             if self.stream.holds_plaintext() {
                 reads = Registration::On(r);
                 continue;
@@ -309,9 +311,7 @@ impl Connection {
                 break Some(e.to_string());
             }
         };
-        if let Some(d) = direct.filter(|_| handed) {
-            d.take_back(&self);
-        }
+        handed.take_back();
         if let Some(reason) = reason {
             self.end(&reason, &*handler);
         }
@@ -370,6 +370,29 @@ impl Connection {
         self.fail(&reason);
         self.table.lose(&reason);
         handler.lost(self, &reason);
+    }
+}
+
+/// Whether a reading task has handed its connection to the polling threads; takes it back when
+/// dropped.
+struct HandedOver<'a> {
+    direct: Option<&'static direct::Direct>,
+    conn: &'a Connection,
+    on: bool,
+}
+
+impl HandedOver<'_> {
+    fn take_back(&mut self) {
+        if let Some(d) = self.direct.filter(|_| self.on) {
+            d.take_back(self.conn);
+        }
+        self.on = false;
+    }
+}
+
+impl Drop for HandedOver<'_> {
+    fn drop(&mut self) {
+        self.take_back();
     }
 }
 
