@@ -109,26 +109,24 @@ impl Direct {
     /// Polling threads read `conn` from now on (its task dropped its registration); the
     /// watcher watches it until it is taken back.
     pub(crate) fn hand_over(&self, conn: &Arc<Connection>) {
-        {
-            let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
-            let mut list: Vec<Weak<Connection>> = polled
-                .iter()
-                .filter(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), Arc::as_ptr(conn)))
-                .cloned()
-                .collect();
-            list.push(Arc::downgrade(conn));
-            *polled = Arc::new(list);
-        }
+        self.replace_list(conn, Some(Arc::downgrade(conn)));
         self.handed.notify_one();
     }
 
     /// Polling threads no longer read `conn` (its task registered again, or it ended).
     pub(crate) fn take_back(&self, conn: &Connection) {
+        self.replace_list(conn, None);
+    }
+
+    /// Publishes a copy of the list without `conn` (and without connections that are gone),
+    /// with `added` at its end.
+    fn replace_list(&self, conn: &Connection, added: Option<Weak<Connection>>) {
         let mut polled = self.polled.write().unwrap_or_else(PoisonError::into_inner);
         let list: Vec<Weak<Connection>> = polled
             .iter()
             .filter(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), conn))
             .cloned()
+            .chain(added)
             .collect();
         *polled = Arc::new(list);
     }
