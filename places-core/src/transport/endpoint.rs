@@ -481,10 +481,20 @@ impl Endpoint {
         }
     }
 
+    /// Takes the reason a dropped message left, if one did.
+    pub(crate) fn take_error_reason(&self) -> Option<String> {
+        lock(&self.error).take()
+    }
+
+    /// Puts back a reason taken by a `put` whose own message did not go out: the next call
+    /// reports it (unless a newer reason came in meanwhile, which then stands for both).
+    pub(crate) fn put_back_error(&self, reason: String) {
+        lock(&self.error).get_or_insert(reason);
+    }
+
     /// Takes the error a dropped message left, naming the sender's message type.
     pub(crate) fn take_error(&self, message: &'static str) -> Option<ChannelError> {
-        lock(&self.error)
-            .take()
+        self.take_error_reason()
             .map(|reason| ChannelError::Dropped { message, reason })
     }
 

@@ -127,16 +127,31 @@ pub(crate) fn put_remote<S: Message>(
     }
     endpoint.reserve(super::charge(body.len(), carried_count));
     let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);
+    // Taken before the write: once this message is out, its own drop report may come back
+    // before this call returns (a waiting thread reads the connection), and it belongs to the
+    // caller's next operation, not to this put.
+    let earlier = endpoint.take_error_reason();
     let sent = link.send_message(endpoint.id(), encoding, carried, body);
     if let Some(scope) = scope {
         open_gates(scope, sent.is_ok());
     }
     drop(order);
-    sent.map_err(|e| (None, e))?;
+    if let Err(e) = sent {
+        if let Some(reason) = earlier {
+            endpoint.put_back_error(reason);
+        }
+        return Err((None, e));
+    }
     // An earlier message of this end was dropped by the receiver: this one went out, and the
     // caller learns of the earlier one now.
-    match endpoint.take_error(std::any::type_name::<S>()) {
-        Some(e) => Err((None, e)),
+    match earlier {
+        Some(reason) => Err((
+            None,
+            ChannelError::Dropped {
+                message: std::any::type_name::<S>(),
+                reason,
+            },
+        )),
         None => Ok(()),
     }
 }
