@@ -218,7 +218,7 @@ fn main() {
         r(fjn, ray)
     );
     println!(
-        "{:<44} {:>10.1} us  vs rayon::scope with {np} empty tasks {:.1} us: {:.1}x",
+        "{:<44} {:>10.1} us  vs rayon::scope with {np} empty tasks {:.1} us: {:.1}x (target <= 3x)",
         format!("empty fork_join! on {np} places"),
         efj.as_secs_f64() * 1e6,
         eray.as_secs_f64() * 1e6,
