@@ -1,6 +1,6 @@
 //! A local end whose peer went to a node that cannot take one of its messages (too large for
-//! it) hears of the dropped message in every way it receives: `get_timeout`, `recv().await` and
-//! `try_get` (a real node with a 1 MiB message limit).
+//! it) hears of the dropped message in every way it receives: `get_timeout`, `recv().await`,
+//! `try_get`, `Select` and `sync!` (a real node with a 1 MiB message limit).
 use std::time::{Duration, Instant};
 
 use places::prelude::*;
@@ -71,5 +71,34 @@ fn try_get_reports_it() {
         }
     };
     eprintln!("try_get for 10 s: {r:?}");
+    assert!(matches!(r, Err(ChannelError::Dropped { .. })));
+}
+
+#[test]
+fn select_reports_it() {
+    let (_n, here) = setup();
+    let mut sel = places::Select::new();
+    let i = sel.recv(&here);
+    let ev = sel
+        .select_timeout(Duration::from_secs(10))
+        .expect("the drop makes the select ready");
+    assert_eq!(ev.index(), i);
+    let r = ev.recv(&here);
+    eprintln!("select within 10 s: {r:?}");
+    assert!(matches!(r, Err(ChannelError::Dropped { .. })));
+    // Reported once: the channel goes on.
+    assert_eq!(here.put_get(vec![1; 3]).unwrap(), 3);
+}
+
+#[test]
+fn sync_reports_it() {
+    let (_n, here) = setup();
+    let (_other, idle) = places::place_channel::<(), ()>();
+    let r = places::sync! {
+        recv(idle) -> m => panic!("nothing comes on the idle channel: {m:?}"),
+        recv(here) -> m => m,
+        timeout(Duration::from_secs(10)) => panic!("the drop was not reported within 10 s"),
+    };
+    eprintln!("sync!: {r:?}");
     assert!(matches!(r, Err(ChannelError::Dropped { .. })));
 }

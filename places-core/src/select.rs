@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::channel::{PlaceChannel, Rx};
+use crate::channel::{Direction, PlaceChannel, Rx, Tx};
 use crate::context::{self, Never, PlaceContext};
 use crate::error::ChannelError;
 use crate::place::DeadEvt;
@@ -68,6 +68,12 @@ impl<T> Registrable for Receiver<T> {
 enum Handle<'a> {
     /// Completed by the caller, with `SelectedEvent::recv` or `dead`.
     Plain(&'a dyn Registrable),
+    /// A local channel, which is also ready when a message its end put was dropped on the way
+    /// to where its peer went (another node): `recv` then reports that drop.
+    Local {
+        rx: &'a dyn Registrable,
+        faults: &'a Direction,
+    },
     /// A channel fed from another node: its message is taken and decoded by the select itself
     /// (an undecodable one is dropped and the select goes on waiting), and kept for `recv`.
     Remote {
@@ -88,7 +94,13 @@ impl<'a> Select<'a> {
     /// Adds "a message is ready on `ch`" and returns the event's index.
     pub fn recv<S, R>(&mut self, ch: &'a PlaceChannel<S, R>) -> usize {
         self.handles.push(match ch.rx() {
-            Rx::Local { rx, .. } => Handle::Plain(rx),
+            Rx::Local { rx, .. } => match ch.tx() {
+                Tx::Local { peer_waker, .. } => Handle::Local {
+                    rx,
+                    faults: peer_waker,
+                },
+                Tx::Remote { .. } => Handle::Plain(rx),
+            },
             Rx::Remote { endpoint, .. } => Handle::Remote {
                 queue: endpoint.queue(),
                 take: Box::new(move |item| match ch.take_item(item) {
@@ -135,6 +147,14 @@ impl<'a> Select<'a> {
         self.run(deadline).ok_or(ChannelError::Timeout(timeout))
     }
 
+    /// The first local end with a recorded fault to report, if any.
+    fn faulted(&self) -> Option<usize> {
+        self.handles.iter().position(|h| match h {
+            Handle::Local { faults, .. } => faults.is_relayed() && faults.has_fault(),
+            _ => false,
+        })
+    }
+
     fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
         // In a destructor running while the place unwinds, a second unwind would abort: there
         // the kill signal is not watched.
@@ -145,12 +165,37 @@ impl<'a> Select<'a> {
             }
         }
         loop {
+            if let Some(index) = self.faulted() {
+                return Some(SelectedEvent { index, op: None });
+            }
             let mut sel = crossbeam_channel::Select::new();
-            for h in &self.handles {
+            // What each registered operation stands for: its handle, and whether it is the
+            // fault notice of a local end rather than the end's queue.
+            let mut ops: Vec<(usize, Option<&Receiver<()>>)> = Vec::new();
+            for (i, h) in self.handles.iter().enumerate() {
                 match h {
-                    Handle::Plain(r) => r.register(&mut sel),
-                    Handle::Remote { queue, .. } => sel.recv(queue),
-                };
+                    Handle::Plain(r) => {
+                        r.register(&mut sel);
+                        ops.push((i, None));
+                    }
+                    Handle::Local { rx, faults } => {
+                        rx.register(&mut sel);
+                        ops.push((i, None));
+                        if faults.is_relayed() {
+                            let notice = faults.notice();
+                            sel.recv(notice);
+                            ops.push((i, Some(notice)));
+                        }
+                    }
+                    Handle::Remote { queue, .. } => {
+                        sel.recv(queue);
+                        ops.push((i, None));
+                    }
+                }
+            }
+            // A fault recorded while the notices were being made is seen now.
+            if let Some(index) = self.faulted() {
+                return Some(SelectedEvent { index, op: None });
             }
             let kill: Option<(usize, &Receiver<Never>)> = self
                 .ctx
@@ -167,9 +212,13 @@ impl<'a> Select<'a> {
                     context::unwind_killed();
                 }
             }
-            let index = op.index();
+            let (index, notice) = ops[op.index()];
+            if let Some(notice) = notice {
+                let _ = op.recv(notice);
+                return Some(SelectedEvent { index, op: None });
+            }
             match &self.handles[index] {
-                Handle::Plain(_) => {
+                Handle::Plain(_) | Handle::Local { .. } => {
                     return Some(SelectedEvent {
                         index,
                         op: Some(op),
@@ -210,7 +259,9 @@ impl SelectedEvent<'_> {
     /// # Errors
     ///
     /// [`ChannelError::Closed`] if the channel became ready because its peer is gone
-    /// ([`ChannelError::Lost`] for a peer on a node that is gone).
+    /// ([`ChannelError::Lost`] for a peer on a node that is gone); [`ChannelError::Dropped`] if
+    /// it became ready because a message this end put was dropped on the way to its peer (on
+    /// another node), as its next `get` would report.
     ///
     /// # Panics
     ///
@@ -222,6 +273,12 @@ impl SelectedEvent<'_> {
                 ch.after_local_take();
                 Ok(v)
             }
+            // Selected for a message of this end that was dropped on the way to its peer
+            // (if another user of this end reported it meanwhile, the end is received from).
+            (None, Rx::Local { .. }) => match ch.local_fault() {
+                Some(e) => Err(e),
+                None => ch.get(),
+            },
             (None, Rx::Remote { endpoint, .. }) => match ch.take_stash() {
                 Some(done) => done,
                 None => Err(endpoint.closed_error()),

@@ -123,6 +123,16 @@ impl Direction {
         }
     }
 
+    /// Whether a relay takes this direction's messages (and may record a fault).
+    pub(crate) fn is_relayed(&self) -> bool {
+        self.relayed.load(Ordering::SeqCst)
+    }
+
+    /// Whether a fault is recorded and not yet reported.
+    pub(crate) fn has_fault(&self) -> bool {
+        self.faulted.load(Ordering::SeqCst)
+    }
+
     /// The recorded fault, once.
     fn take_fault(&self) -> Option<String> {
         if !self.faulted.load(Ordering::SeqCst) {
@@ -140,7 +150,7 @@ impl Direction {
 
     /// The receiver that a recorded fault wakes (checked again after it exists, so a fault
     /// recorded meanwhile is not missed).
-    fn notice(&self) -> &Receiver<()> {
+    pub(crate) fn notice(&self) -> &Receiver<()> {
         &self.notice.get_or_init(|| crossbeam_channel::bounded(1)).1
     }
 }
