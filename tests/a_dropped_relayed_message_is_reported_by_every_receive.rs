@@ -102,3 +102,49 @@ fn sync_reports_it() {
     eprintln!("sync!: {r:?}");
     assert!(matches!(r, Err(ChannelError::Dropped { .. })));
 }
+
+/// The select takes the report when it picks the end: a receive of the same end between the
+/// select and `recv` finds nothing to report, and `recv` still gives the report (before, it fell
+/// back to a blocking `get` that never returned).
+#[test]
+fn a_selected_drop_is_kept_for_its_recv() {
+    let (_n, here) = setup();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sel = places::Select::new();
+        sel.recv(&here);
+        let ev = sel
+            .select_timeout(Duration::from_secs(10))
+            .expect("the drop makes the select ready");
+        let between = here.try_get();
+        let r = ev.recv(&here);
+        let _ = tx.send((format!("{between:?}"), format!("{r:?}")));
+    });
+    let (between, r) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the select and its recv returned");
+    assert_eq!(between, "Err(Empty)");
+    assert!(r.starts_with("Err(Dropped"), "{r}");
+}
+
+/// Completing a drop's event with another channel is a mistake the select catches, as for any
+/// other event.
+#[test]
+fn a_selected_drop_completed_with_another_channel_panics() {
+    let (_n, here) = setup();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (idle, _peer) = places::place_channel::<(), ()>();
+        let mut sel = places::Select::new();
+        sel.recv(&here);
+        let ev = sel
+            .select_timeout(Duration::from_secs(10))
+            .expect("the drop makes the select ready");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.recv(&idle)));
+        let _ = tx.send(r.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the wrong recv returned or panicked");
+    assert!(panicked, "recv with another channel did not panic");
+}

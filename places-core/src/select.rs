@@ -73,6 +73,8 @@ enum Handle<'a> {
     Local {
         rx: &'a dyn Registrable,
         faults: &'a Direction,
+        /// Takes the recorded fault as the error that reports it (naming the message type).
+        take_fault: Box<dyn Fn() -> Option<ChannelError> + 'a>,
     },
     /// A channel fed from another node: its message is taken and decoded by the select itself
     /// (an undecodable one is dropped and the select goes on waiting), and kept for `recv`.
@@ -98,6 +100,7 @@ impl<'a> Select<'a> {
                 Tx::Local { peer_waker, .. } => Handle::Local {
                     rx,
                     faults: peer_waker,
+                    take_fault: Box::new(move || ch.local_fault()),
                 },
                 Tx::Remote { .. } => Handle::Plain(rx),
             },
@@ -147,12 +150,20 @@ impl<'a> Select<'a> {
         self.run(deadline).ok_or(ChannelError::Timeout(timeout))
     }
 
-    /// The first local end with a recorded fault to report, if any.
-    fn faulted(&self) -> Option<usize> {
-        self.handles.iter().position(|h| match h {
-            Handle::Local { faults, .. } => faults.is_relayed() && faults.has_fault(),
-            _ => false,
-        })
+    /// The event of the first local end with a recorded fault, which it takes (so that the
+    /// event's `recv` reports it whatever happens to the end meanwhile), if any.
+    fn faulted(&self) -> Option<SelectedEvent<'_>> {
+        self.handles
+            .iter()
+            .enumerate()
+            .find_map(|(index, h)| match h {
+                Handle::Local {
+                    faults, take_fault, ..
+                } if faults.is_relayed() && faults.has_fault() => {
+                    take_fault().map(|e| SelectedEvent::fault(index, faults, e))
+                }
+                _ => None,
+            })
     }
 
     fn run(&self, deadline: Option<Instant>) -> Option<SelectedEvent<'_>> {
@@ -165,8 +176,8 @@ impl<'a> Select<'a> {
             }
         }
         loop {
-            if let Some(index) = self.faulted() {
-                return Some(SelectedEvent { index, op: None });
+            if let Some(ev) = self.faulted() {
+                return Some(ev);
             }
             let mut sel = crossbeam_channel::Select::new();
             // What each registered operation stands for: its handle, and whether it is the
@@ -178,7 +189,7 @@ impl<'a> Select<'a> {
                         r.register(&mut sel);
                         ops.push((i, None));
                     }
-                    Handle::Local { rx, faults } => {
+                    Handle::Local { rx, faults, .. } => {
                         rx.register(&mut sel);
                         ops.push((i, None));
                         if faults.is_relayed() {
@@ -194,8 +205,9 @@ impl<'a> Select<'a> {
                 }
             }
             // A fault recorded while the notices were being made is seen now.
-            if let Some(index) = self.faulted() {
-                return Some(SelectedEvent { index, op: None });
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            if let Some(ev) = self.faulted() {
+                return Some(ev);
             }
             let kill: Option<(usize, &Receiver<Never>)> = self
                 .ctx
@@ -215,13 +227,18 @@ impl<'a> Select<'a> {
             let (index, notice) = ops[op.index()];
             if let Some(notice) = notice {
                 let _ = op.recv(notice);
-                return Some(SelectedEvent { index, op: None });
+                // A notice whose fault was reported elsewhere meanwhile selects nothing.
+                if let Some(ev) = self.faulted() {
+                    return Some(ev);
+                }
+                continue;
             }
             match &self.handles[index] {
                 Handle::Plain(_) | Handle::Local { .. } => {
                     return Some(SelectedEvent {
                         index,
                         op: Some(op),
+                        fault: None,
                     })
                 }
                 Handle::Remote { queue, take } => {
@@ -231,7 +248,11 @@ impl<'a> Select<'a> {
                         Err(_) => true,
                     };
                     if taken {
-                        return Some(SelectedEvent { index, op: None });
+                        return Some(SelectedEvent {
+                            index,
+                            op: None,
+                            fault: None,
+                        });
                     }
                 }
             }
@@ -240,15 +261,28 @@ impl<'a> Select<'a> {
 }
 
 /// The event a [`Select`] picked; complete it with the channel or event it was registered with.
+/// What the select took for it (a remote channel's message, a local end's drop report) is lost
+/// if it is dropped instead.
 #[must_use = "a selected message must be taken with `recv`"]
 pub struct SelectedEvent<'a> {
     index: usize,
     /// The operation to complete, for local channels and dead events (a remote channel's message
     /// was taken by the select already).
     op: Option<crossbeam_channel::SelectedOperation<'a>>,
+    /// For a local end selected because a message it put was dropped on the way to its peer:
+    /// that report (taken by the select), and the address of the end's direction, to check
+    /// that `recv` is given the same end.
+    fault: Option<(ChannelError, usize)>,
 }
 
-impl SelectedEvent<'_> {
+impl<'a> SelectedEvent<'a> {
+    fn fault(index: usize, faults: &Direction, error: ChannelError) -> SelectedEvent<'a> {
+        SelectedEvent {
+            index,
+            op: None,
+            fault: Some((error, std::ptr::from_ref(faults) as usize)),
+        }
+    }
     /// The index [`Select::recv`] or [`Select::dead`] returned for this event.
     pub fn index(&self) -> usize {
         self.index
@@ -267,18 +301,23 @@ impl SelectedEvent<'_> {
     ///
     /// If `ch` is not the channel registered under this event's index.
     pub fn recv<S, R>(self, ch: &PlaceChannel<S, R>) -> Result<R, ChannelError> {
+        if let Some((error, at)) = self.fault {
+            // Selected for a message of this end that was dropped on the way to its peer.
+            match ch.tx() {
+                Tx::Local { peer_waker, .. }
+                    if std::ptr::from_ref::<Direction>(peer_waker) as usize == at =>
+                {
+                    return Err(error)
+                }
+                _ => panic!("SelectedEvent::recv with a channel that was not the one selected"),
+            }
+        }
         match (self.op, ch.rx()) {
             (Some(op), Rx::Local { rx, .. }) => {
                 let v = op.recv(rx).map_err(|_| ch.local_closed())?;
                 ch.after_local_take();
                 Ok(v)
             }
-            // Selected for a message of this end that was dropped on the way to its peer
-            // (if another user of this end reported it meanwhile, the end is received from).
-            (None, Rx::Local { .. }) => match ch.local_fault() {
-                Some(e) => Err(e),
-                None => ch.get(),
-            },
             (None, Rx::Remote { endpoint, .. }) => match ch.take_stash() {
                 Some(done) => done,
                 None => Err(endpoint.closed_error()),
