@@ -163,3 +163,23 @@ fn the_heartbeat_round_trip_is_measured() {
     assert!(rtt > Duration::ZERO && rtt < LIMIT, "{rtt:?}");
     assert!(s.uptime > Duration::ZERO);
 }
+
+#[test]
+fn threads_that_ask_for_a_status_at_once_all_get_one() {
+    let n = node();
+    std::thread::scope(|s| {
+        let askers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let st = n.status().expect("a status, however many threads ask");
+                        assert_eq!(st.pid, n.pid().unwrap());
+                    }
+                })
+            })
+            .collect();
+        for a in askers {
+            a.join().expect("an asking thread");
+        }
+    });
+}

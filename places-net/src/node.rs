@@ -834,11 +834,13 @@ impl Handler for Router {
                 let runtime = conn.runtime().clone();
                 runtime.spawn_blocking(move || {
                     let addr = listen_addr().unwrap_or_default();
-                    match places_core::codec::encode(&status(addr)) {
+                    let encoded = places_core::codec::encode(&status(addr));
+                    // Free before the reply goes: the peer may ask again as soon as it has it.
+                    state.status_busy.store(false, Ordering::Release);
+                    match encoded {
                         Ok(bytes) => conn.send_reply_frame(Kind::StatusReply, id, &bytes),
                         Err(e) => eprintln!("places-node: could not encode a status: {e}"),
                     }
-                    state.status_busy.store(false, Ordering::Release);
                 });
             }
             Kind::Shutdown if self.state.is_parent.load(Ordering::Relaxed) => {

@@ -246,8 +246,26 @@ impl NodeLink {
         Ok(RemotePlace::new(channel, self.conn.clone(), id, completion))
     }
 
-    /// Asks the node for a status snapshot (waiting at most `limit`).
+    /// Asks the node for a status snapshot (waiting at most `limit`). The node makes one at a
+    /// time per connection: while another thread's snapshot is being made, this one asks again.
     pub(crate) fn status(&self, limit: Duration) -> Result<crate::NodeStatus, NetError> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.status_once(left)? {
+                Some(status) => return Ok(status),
+                None if left.is_zero() => {
+                    return Err(self.lost(format!(
+                        "the node was busy making other status snapshots for this connection for {limit:?}"
+                    )))
+                }
+                None => std::thread::sleep(Duration::from_millis(5).min(left)),
+            }
+        }
+    }
+
+    /// One status request: `None` when the node was busy with another.
+    fn status_once(&self, limit: Duration) -> Result<Option<crate::NodeStatus>, NetError> {
         let id = self.conn.fresh_id();
         let (tx, rx) = crossbeam_channel::bounded(1);
         lock(&self.client.statuses).insert(id, tx);
@@ -271,11 +289,10 @@ impl NodeLink {
             }
         };
         if bytes.is_empty() {
-            return Err(self.lost(
-                "the node is busy making a status snapshot for this connection; ask again".into(),
-            ));
+            return Ok(None);
         }
         places_core::codec::decode::<crate::NodeStatus>(&bytes)
+            .map(Some)
             .map_err(|e| self.lost(format!("an undecodable status reply: {e}")))
     }
 
