@@ -10,6 +10,7 @@ use crate::comm::Comm;
 use crate::error::{ChannelError, SpawnError};
 use crate::message::Message;
 use crate::place::{self, Place};
+use crate::pool;
 use crate::registry::EntryThunk;
 
 /// Why a fork-join group produced no results.
@@ -72,9 +73,10 @@ type Outcome<R> = Result<R, (usize, String)>;
 /// Members run on parked threads kept for them (a fresh thread only when none is idle), so a call
 /// costs no thread start per member; those threads, and the creator waiting for their results,
 /// look for work for a few tens of microseconds before they park, so calls made back to back
-/// cost no thread wake-up either (an empty call costs about what an empty `rayon::scope` does). Each member gets a fresh place
-/// context, as any place does; `thread_local!` values of the program's own belong to the thread,
-/// so a member may see what an earlier member on the same thread left in one.
+/// cost no thread wake-up either (an empty call costs about what an empty `rayon::scope` does).
+/// Each member gets a fresh place context, as any place does; `thread_local!` values of the
+/// program's own belong to the thread, so a member may see what an earlier member on the same
+/// thread left in one.
 ///
 /// This is the function behind [`fork_join!`](crate::fork_join), which lifts a block into `body`
 /// and builds `args` from its parameter list. `body` must capture nothing (a `fn` item or a
@@ -153,10 +155,7 @@ where
     }
     for member in &members {
         // A member that reported ends a moment later.
-        let start = std::time::Instant::now();
-        while member.completion().is_none() && start.elapsed() < SPIN {
-            std::thread::yield_now();
-        }
+        pool::spin_until(|| member.completion().is_some());
         member.wait();
     }
     failures.sort();
@@ -175,21 +174,19 @@ where
     }
 }
 
-/// How long the creator looks for a member's report (or end) before it parks: an empty or short
-/// member reports within this, and the creator's wake-up is not paid on every call.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// A member's report: looked for (yielding the core to the members) for [`SPIN`], then waited
+/// A member's report: looked for briefly (yielding the core to the members; an empty or short
+/// member reports meanwhile, and the creator's wake-up is not paid on every call), then waited
 /// for.
 fn await_report<R: Message>(member: &Place<(), Outcome<R>>) -> Result<Outcome<R>, ChannelError> {
-    let start = std::time::Instant::now();
-    while start.elapsed() < SPIN {
-        match member.try_get() {
-            Err(ChannelError::Empty) => std::thread::yield_now(),
-            other => return other,
+    let mut got = None;
+    pool::spin_until(|| match member.try_get() {
+        Err(ChannelError::Empty) => false,
+        other => {
+            got = Some(other);
+            true
         }
-    }
-    member.get()
+    });
+    got.unwrap_or_else(|| member.get())
 }
 
 /// The message of a caught panic.

@@ -21,10 +21,25 @@ const IDLE: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// How long a thread whose member ended looks for its next job before it parks: a program
-/// that forks and joins in a loop hands the next job over within this, and the wake-up of a
-/// parked thread (a few microseconds, more on a busy machine) is not paid on every call.
+/// How long a thread whose member ended looks for its next job before it parks (and the
+/// fork-join creator for a member's report): a program that forks and joins in a loop hands
+/// the next job over within this, and the wake-up of a parked thread (a few microseconds, more
+/// on a busy machine) is not paid on every call.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// Yields the core until `done` holds or [`SPIN`] has passed; whether it held.
+pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= SPIN {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
 
 /// One thread's mailbox: the job it is to run next.
 struct Slot {
@@ -94,10 +109,7 @@ fn worker(slot: &Arc<Slot>) {
 /// Waits until a job is in `slot`; `false` when the thread should exit instead (idle too long
 /// and taken off the parked list before anyone handed it a job).
 fn wait_for_job(slot: &Arc<Slot>) -> bool {
-    let start = Instant::now();
-    while !slot.filled.load(Ordering::Acquire) && start.elapsed() < SPIN {
-        std::thread::yield_now();
-    }
+    spin_until(|| slot.filled.load(Ordering::Acquire));
     let mut job = slot.job.lock().unwrap_or_else(PoisonError::into_inner);
     let mut timed_out = false;
     while job.is_none() {

@@ -159,9 +159,7 @@ impl<'a> Select<'a> {
             .find_map(|(index, h)| match h {
                 Handle::Local {
                     faults, take_fault, ..
-                } if faults.is_relayed() && faults.has_fault() => {
-                    take_fault().map(|e| SelectedEvent::fault(index, faults, e))
-                }
+                } => take_fault().map(|e| SelectedEvent::fault(index, faults, e)),
                 _ => None,
             })
     }

@@ -128,11 +128,6 @@ impl Direction {
         self.relayed.load(Ordering::SeqCst)
     }
 
-    /// Whether a fault is recorded and not yet reported.
-    pub(crate) fn has_fault(&self) -> bool {
-        self.faulted.load(Ordering::SeqCst)
-    }
-
     /// The recorded fault, once.
     fn take_fault(&self) -> Option<String> {
         if !self.faulted.load(Ordering::SeqCst) {

@@ -481,11 +481,6 @@ impl Endpoint {
         }
     }
 
-    /// Takes the reason a dropped message left, if one did.
-    pub(crate) fn take_error_reason(&self) -> Option<String> {
-        lock(&self.error).take()
-    }
-
     /// Puts back a reason taken by a `put` whose own message did not go out: the next call
     /// reports it (unless a newer reason came in meanwhile, which then stands for both).
     pub(crate) fn put_back_error(&self, reason: String) {
@@ -494,7 +489,8 @@ impl Endpoint {
 
     /// Takes the error a dropped message left, naming the sender's message type.
     pub(crate) fn take_error(&self, message: &'static str) -> Option<ChannelError> {
-        self.take_error_reason()
+        lock(&self.error)
+            .take()
             .map(|reason| ChannelError::Dropped { message, reason })
     }
 

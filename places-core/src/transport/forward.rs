@@ -130,30 +130,21 @@ pub(crate) fn put_remote<S: Message>(
     // Taken before the write: once this message is out, its own drop report may come back
     // before this call returns (a waiting thread reads the connection), and it belongs to the
     // caller's next operation, not to this put.
-    let earlier = endpoint.take_error_reason();
+    let earlier = endpoint.take_error(std::any::type_name::<S>());
     let sent = link.send_message(endpoint.id(), encoding, carried, body);
     if let Some(scope) = scope {
         open_gates(scope, sent.is_ok());
     }
     drop(order);
     if let Err(e) = sent {
-        if let Some(reason) = earlier {
+        if let Some(ChannelError::Dropped { reason, .. }) = earlier {
             endpoint.put_back_error(reason);
         }
         return Err((None, e));
     }
     // An earlier message of this end was dropped by the receiver: this one went out, and the
     // caller learns of the earlier one now.
-    match earlier {
-        Some(reason) => Err((
-            None,
-            ChannelError::Dropped {
-                message: std::any::type_name::<S>(),
-                reason,
-            },
-        )),
-        None => Ok(()),
-    }
+    earlier.map_or(Ok(()), |e| Err((None, e)))
 }
 
 fn open_gates(mut scope: EncodeScope, sent: bool) {
