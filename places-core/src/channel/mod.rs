@@ -18,6 +18,7 @@ use crate::context::{self, PlaceContext};
 use crate::error::ChannelError;
 use crate::message::Message;
 use crate::transport::progress::Polling;
+use crate::transport::splice::{Forward, Pull};
 use crate::transport::{decode_incoming, Control, Endpoint, Incoming, Item, PairHook};
 
 pub use recv::Recv;
@@ -84,6 +85,53 @@ pub(crate) struct Direction {
     /// The receiving end was relayed to another node and the connection to that node was
     /// lost: the error a `get` or `put` that finds the channel closed reports instead.
     lost: OnceLock<ChannelError>,
+    /// The relay of the receiving end, which a sender runs itself after its `put` (see
+    /// [`splice`](crate::transport::splice)).
+    forward: Hook<dyn Forward>,
+    /// The relay that feeds this direction from another node, which the receiving end runs
+    /// itself while its `get` polls.
+    pull: Hook<dyn Pull>,
+}
+
+/// A relay a [`Direction`] may have, set while the relay runs.
+struct Hook<T: ?Sized> {
+    slot: Mutex<Option<Arc<T>>>,
+    set: AtomicBool,
+}
+
+impl<T: ?Sized> Default for Hook<T> {
+    fn default() -> Self {
+        Self {
+            slot: Mutex::new(None),
+            set: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T: ?Sized> Hook<T> {
+    fn put(&self, relay: Arc<T>) {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(relay);
+        self.set.store(true, Ordering::SeqCst);
+    }
+
+    fn clear(&self) {
+        self.set.store(false, Ordering::SeqCst);
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    #[inline]
+    fn get(&self) -> Option<Arc<T>> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Direction {
@@ -93,6 +141,41 @@ impl Direction {
 
     pub(crate) fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
+    }
+
+    /// From now on every value queued in this direction is passed on by `forward`, until
+    /// [`clear_forward`](Self::clear_forward).
+    pub(crate) fn set_forward(&self, forward: Arc<dyn Forward>) {
+        self.forward.put(forward);
+    }
+
+    pub(crate) fn clear_forward(&self) {
+        self.forward.clear();
+    }
+
+    /// From now on a `get` of this direction pulls from `pull` while it polls, until
+    /// [`clear_pull`](Self::clear_pull).
+    pub(crate) fn set_pull(&self, pull: Arc<dyn Pull>) {
+        self.pull.put(pull);
+    }
+
+    pub(crate) fn clear_pull(&self) {
+        self.pull.clear();
+    }
+
+    /// A value was queued in this direction: its relay (if any) passes it on now.
+    #[inline]
+    pub(crate) fn kick(&self) {
+        if let Some(f) = self.forward.get() {
+            f.kick();
+        }
+    }
+
+    /// A sender of this direction went away: its relay (if any) looks at the queue.
+    pub(crate) fn ring(&self) {
+        if let Some(f) = self.forward.get() {
+            f.ring();
+        }
     }
 
     /// The relay of this direction ended because its link was lost (`error` names the node).
@@ -225,6 +308,7 @@ impl<S> Tx<S> {
                 };
                 if sent.is_ok() {
                     peer_waker.wake();
+                    peer_waker.kick();
                     // An earlier message went to a relay that could not pass it on.
                     if let Some(reason) = earlier {
                         return Err((
@@ -255,6 +339,7 @@ impl<S> Tx<S> {
                 drop(sender);
                 // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
                 peer_waker.wake();
+                peer_waker.ring();
             }
             Tx::Remote { endpoint, .. } => endpoint.close(),
         }
@@ -400,6 +485,43 @@ pub(crate) fn wait_item<T>(
         }
     }
     block_on_item(rx, ctx.as_deref(), deadline, stop)
+}
+
+/// Polls `rx` for up to [`REMOTE_SPIN`] (or `deadline`), moving what arrives for the relay that
+/// feeds it with `pull` and reading the network meanwhile; `None` when nothing came (the caller
+/// then waits as usual, and the relay's thread moves what arrives).
+fn spin_pull<T>(rx: &Receiver<T>, pull: &dyn Pull, deadline: Option<Instant>) -> Option<T> {
+    struct Spinning<'a>(&'a dyn Pull);
+    impl Drop for Spinning<'_> {
+        fn drop(&mut self) {
+            self.0.spin_end();
+        }
+    }
+    pull.spin_begin();
+    let _spinning = Spinning(pull);
+    let mut polling = Polling::begin();
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(v) => {
+                polling.got();
+                return Some(v);
+            }
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        if pull.pull() {
+            continue;
+        }
+        if start.elapsed() >= REMOTE_SPIN || deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        polling.poll();
+        if pull.pull() {
+            continue;
+        }
+        std::thread::yield_now();
+    }
 }
 
 fn block_on_item<T>(
@@ -686,12 +808,23 @@ impl<S, R> PlaceChannel<S, R> {
             return Err(e);
         }
         match &self.rx {
-            Rx::Local { rx, .. } => match rx.try_recv() {
+            Rx::Local { rx, waker } => match rx.try_recv() {
                 Ok(v) => {
                     self.after_local_take();
                     Ok(v)
                 }
-                Err(TryRecvError::Empty) => Err(ChannelError::Empty),
+                Err(TryRecvError::Empty) => match waker.pull.get() {
+                    // What arrived for a relay feeding this end, it may move itself.
+                    Some(pull) if pull.pull() => match rx.try_recv() {
+                        Ok(v) => {
+                            self.after_local_take();
+                            Ok(v)
+                        }
+                        Err(TryRecvError::Empty) => Err(ChannelError::Empty),
+                        Err(TryRecvError::Disconnected) => Err(self.local_closed()),
+                    },
+                    _ => Err(ChannelError::Empty),
+                },
                 Err(TryRecvError::Disconnected) => Err(self.local_closed()),
             },
             Rx::Remote { endpoint, .. } => {
@@ -907,8 +1040,19 @@ impl<S, R> PlaceChannel<S, R> {
                     // does: what it passes on is part of a round trip between nodes. So does
                     // an end whose peer was sent to another node: what it waits for comes
                     // from there, through a relay.
-                    let network =
+                    let mut network =
                         stop.is_some() || fault.is_some_and(|f| f.relayed.load(Ordering::Relaxed));
+                    // Fed by a relay from another node: this thread moves what arrives itself
+                    // while it polls, rather than wake the relay's thread.
+                    if let (Rx::Local { waker, .. }, None) = (&self.rx, stop) {
+                        if let Some(pull) = waker.pull.get() {
+                            if let Some(v) = spin_pull(rx, &*pull, deadline) {
+                                self.after_local_take();
+                                return Ok(v);
+                            }
+                            network = false;
+                        }
+                    }
                     return match wait_item(rx, deadline, notice, network)? {
                         Waited::Got(v) => {
                             self.after_local_take();

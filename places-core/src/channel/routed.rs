@@ -37,6 +37,7 @@ impl<T> Drop for SendHalf<T> {
         if let Tx::Local { sender, peer_waker } = unsafe { ManuallyDrop::take(&mut self.0) } {
             drop(sender);
             peer_waker.wake();
+            peer_waker.ring();
         }
         // A remote route stays open as long as its client: replies are sent through many
         // short-lived `ReplyTo`s.

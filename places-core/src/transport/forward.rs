@@ -4,13 +4,17 @@
 //! message's head) with two relay threads, one taking what arrives on the id and putting it where
 //! the end's own `put`s went, one taking what the end's peer sends and putting it on the id. The
 //! relays start only once the message carrying the end is out (so the peer learns of the id
-//! before any of its traffic), and close the id if it never goes out.
+//! before any of its traffic), and close the id if it never goes out. For a local, unbounded end
+//! the threads that use its peer do the relays' work themselves whenever they can (see
+//! [`splice`](super::splice)); the relay threads then only wait for credit, park for handoffs
+//! and close.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::handoff::{Entry, Next, Ticket};
 use super::incoming::{with_decoding, with_encoding, EncodeScope};
+use super::splice::{Ended, InPump, OutPump, Woken};
 use super::{encoding_for, Control, Endpoint, Item, LinkRef, Window};
 use crate::channel::{remote_channel, wait_item, PlaceChannel, Rx, Tx, Waited};
 use crate::codec;
@@ -52,6 +56,17 @@ pub(crate) fn put_remote<S: Message>(
     value: S,
     block: bool,
 ) -> Result<(), (Option<S>, ChannelError)> {
+    put_remote_with(endpoint, value, block, block)
+}
+
+/// [`put_remote`], where `may_wait` says whether a channel end inside the value may wait to be
+/// handed off directly (a relay that does not wait for credit still may).
+pub(crate) fn put_remote_with<S: Message>(
+    endpoint: &Arc<Endpoint>,
+    value: S,
+    block: bool,
+    may_wait: bool,
+) -> Result<(), (Option<S>, ChannelError)> {
     if let Some(e) = endpoint.send_closed() {
         return Err((Some(value), e));
     }
@@ -84,7 +99,7 @@ pub(crate) fn put_remote<S: Message>(
                 carried: Vec::new(),
                 gates: Vec::new(),
                 on_sent: Vec::new(),
-                may_wait: block,
+                may_wait,
             };
             let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
             match encoded {
@@ -402,20 +417,35 @@ pub(crate) fn relay<S: Message, R: Message>(
     let tx = end.tx().duplicate();
     let sender = Reporter::of(end.rx());
     let handoff_in = handoff.clone();
+    // The peer of a local end pulls what arrives itself while its `get` polls (see
+    // [`splice`](super::splice)); a bounded pair keeps its relay thread, which counts credit.
+    let in_pump = match (end.tx(), &bound) {
+        (Tx::Local { peer_waker, .. }, None) => Some((
+            Arc::new(InPump::<S, R>::new(mirror_ep.clone(), end.tx().duplicate())),
+            peer_waker.clone(),
+        )),
+        _ => None,
+    };
     {
         let mirror_ep = mirror_ep.clone();
         std::thread::Builder::new()
             .name(format!("places relay in {id}"))
             .spawn(move || {
                 if open(gate_in) {
-                    let last = relay_in::<S, R>(
-                        mirror_ep,
-                        &tx,
-                        sizes.as_deref(),
-                        &sender,
-                        handoff_in.as_deref(),
-                        &stop_tx,
-                    );
+                    let last = match &in_pump {
+                        Some((pump, direction)) => {
+                            drop(mirror_ep);
+                            pull_in(pump, direction, &sender, handoff_in.as_deref(), &stop_tx)
+                        }
+                        None => relay_in::<S, R>(
+                            mirror_ep,
+                            &tx,
+                            sizes.as_deref(),
+                            &sender,
+                            handoff_in.as_deref(),
+                            &stop_tx,
+                        ),
+                    };
                     if let Some(h) = &handoff_in {
                         h.retire();
                     }
@@ -438,17 +468,36 @@ pub(crate) fn relay<S: Message, R: Message>(
                 // close, its puts fail as they would on a local channel.
                 drop(stop_tx);
                 let _ = done_rx.recv();
+                if let Some((pump, direction)) = in_pump {
+                    direction.clear_pull();
+                    if let Some(t) = pump.lock().tx.take() {
+                        t.close();
+                    }
+                }
                 tx.close();
             })
             .map_err(|e| format!("could not start a channel relay: {e}"))?;
     }
     let sender_out = Reporter::of(end.rx());
+    // A local end's peer passes its values on itself (see [`splice`](super::splice)); a
+    // bounded pair keeps its relay thread, whose blocking puts are its back-pressure.
+    let pump = match (end.rx(), &bound) {
+        (Rx::Local { rx, waker }, None) => Some((
+            Arc::new(OutPump::<R>::new(rx.clone(), mirror_ep.clone(), waker)),
+            waker.clone(),
+        )),
+        _ => None,
+    };
     let view = PlaceChannel::<S, R>::from_parts(end.tx().duplicate(), rx_view(end.rx()), bound);
     view.set_forwarded();
     std::thread::Builder::new()
         .name(format!("places relay out {id}"))
         .spawn(move || {
-            if open(gate_out) {
+            if !open(gate_out) {
+            } else if let Some((pump, direction)) = pump {
+                drop(mirror);
+                pump_out(&pump, &direction, &stop_rx, handoff.as_deref(), &sender_out);
+            } else {
                 let (mut mirror, mut mirror_ep) = (mirror, mirror_ep);
                 loop {
                     match view.get_until(None, Some(&stop_rx)) {
@@ -489,6 +538,118 @@ pub(crate) fn relay<S: Message, R: Message>(
         })
         .map_err(|e| format!("could not start a channel relay: {e}"))?;
     Ok(())
+}
+
+/// The outgoing relay of a local end (see [`splice`](super::splice)): the end's peer passes its
+/// values on itself, and this thread steps in for what that cannot do without waiting, parks
+/// for a handoff, and closes the endpoint when either side ends.
+fn pump_out<R: Message>(
+    pump: &Arc<OutPump<R>>,
+    direction: &Arc<crate::channel::Direction>,
+    stop: &Receiver<()>,
+    handoff: Option<&Entry>,
+    sender: &Reporter,
+) {
+    direction.set_forward(pump.clone());
+    loop {
+        let failed = match pump.run() {
+            Ok(()) => match pump.wait(stop) {
+                Woken::Look => continue,
+                Woken::Stop => None,
+            },
+            Err(Ended::Queue) => None,
+            Err(Ended::Failed(e)) => Some(e),
+        };
+        if let Some(e) = failed {
+            if let e @ ChannelError::Lost(_) = e {
+                sender.set_lost(e);
+            }
+            break;
+        }
+        // Asked to stop for a handoff, or the end (of either side). Held still meanwhile, so
+        // that no sender passes a value on to the old endpoint.
+        let go_on = pump.hold(|| match handoff.and_then(Entry::park_out) {
+            Some(Next::Resume) => (true, None),
+            Some(Next::Move(ep)) => (true, Some(ep)),
+            Some(Next::End) | None => (false, None),
+        });
+        if !go_on {
+            break;
+        }
+    }
+    direction.clear_forward();
+    pump.end();
+    pump.endpoint().close();
+}
+
+/// The incoming relay of a local end (see [`splice`](super::splice)): what arrives on the
+/// endpoint goes on to the end's peer, moved by this thread when the peer does not pull it
+/// itself; notices and handoffs are this thread's alone. Returns the endpoint it ended on.
+fn pull_in<S: Message, R: Message>(
+    pump: &Arc<InPump<S, R>>,
+    direction: &Arc<crate::channel::Direction>,
+    sender: &Reporter,
+    handoff: Option<&Entry>,
+    wake_out: &crossbeam_channel::Sender<()>,
+) -> Arc<Endpoint> {
+    direction.set_pull(pump.clone());
+    let mut st = pump.lock();
+    loop {
+        pump.watch();
+        loop {
+            let from = st.mirror.endpoint().expect("a remote view").clone();
+            if st.ended {
+                return from;
+            }
+            let item = match st.front.take() {
+                Some(item) => item,
+                None => match from.queue().try_recv() {
+                    Ok(item) => item,
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return from,
+                },
+            };
+            match item {
+                Item::Message(_) => {
+                    if !InPump::pass(&mut st, item) {
+                        return from;
+                    }
+                }
+                // The far holder dropped a message the other relay sent it: its sender hears.
+                Item::Notice => {
+                    if let Some(Err(ChannelError::Dropped { reason, .. })) =
+                        st.mirror.take_item(Item::Notice)
+                    {
+                        sender.report(reason);
+                    }
+                }
+                Item::Handoff { token, attempt, to } => {
+                    from.handoff_taken();
+                    // Everything the holder sent before it has been passed on.
+                    match handoff.filter(|h| h.token() == token) {
+                        Some(h) => match h.release_in(&from, wake_out, attempt, &to) {
+                            Next::Resume => {}
+                            Next::Move(ep) => pump.moved(&mut st, ep),
+                            Next::End => return from,
+                        },
+                        None => tracing::warn!(
+                            target: "places",
+                            "a handoff of channel {} with an unknown ticket: ignored",
+                            from.id()
+                        ),
+                    }
+                }
+            }
+        }
+        let from = st.mirror.endpoint().expect("a remote view").clone();
+        drop(st);
+        // A poller that found the lock taken left what it saw for this thread.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if from.queue().is_empty() {
+            pump.wait();
+        }
+        st = pump.lock();
+    }
 }
 
 /// The far holder's messages, on to where the end's own `put`s go, in order, until either side

@@ -61,6 +61,7 @@ mod forward;
 pub mod handoff;
 mod incoming;
 pub mod progress;
+pub(crate) mod splice;
 mod table;
 
 use std::sync::Arc;
