@@ -391,6 +391,17 @@ impl Endpoint {
 
     // ---- the consumer's side.
 
+    /// Whether its consumer has something to look at: a queued item, or the end of arrivals.
+    pub(crate) fn has_news(&self) -> bool {
+        !self.queue.is_empty() || self.arrivals_stopped()
+    }
+
+    /// Whether nothing more can arrive (the peer closed, the link was lost, or this side
+    /// closed): what is queued is all there will be.
+    pub(crate) fn arrivals_stopped(&self) -> bool {
+        lock(&self.inbox).is_none()
+    }
+
     /// The queue the channel's consumer takes from.
     pub(crate) fn queue(&self) -> &Receiver<Item> {
         &self.queue

@@ -59,6 +59,93 @@ pub(crate) fn put_remote<S: Message>(
     put_remote_with(endpoint, value, block, block)
 }
 
+/// The outcome of [`put_now`].
+pub(crate) enum Now<S> {
+    /// Sent, or failed: as [`put_remote`] says.
+    Done(Result<(), (Option<S>, ChannelError)>),
+    /// Encoded, but the connection could not take it without waiting: [`Pending::send`]
+    /// writes it.
+    Later(Pending<S>),
+    /// Carries a channel end that may be handed off directly, which waits: not encoded.
+    Handoff(S),
+}
+
+/// A message encoded for an endpoint (its credit taken), not written yet.
+pub(crate) struct Pending<S> {
+    value: S,
+    encoding: u8,
+    owned: Option<Vec<u8>>,
+    scope: Option<EncodeScope>,
+}
+
+impl<S: Message> Pending<S> {
+    /// Writes the message (waiting for the connection as long as it takes).
+    pub(crate) fn send(self, endpoint: &Arc<Endpoint>) -> Result<(), ChannelError> {
+        let order = endpoint.order();
+        let body: &[u8] = match (&self.owned, codec::raw_view(&self.value)) {
+            (Some(b), _) => b,
+            (None, Some((_, raw))) => raw,
+            (None, None) => unreachable!("a value without a raw view was encoded"),
+        };
+        let carried: &[u64] = self.scope.as_ref().map_or(&[], |s| &s.carried);
+        let written = write_out::<S>(endpoint, self.encoding, carried, body, false);
+        let sent = written.unwrap_or_else(|| unreachable!("a blocking write always happens"));
+        if let Some(scope) = self.scope {
+            open_gates(scope, sent.is_ok());
+        }
+        drop(order);
+        sent
+    }
+}
+
+/// Takes an earlier drop report, writes (with `now`, only if the connection takes it without
+/// waiting: `None` when it does not, and nothing is written) and reports: the write's error,
+/// or the earlier drop once the write succeeded.
+fn write_out<S>(
+    endpoint: &Arc<Endpoint>,
+    encoding: u8,
+    carried: &[u64],
+    body: &[u8],
+    now: bool,
+) -> Option<Result<(), ChannelError>> {
+    // Taken before the write: once this message is out, its own drop report may come back
+    // before this call returns (a waiting thread reads the connection), and it belongs to the
+    // caller's next operation, not to this put.
+    let earlier = endpoint.take_error(std::any::type_name::<S>());
+    let link = endpoint.link();
+    let sent = if now {
+        link.send_message_now(endpoint.id(), encoding, carried, body)
+    } else {
+        Some(link.send_message(endpoint.id(), encoding, carried, body))
+    };
+    let put_back = |earlier: Option<ChannelError>| {
+        if let Some(ChannelError::Dropped { reason, .. }) = earlier {
+            endpoint.put_back_error(reason);
+        }
+    };
+    match sent {
+        None => {
+            put_back(earlier);
+            None
+        }
+        Some(Err(e)) => {
+            put_back(earlier);
+            Some(Err(e))
+        }
+        // An earlier message of this end was dropped by the receiver: this one went out, and
+        // the caller learns of the earlier one now.
+        Some(Ok(())) => Some(earlier.map_or(Ok(()), Err)),
+    }
+}
+
+/// A put that waits for nothing (for the thread that passes a relay's values on, see
+/// [`splice`](super::splice)): no credit gives the value back; a value that carries a channel
+/// end that may be handed off comes back unencoded; one the connection cannot take without
+/// waiting comes back encoded.
+pub(crate) fn put_now<S: Message>(endpoint: &Arc<Endpoint>, value: S) -> Now<S> {
+    put_remote_body(endpoint, value, false, false, true).unwrap_or_else(|e| Now::Done(Err(e)))
+}
+
 /// [`put_remote`], where `may_wait` says whether a channel end inside the value may wait to be
 /// handed off directly (a relay that does not wait for credit still may).
 pub(crate) fn put_remote_with<S: Message>(
@@ -67,6 +154,19 @@ pub(crate) fn put_remote_with<S: Message>(
     block: bool,
     may_wait: bool,
 ) -> Result<(), (Option<S>, ChannelError)> {
+    match put_remote_body(endpoint, value, block, may_wait, false)? {
+        Now::Done(r) => r,
+        Now::Later(_) | Now::Handoff(_) => unreachable!("only a put that waits for nothing defers"),
+    }
+}
+
+fn put_remote_body<S: Message>(
+    endpoint: &Arc<Endpoint>,
+    value: S,
+    block: bool,
+    may_wait: bool,
+    now: bool,
+) -> Result<Now<S>, (Option<S>, ChannelError)> {
     if let Some(e) = endpoint.send_closed() {
         return Err((Some(value), e));
     }
@@ -85,7 +185,9 @@ pub(crate) fn put_remote_with<S: Message>(
         Err(e) => {
             drop(order);
             if context::is_killed() {
-                return context::killed().map_err(|e| (None, e));
+                return context::killed()
+                    .map(|()| Now::Done(Ok(())))
+                    .map_err(|e| (None, e));
             }
             return Err((Some(value), e));
         }
@@ -100,6 +202,8 @@ pub(crate) fn put_remote_with<S: Message>(
                 gates: Vec::new(),
                 on_sent: Vec::new(),
                 may_wait,
+                defer_handoffs: now,
+                would_hand_off: false,
             };
             let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
             match encoded {
@@ -140,26 +244,29 @@ pub(crate) fn put_remote_with<S: Message>(
         }
         return Err((None, ChannelError::Unsendable(why)));
     }
+    if now && scope.as_ref().is_some_and(|s| s.would_hand_off) {
+        // Handing the end off waits for its node: the caller's relay thread sends it.
+        if let Some(scope) = scope {
+            open_gates(scope, false);
+        }
+        return Ok(Now::Handoff(value));
+    }
     endpoint.reserve(super::charge(body.len(), carried_count));
     let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);
-    // Taken before the write: once this message is out, its own drop report may come back
-    // before this call returns (a waiting thread reads the connection), and it belongs to the
-    // caller's next operation, not to this put.
-    let earlier = endpoint.take_error(std::any::type_name::<S>());
-    let sent = link.send_message(endpoint.id(), encoding, carried, body);
+    let Some(sent) = write_out::<S>(endpoint, encoding, carried, body, now) else {
+        drop(order);
+        return Ok(Now::Later(Pending {
+            value,
+            encoding,
+            owned,
+            scope,
+        }));
+    };
     if let Some(scope) = scope {
         open_gates(scope, sent.is_ok());
     }
     drop(order);
-    if let Err(e) = sent {
-        if let Some(ChannelError::Dropped { reason, .. }) = earlier {
-            endpoint.put_back_error(reason);
-        }
-        return Err((None, e));
-    }
-    // An earlier message of this end was dropped by the receiver: this one went out, and the
-    // caller learns of the earlier one now.
-    earlier.map_or(Ok(()), |e| Err((None, e)))
+    Ok(Now::Done(sent.map_err(|e| (None, e))))
 }
 
 fn open_gates(mut scope: EncodeScope, sent: bool) {
@@ -235,15 +342,20 @@ fn try_hand_off<S: Message, R: Message>(
     };
     let ticket = endpoint.ticket.get()?.clone();
     let same_link = super::handoff::same_link(endpoint.link(), link);
-    let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
+    let (may_wait, defer) = with_encoding(|s| (s.may_wait, s.defer_handoffs)).unwrap_or_default();
     if same_link
-        || !may_wait
+        || !(may_wait || defer)
         || end.bound().is_some()
         || stashed.load(std::sync::atomic::Ordering::Acquire)
     {
         return None;
     }
     let to = link.peer_listens_at()?;
+    if !may_wait {
+        // The message goes out later, from a thread that may wait for the handoff.
+        with_encoding(|s| s.would_hand_off = true);
+        return None;
+    }
     if !super::handoff::hand_off(endpoint, &ticket, &to) {
         return None;
     }
@@ -550,7 +662,18 @@ fn pump_out<R: Message>(
     handoff: Option<&Entry>,
     sender: &Reporter,
 ) {
+    /// Run however the relay ends (a panic too): no sender passes values on any more, the
+    /// queue is let go (so the end's `put`s fail), and the endpoint closes.
+    struct Done<'a, R: Message>(&'a OutPump<R>, &'a crate::channel::Direction);
+    impl<R: Message> Drop for Done<'_, R> {
+        fn drop(&mut self) {
+            self.1.clear_forward();
+            self.0.end();
+            self.0.endpoint().close();
+        }
+    }
     direction.set_forward(pump.clone());
+    let _done = Done(pump, direction);
     loop {
         let failed = match pump.run() {
             Ok(()) => match pump.wait(stop) {
@@ -577,9 +700,6 @@ fn pump_out<R: Message>(
             break;
         }
     }
-    direction.clear_forward();
-    pump.end();
-    pump.endpoint().close();
 }
 
 /// The incoming relay of a local end (see [`splice`](super::splice)): what arrives on the
@@ -592,7 +712,20 @@ fn pull_in<S: Message, R: Message>(
     handoff: Option<&Entry>,
     wake_out: &crossbeam_channel::Sender<()>,
 ) -> Arc<Endpoint> {
+    /// Run if the relay unwinds: no `get` pulls any more, and the end's peer sees the close.
+    struct Unwound<'a, S: Message, R: Message>(&'a InPump<S, R>, &'a crate::channel::Direction);
+    impl<S: Message, R: Message> Drop for Unwound<'_, S, R> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.1.clear_pull();
+                if let Some(tx) = self.0.lock().tx.take() {
+                    tx.close();
+                }
+            }
+        }
+    }
     direction.set_pull(pump.clone());
+    let _unwound = Unwound(pump, direction);
     let mut st = pump.lock();
     loop {
         pump.watch();
@@ -605,6 +738,13 @@ fn pull_in<S: Message, R: Message>(
                 Some(item) => item,
                 None => match from.queue().try_recv() {
                     Ok(item) => item,
+                    // Nothing more will come (the queue may not say so while a route into the
+                    // same queue lives).
+                    Err(crossbeam_channel::TryRecvError::Empty)
+                        if from.arrivals_stopped() && from.queue().is_empty() =>
+                    {
+                        return from
+                    }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
                     Err(crossbeam_channel::TryRecvError::Disconnected) => return from,
                 },
@@ -645,7 +785,7 @@ fn pull_in<S: Message, R: Message>(
         drop(st);
         // A poller that found the lock taken left what it saw for this thread.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        if from.queue().is_empty() {
+        if !from.has_news() {
             pump.wait();
         }
         st = pump.lock();

@@ -211,6 +211,20 @@ pub trait Link: Send + Sync + 'static {
         body: &[u8],
     ) -> Result<(), ChannelError>;
 
+    /// Like [`send_message`](Self::send_message), but only if the message can be sent without
+    /// waiting (queued for the connection's writer, say): `None` when it cannot, and then
+    /// nothing was sent. The default never can.
+    fn send_message_now(
+        &self,
+        id: u64,
+        encoding: u8,
+        carried: &[u64],
+        body: &[u8],
+    ) -> Option<Result<(), ChannelError>> {
+        let _ = (id, encoding, carried, body);
+        None
+    }
+
     /// Queues a control frame for channel `id`. Never waits; does nothing once the link is lost.
     fn send_control(&self, id: u64, control: Control);
 

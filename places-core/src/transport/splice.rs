@@ -3,10 +3,13 @@
 //! A local end whose peer was sent to another node talks to it through the peer's relays (see
 //! [`forward`](super::forward)). Had a relay thread carried every message, each `put` would wake
 //! it and each round trip would cost two thread switches on top of the network. Instead the
-//! thread that puts a value passes it on itself, right after queueing it ([`OutPump::kick`]),
-//! and the relay thread only steps in when that cannot be done without waiting: the receiver has
-//! no credit left, another thread is passing values on, a handoff parks the relay, or the end
-//! went away.
+//! thread that puts a value passes it on itself, right after queueing it (`OutPump::kick`),
+//! and the relay thread only steps in for what cannot be done without waiting, since an
+//! unbounded local `put` never waits: the receiver has no credit left, the connection cannot
+//! take the message at once (a large one, or a busy writer), an end inside it may be handed off
+//! (which waits for its node), a handoff parks the relay, or the end went away. A `get` of the
+//! end, while it polls, moves what arrived itself (`InPump`); the relay thread is rung only for
+//! what arrives while nobody polls, and for notices and handoffs.
 //!
 //! Order is kept by one rule: values leave the queue only under the pump's lock, and a value
 //! that could not be sent yet waits in front of the queue (`front`) for the next holder. A
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::forward::put_remote_with;
+use super::forward::{put_now, put_remote_with, Now, Pending};
 use super::{Control, Endpoint, Item};
 use crate::channel::{remote_channel, Direction, PlaceChannel, Tx};
 use crate::error::ChannelError;
@@ -37,6 +40,20 @@ pub(crate) trait Forward: Send + Sync {
 /// How often a relay thread with nothing to do looks at its queue anyway: a safety net (every
 /// event that needs it also rings its bell).
 const IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// The environment variable that sets [`IDLE_LOOK`] (in milliseconds) instead: a test that
+/// sets it long sees a missed ring as a hang rather than as a one-second delay.
+const IDLE_LOOK_ENV: &str = "PLACES_RELAY_IDLE_LOOK_MS";
+
+fn idle_look() -> Duration {
+    static SET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        std::env::var(IDLE_LOOK_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(IDLE_LOOK, Duration::from_millis)
+    })
+}
 
 /// How many times a thread that passed values on looks again for values queued meanwhile by
 /// threads that found the lock taken, before it leaves them to the relay thread.
@@ -56,10 +73,32 @@ pub(crate) struct OutPump<S> {
 struct OutState<S> {
     /// Where values go (a handoff may move it to another link).
     to: Arc<Endpoint>,
-    /// Taken from the queue but not sent yet, for want of credit: it goes first.
-    front: Option<S>,
+    /// Taken from the queue but not sent yet (for want of credit, or it would have waited for
+    /// the connection or a handoff): it goes first.
+    front: Option<Front<S>>,
     /// Why the relay ends.
     ended: Option<Ended>,
+}
+
+/// A value in front of the queue.
+enum Front<S> {
+    Value(S),
+    /// Encoded and its credit taken: only the writing is left.
+    Encoded(Pending<S>),
+}
+
+/// Runs a put that encodes a value on this thread, catching a panic of the value's `Serialize`
+/// (the value may be another thread's, queued while this one passed values on): `Err` with what
+/// the panic said.
+fn guarded<T>(put: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(put)).map_err(|payload| {
+        let said = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        format!("encoding the message panicked: {said}")
+    })
 }
 
 /// Why an outgoing relay ends.
@@ -99,18 +138,19 @@ impl<S: Message> OutPump<S> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Passes queued values on, in order, the one in front first. With `block`, waits for
-    /// credit; without, stops where it would wait (that value goes in front). True when the
-    /// queue was emptied.
+    /// Passes queued values on, in order, the one in front first. With `block` (the relay
+    /// thread), waits for credit, the connection and handoffs; without (a sender), waits for
+    /// nothing: a value that would wait goes in front for the relay thread. True when the queue
+    /// was emptied.
     fn drain(&self, st: &mut OutState<S>, block: bool) -> bool {
         if st.ended.is_some() {
             return false;
         }
         loop {
-            let value = match st.front.take() {
-                Some(v) => v,
+            let next = match st.front.take() {
+                Some(f) => f,
                 None => match self.queue.try_recv() {
-                    Ok(v) => v,
+                    Ok(v) => Front::Value(v),
                     Err(TryRecvError::Empty) => return true,
                     Err(TryRecvError::Disconnected) => {
                         st.ended = Some(Ended::Queue);
@@ -118,15 +158,40 @@ impl<S: Message> OutPump<S> {
                     }
                 },
             };
-            // A handoff of an end inside the value may wait: only credit is not waited for.
-            match put_remote_with(&st.to, value, block, true) {
-                Ok(()) => {}
-                Err((Some(v), ChannelError::Full)) => {
-                    st.front = Some(v);
+            let outcome = match (next, block) {
+                (Front::Encoded(p), true) => p.send(&st.to).map_err(|e| (None, e)),
+                (f @ Front::Encoded(_), false) => {
+                    st.front = Some(f);
                     return false;
                 }
-                // One value that cannot cross (too large for the far node, say), or an earlier
-                // one the far holder dropped: its sender hears of it, and the channel goes on.
+                (Front::Value(v), true) => {
+                    match guarded(|| put_remote_with(&st.to, v, true, true)) {
+                        Ok(r) => r,
+                        Err(why) => Err((None, ChannelError::Unsendable(why))),
+                    }
+                }
+                (Front::Value(v), false) => match guarded(|| put_now(&st.to, v)) {
+                    Ok(Now::Done(r)) => r,
+                    Ok(Now::Later(p)) => {
+                        st.front = Some(Front::Encoded(p));
+                        return false;
+                    }
+                    Ok(Now::Handoff(v)) => {
+                        st.front = Some(Front::Value(v));
+                        return false;
+                    }
+                    Err(why) => Err((None, ChannelError::Unsendable(why))),
+                },
+            };
+            match outcome {
+                Ok(()) => {}
+                Err((Some(v), ChannelError::Full)) => {
+                    st.front = Some(Front::Value(v));
+                    return false;
+                }
+                // One value that cannot cross (too large for the far node, or its `Serialize`
+                // panicked), or an earlier one the far holder dropped: its sender hears of it,
+                // and the channel goes on.
                 Err((
                     _,
                     ChannelError::Unsendable(reason) | ChannelError::Dropped { reason, .. },
@@ -164,12 +229,12 @@ impl<S: Message> OutPump<S> {
         }
     }
 
-    /// Waits until a sender rings or `stop` fires (or, at the latest, `IDLE_LOOK`).
+    /// Waits until a sender rings or `stop` fires (or, at the latest, [`IDLE_LOOK`]).
     pub(crate) fn wait(&self, stop: &Receiver<()>) -> Woken {
         crossbeam_channel::select! {
             recv(self.bell_rx) -> _ => Woken::Look,
             recv(stop) -> _ => Woken::Stop,
-            default(IDLE_LOOK) => Woken::Look,
+            default(idle_look()) => Woken::Look,
         }
     }
 
@@ -328,9 +393,9 @@ impl<S: Message, R: Message> InPump<S, R> {
         self.from().waker().register(&self.waker);
     }
 
-    /// Waits until the bell rings (or, at the latest, `IDLE_LOOK`).
+    /// Waits until the bell rings (or, at the latest, [`IDLE_LOOK`]).
     pub(crate) fn wait(&self) {
-        let _ = self.bell_rx.recv_timeout(IDLE_LOOK);
+        let _ = self.bell_rx.recv_timeout(idle_look());
     }
 
     /// Decodes one message and puts it on: false when the put failed (the relay ends).
@@ -407,7 +472,7 @@ impl<S: Message, R: Message> Pull for InPump<S, R> {
         let from = self.from();
         from.waker().register(&self.waker);
         fence(Ordering::SeqCst);
-        if !from.queue().is_empty() {
+        if from.has_news() {
             self.ring();
         }
     }

@@ -423,6 +423,30 @@ impl Registration {
     }
 }
 
+impl Connection {
+    /// Queues a small message for the writer (never waits). Queued, not written by this
+    /// thread, when it sent another one moments ago: the event loop then writes all that came
+    /// meanwhile at once.
+    fn queue_small(
+        &self,
+        id: u64,
+        encoding: u8,
+        carried: &[u64],
+        body: &[u8],
+    ) -> Result<(), String> {
+        let head = MessageHead::encode(encoding, carried);
+        let now = self.started.elapsed().as_nanos() as u64;
+        let last = self.last_small.swap(now, Ordering::Relaxed);
+        let answers = self.last_arrival.load(Ordering::Relaxed) > last;
+        let defer = now.saturating_sub(last) < CORK_NANOS && !answers;
+        let mut frame = Vec::with_capacity(wire::HEADER + head.len() + body.len());
+        frame.extend_from_slice(&header(Kind::Data, id, head.len() + body.len()));
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(body);
+        self.out.queue(&frame, defer)
+    }
+}
+
 impl Link for Connection {
     fn peer(&self) -> &str {
         &self.peer
@@ -455,20 +479,10 @@ impl Link for Connection {
         if let Some(reason) = self.out.failed() {
             return Err(lost(reason));
         }
-        let head = MessageHead::encode(encoding, carried);
         if body.len() <= SMALL && self.out.backlog() < MAX_CONTROL_BACKLOG {
-            // Queued, not written by this thread, when it sent another one moments ago: the
-            // event loop then writes all that came meanwhile at once.
-            let now = self.started.elapsed().as_nanos() as u64;
-            let last = self.last_small.swap(now, Ordering::Relaxed);
-            let answers = self.last_arrival.load(Ordering::Relaxed) > last;
-            let defer = now.saturating_sub(last) < CORK_NANOS && !answers;
-            let mut frame = Vec::with_capacity(wire::HEADER + head.len() + body.len());
-            frame.extend_from_slice(&header(Kind::Data, id, head.len() + body.len()));
-            frame.extend_from_slice(&head);
-            frame.extend_from_slice(body);
-            return self.out.queue(&frame, defer).map_err(lost);
+            return self.queue_small(id, encoding, carried, body).map_err(lost);
         }
+        let head = MessageHead::encode(encoding, carried);
         if body.len() <= wire::FRAGMENT {
             let h = header(Kind::Data, id, head.len() + body.len());
             return self.out.write_frame(&[&h, &head, body]).map_err(lost);
@@ -492,6 +506,24 @@ impl Link for Connection {
             rest = after;
         }
         Ok(())
+    }
+
+    fn send_message_now(
+        &self,
+        id: u64,
+        encoding: u8,
+        carried: &[u64],
+        body: &[u8],
+    ) -> Option<Result<(), ChannelError>> {
+        // Only small messages are queued for the writer; a larger one waits for a turn.
+        if body.len() > SMALL
+            || self.out.backlog() >= MAX_CONTROL_BACKLOG
+            || self.out.failed().is_some()
+        {
+            return None;
+        }
+        let lost = |reason: String| ChannelError::Lost(self.lost_message(&reason));
+        Some(self.queue_small(id, encoding, carried, body).map_err(lost))
     }
 
     fn send_control(&self, id: u64, control: Control) {
