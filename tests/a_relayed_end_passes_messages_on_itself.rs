@@ -205,3 +205,45 @@ fn dropping_the_end_closes_the_peer_and_a_gone_peer_closes_the_end() {
         }
     }
 }
+
+/// Makes a pair, sends one end to its creator, and answers every number on the other with the
+/// next one.
+#[place]
+pub fn adder(ch: PlaceChannel<PlaceChannel<u64>, ()>) {
+    let (mine, theirs) = place_channel::<u64, u64>();
+    if ch.put(theirs).is_err() {
+        return;
+    }
+    while let Ok(n) = mine.get() {
+        if mine.put(n + 1).is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes a channel end on its channel, asks it about 41, and says what it answered.
+#[place]
+pub fn asks_an_end(ch: PlaceChannel<(), PlaceChannel<u64, PlaceChannel<u64>>>) {
+    let Ok(c) = ch.get() else { return };
+    let Ok(end) = c.get() else { return };
+    let answer = end.put_get(41).unwrap_or(0);
+    let _ = c.put(answer);
+}
+
+#[test]
+fn an_end_put_on_a_relayed_end_works_where_it_arrives() {
+    let opts = || NodeOptions::for_this_test_binary().hand_off_channel_ends(true);
+    let (x, y) = (
+        create_place_node("localhost", opts()).unwrap(),
+        create_place_node("localhost", opts()).unwrap(),
+    );
+    let a: RemotePlace<(), PlaceChannel<u64>> = x.dynamic_place(module_path!(), "adder").unwrap();
+    let end = a.get_timeout(LIMIT).expect("an end from x");
+    let asker: RemotePlace<PlaceChannel<u64, PlaceChannel<u64>>, ()> =
+        y.dynamic_place(module_path!(), "asks_an_end").unwrap();
+    let (here, there) = place_channel::<PlaceChannel<u64>, u64>();
+    asker.put(there).unwrap();
+    // The end goes through `here`, whose peer is on y: the relay thread sends it on.
+    here.put(end).unwrap();
+    assert_eq!(here.get_timeout(LIMIT), Ok(42));
+}

@@ -66,8 +66,8 @@ pub(crate) enum Now<S> {
     /// Encoded, but the connection could not take it without waiting: [`Pending::send`]
     /// writes it.
     Later(Pending<S>),
-    /// Carries a channel end that may be handed off directly, which waits: not encoded.
-    Handoff(S),
+    /// Carries a channel end (bridging or handing it off may wait): not encoded.
+    Ends(S),
 }
 
 /// A message encoded for an endpoint (its credit taken), not written yet.
@@ -156,7 +156,7 @@ pub(crate) fn put_remote_with<S: Message>(
 ) -> Result<(), (Option<S>, ChannelError)> {
     match put_remote_body(endpoint, value, block, may_wait, false)? {
         Now::Done(r) => r,
-        Now::Later(_) | Now::Handoff(_) => unreachable!("only a put that waits for nothing defers"),
+        Now::Later(_) | Now::Ends(_) => unreachable!("only a put that waits for nothing defers"),
     }
 }
 
@@ -202,12 +202,18 @@ fn put_remote_body<S: Message>(
                 gates: Vec::new(),
                 on_sent: Vec::new(),
                 may_wait,
-                defer_handoffs: now,
-                would_hand_off: false,
+                defer_ends: now,
+                deferred: false,
             };
             let (encoded, scope) = encoding_for(scope, || codec::encode_body(&value));
             match encoded {
                 Ok((encoding, body)) => (encoding, Some(body), Some(scope)),
+                Err(_) if scope.deferred => {
+                    // A channel end inside: the caller's relay thread sends it (nothing was
+                    // bridged yet).
+                    open_gates(scope, false);
+                    return Ok(Now::Ends(value));
+                }
                 Err(e) => {
                     open_gates(scope, false);
                     return Err((None, ChannelError::Unsendable(e.to_string())));
@@ -243,13 +249,6 @@ fn put_remote_body<S: Message>(
             open_gates(scope, false);
         }
         return Err((None, ChannelError::Unsendable(why)));
-    }
-    if now && scope.as_ref().is_some_and(|s| s.would_hand_off) {
-        // Handing the end off waits for its node: the caller's relay thread sends it.
-        if let Some(scope) = scope {
-            open_gates(scope, false);
-        }
-        return Ok(Now::Handoff(value));
     }
     endpoint.reserve(super::charge(body.len(), carried_count));
     let carried: &[u64] = scope.as_ref().map_or(&[], |s| &s.carried);
@@ -310,6 +309,15 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
                 "a place channel can only be encoded by a places transport (sending it to another node)",
             ));
         };
+        if with_encoding(|s| {
+            s.deferred = s.defer_ends;
+            s.deferred
+        }) == Some(true)
+        {
+            return Err(serde::ser::Error::custom(
+                "a channel end inside: the message goes out from its relay thread",
+            ));
+        }
         if let Some(ticket) = try_hand_off(self, &link) {
             with_encoding(|s| s.carried.push(ticket.token));
             return WireEnd::At(ticket).serialize(serializer);
@@ -342,20 +350,15 @@ fn try_hand_off<S: Message, R: Message>(
     };
     let ticket = endpoint.ticket.get()?.clone();
     let same_link = super::handoff::same_link(endpoint.link(), link);
-    let (may_wait, defer) = with_encoding(|s| (s.may_wait, s.defer_handoffs)).unwrap_or_default();
+    let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
     if same_link
-        || !(may_wait || defer)
+        || !may_wait
         || end.bound().is_some()
         || stashed.load(std::sync::atomic::Ordering::Acquire)
     {
         return None;
     }
     let to = link.peer_listens_at()?;
-    if !may_wait {
-        // The message goes out later, from a thread that may wait for the handoff.
-        with_encoding(|s| s.would_hand_off = true);
-        return None;
-    }
     if !super::handoff::hand_off(endpoint, &ticket, &to) {
         return None;
     }

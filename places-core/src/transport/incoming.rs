@@ -90,10 +90,11 @@ pub(crate) struct EncodeScope {
     pub(crate) on_sent: Vec<Box<dyn FnOnce(bool) + Send>>,
     /// The put may wait (a `try_put` must not: no channel end is handed off in it).
     pub(crate) may_wait: bool,
-    /// The put waits for nothing, but its value can be sent later by a thread that may wait:
-    /// an end that would be handed off sets `would_hand_off` instead of being handed off.
-    pub(crate) defer_handoffs: bool,
-    pub(crate) would_hand_off: bool,
+    /// The put waits for nothing, and its value can be sent later by a thread that may wait:
+    /// the first channel end inside it stops the encoding (before anything is bridged or
+    /// handed off, which may wait) and sets `deferred`.
+    pub(crate) defer_ends: bool,
+    pub(crate) deferred: bool,
 }
 
 /// A message whose encoding did not finish (a `Serialize` that panicked) never goes out: what

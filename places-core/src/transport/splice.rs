@@ -176,7 +176,7 @@ impl<S: Message> OutPump<S> {
                         st.front = Some(Front::Encoded(p));
                         return false;
                     }
-                    Ok(Now::Handoff(v)) => {
+                    Ok(Now::Ends(v)) => {
                         st.front = Some(Front::Value(v));
                         return false;
                     }
@@ -242,6 +242,16 @@ impl<S: Message> OutPump<S> {
     /// which may give the pump a new endpoint.
     pub(crate) fn hold<T>(&self, f: impl FnOnce() -> (T, Option<Arc<Endpoint>>)) -> T {
         let mut st = self.lock();
+        // A message encoded for the endpoint now (its credit taken, its ends bridged on that
+        // link) goes out on it before the relay parks: it was sent before the handoff.
+        match st.front.take() {
+            Some(Front::Encoded(p)) => match p.send(&st.to) {
+                Ok(()) => {}
+                Err(ChannelError::Dropped { reason, .. }) => self.report(reason),
+                Err(e) => st.ended = Some(Ended::Failed(e)),
+            },
+            other => st.front = other,
+        }
         let (out, moved) = f();
         if let Some(ep) = moved {
             st.to = ep;
