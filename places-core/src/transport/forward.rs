@@ -806,12 +806,7 @@ fn relay_in<S: Message, R: Message>(
     handoff: Option<&Entry>,
     wake_out: &crossbeam_channel::Sender<()>,
 ) -> Arc<Endpoint> {
-    let view = |ep: &Arc<Endpoint>| {
-        let m: PlaceChannel<R, S> = remote_channel(ep.clone());
-        // This relay closes the endpoint itself (or a handoff forgets it).
-        m.set_forwarded();
-        m
-    };
+    let view = super::splice::view::<S, R>;
     let mut mirror = view(&mirror_ep);
     loop {
         let item = match wait_item(mirror_ep.queue(), None, None, true) {
