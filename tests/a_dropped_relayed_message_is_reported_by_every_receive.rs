@@ -19,15 +19,25 @@ pub fn serves_a_sent_end(ch: PlaceChannel<(), PlaceChannel<u64, Vec<u8>>>) {
     }
 }
 
-fn setup() -> (places::RemoteNode, PlaceChannel<Vec<u8>, u64>) {
+/// A node that takes messages of at most 1 MiB, and a place there that serves the end it is
+/// sent.
+fn small_node_and_server() -> (
+    places::RemoteNode,
+    RemotePlace<PlaceChannel<u64, Vec<u8>>, ()>,
+) {
     let n = create_place_node(
         "localhost",
         NodeOptions::for_this_test_binary().max_message(1 << 20),
     )
     .unwrap();
-    let p: RemotePlace<PlaceChannel<u64, Vec<u8>>, ()> = n
+    let p = n
         .dynamic_place(module_path!(), "serves_a_sent_end")
         .unwrap();
+    (n, p)
+}
+
+fn setup() -> (places::RemoteNode, PlaceChannel<Vec<u8>, u64>) {
+    let (n, p) = small_node_and_server();
     let (here, there) = places::place_channel::<Vec<u8>, u64>();
     p.put(there).unwrap();
     std::mem::forget(p);
@@ -147,4 +157,76 @@ fn a_selected_drop_completed_with_another_channel_panics() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the wrong recv returned or panicked");
     assert!(panicked, "recv with another channel did not panic");
+}
+
+/// Sends `here`'s peer to a node with a 1 MiB limit while `waiting` already waits on `here`,
+/// then puts a 2 MiB message on `here`, which the relay drops. `waiting` gets `here` and
+/// returns what its receive gave; the result is what it returned within 30 s.
+fn drop_while_waiting(
+    waiting: impl FnOnce(&PlaceChannel<Vec<u8>, u64>) -> String + Send,
+) -> Option<String> {
+    let (n, p) = small_node_and_server();
+    let (here, there) = places::place_channel::<Vec<u8>, u64>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let here = &here;
+        s.spawn(move || {
+            let _ = tx.send(waiting(here));
+        });
+        // Gives the receive time to start waiting before the peer goes (were it late, it would
+        // start after the peer went, which the tests above cover: the test still holds).
+        std::thread::sleep(Duration::from_millis(300));
+        p.put(there).unwrap();
+        here.put(vec![0; 2 << 20]).unwrap();
+        let r = rx.recv_timeout(Duration::from_secs(30)).ok();
+        // Ends the receive if it is still waiting (the test then fails).
+        drop(p);
+        drop(n);
+        r
+    })
+}
+
+/// Asserts that the receive returned (within its 30 s) what starts with `report`.
+fn assert_reported(r: Option<String>, report: &str) {
+    assert!(r.as_deref().is_some_and(|r| r.starts_with(report)), "{r:?}");
+}
+
+/// A `get` that began waiting before its end's peer was sent to the node hears of the drop.
+#[test]
+fn a_get_waiting_since_before_the_peer_went_reports_it() {
+    let r = drop_while_waiting(|here| format!("{:?}", here.get_timeout(Duration::from_secs(20))));
+    eprintln!("get_timeout: {r:?}");
+    assert_reported(r, "Err(Dropped");
+}
+
+/// So does a select that began waiting then.
+#[test]
+fn a_select_waiting_since_before_the_peer_went_reports_it() {
+    let r = drop_while_waiting(|here| {
+        let mut sel = places::Select::new();
+        sel.recv(here);
+        let r = match sel.select_timeout(Duration::from_secs(20)) {
+            Ok(ev) => format!("{:?}", ev.recv(here)),
+            Err(e) => format!("select: {e:?}"),
+        };
+        r
+    });
+    eprintln!("select: {r:?}");
+    assert_reported(r, "Err(Dropped");
+}
+
+/// And a `recv().await` that began waiting then.
+#[test]
+fn an_async_recv_waiting_since_before_the_peer_went_reports_it() {
+    let r = drop_while_waiting(|here| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let r =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), here.recv()).await });
+        format!("{r:?}")
+    });
+    eprintln!("recv().await: {r:?}");
+    assert_reported(r, "Ok(Err(Dropped");
 }

@@ -190,11 +190,11 @@ impl<'a> Select<'a> {
                     Handle::Local { rx, faults, .. } => {
                         rx.register(&mut sel);
                         ops.push((i, None));
-                        if faults.is_relayed() {
-                            let notice = faults.notice();
-                            sel.recv(notice);
-                            ops.push((i, Some(notice)));
-                        }
+                        // Watched even before the end's peer is relayed: it may be relayed
+                        // (and a message dropped) while this select waits.
+                        let notice = faults.notice();
+                        sel.recv(notice);
+                        ops.push((i, Some(notice)));
                     }
                     Handle::Remote { queue, .. } => {
                         sel.recv(queue);

@@ -76,8 +76,8 @@ pub(crate) struct Direction {
     /// The receiving end was sent to another node: a relay takes this direction's messages,
     /// and may record a fault. Until then a `get` of the sending end waits as on any channel.
     relayed: AtomicBool,
-    /// Wakes a blocked `get` of the sending end when a fault is recorded (made by the first
-    /// such `get` after the direction is relayed).
+    /// Wakes a blocked `get` (or select) of the sending end when a fault is recorded (made by
+    /// the first such wait, which may begin before the direction is relayed).
     notice: OnceLock<(Sender<()>, Receiver<()>)>,
     /// The other direction of the pair, whose waker a pending `recv().await` of the sending
     /// end registered.
@@ -204,11 +204,6 @@ impl Direction {
         if let Some(other) = self.reverse.get().and_then(std::sync::Weak::upgrade) {
             other.wake();
         }
-    }
-
-    /// Whether a relay takes this direction's messages (and may record a fault).
-    pub(crate) fn is_relayed(&self) -> bool {
-        self.relayed.load(Ordering::SeqCst)
     }
 
     /// The recorded fault, once.
@@ -1023,16 +1018,14 @@ impl<S, R> PlaceChannel<S, R> {
                             if let Some(e) = self.local_fault() {
                                 return Err(e);
                             }
-                            if f.relayed.load(Ordering::SeqCst) {
-                                let n = f.notice();
-                                std::sync::atomic::fence(Ordering::SeqCst);
-                                if let Some(e) = self.local_fault() {
-                                    return Err(e);
-                                }
-                                Some(n)
-                            } else {
-                                None
+                            // Watched even before the peer is relayed: it may be relayed
+                            // (and a message dropped) while this `get` waits.
+                            let n = f.notice();
+                            std::sync::atomic::fence(Ordering::SeqCst);
+                            if let Some(e) = self.local_fault() {
+                                return Err(e);
                             }
+                            Some(n)
                         }
                         None => stop,
                     };
