@@ -129,6 +129,11 @@ pub enum Kind {
     Commit = 28,
     /// The end behind the channel stays here: `u64 LE` attempt, why (UTF-8).
     Kept = 29,
+    /// The end behind the channel (bridged by the sender) goes on to another node, which the
+    /// receiver is to link to directly: `u64 LE` token, `u64 LE` attempt, the address (UTF-8).
+    Repoint = 30,
+    /// The sender sends nothing more on the channel and still takes what comes.
+    Moved = 31,
 }
 
 impl Kind {
@@ -165,6 +170,8 @@ impl Kind {
             27 => Adopt,
             28 => Commit,
             29 => Kept,
+            30 => Repoint,
+            31 => Moved,
             _ => return None,
         })
     }
@@ -406,7 +413,7 @@ pub fn parse_token(p: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(t))
 }
 
-/// The payload of a `Handoff` frame.
+/// The payload of a `Handoff` (or `Repoint`) frame.
 pub fn handoff_payload(token: u64, attempt: u64, to: &str) -> Vec<u8> {
     let mut p = Vec::with_capacity(16 + to.len());
     p.extend_from_slice(&token.to_le_bytes());
@@ -415,7 +422,7 @@ pub fn handoff_payload(token: u64, attempt: u64, to: &str) -> Vec<u8> {
     p
 }
 
-/// Reads a `Handoff` payload: the token, the attempt and the address.
+/// Reads a `Handoff` (or `Repoint`) payload: the token, the attempt and the address.
 pub fn parse_handoff(p: &[u8]) -> Option<(u64, u64, String)> {
     let token = parse_token(p)?;
     let attempt = parse_token(p.get(8..)?)?;

@@ -91,6 +91,9 @@ pub(crate) struct Direction {
     /// The relay that feeds this direction from another node, which the receiving end runs
     /// itself while its `get` polls.
     pull: Hook<dyn Pull>,
+    /// The endpoint a bridge of the receiving end passes this direction's values on to, from
+    /// the moment it is made (its relay may start later).
+    bridge: Mutex<Option<Arc<crate::transport::Endpoint>>>,
 }
 
 /// A relay a [`Direction`] may have, set while the relay runs.
@@ -151,6 +154,23 @@ impl Direction {
 
     pub(crate) fn clear_forward(&self) {
         self.forward.clear();
+    }
+
+    /// The endpoint this direction's relay passes values on to, if it has one (or will have:
+    /// a bridge's relay starts once the message carrying the end is out).
+    pub(crate) fn forward_endpoint(&self) -> Option<Arc<crate::transport::Endpoint>> {
+        self.forward.get().map(|f| f.endpoint()).or_else(|| {
+            self.bridge
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// A bridge of the receiving end passes this direction's values on to `endpoint` (until
+    /// `None`).
+    pub(crate) fn set_bridge(&self, endpoint: Option<Arc<crate::transport::Endpoint>>) {
+        *self.bridge.lock().unwrap_or_else(PoisonError::into_inner) = endpoint;
     }
 
     /// From now on a `get` of this direction pulls from `pull` while it polls, until
@@ -944,7 +964,7 @@ impl<S, R> PlaceChannel<S, R> {
                 }
             }
         }
-        endpoint.take_error(std::any::type_name::<S>()).map(Err)
+        endpoint.take_any_error(std::any::type_name::<S>()).map(Err)
     }
 
     /// Makes one queue item of a remote end into the `get` result, or `None` for an item that
@@ -957,7 +977,7 @@ impl<S, R> PlaceChannel<S, R> {
             return None;
         };
         match item {
-            Item::Notice => endpoint.take_error(std::any::type_name::<S>()).map(Err),
+            Item::Notice => endpoint.take_any_error(std::any::type_name::<S>()).map(Err),
             // Only the relay of a bridged end acts on a handoff.
             Item::Handoff { .. } => None,
             Item::Message(msg) => {

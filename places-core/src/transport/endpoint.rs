@@ -150,6 +150,33 @@ pub struct Endpoint {
     /// `Kept` (`Err`, why) once it came.
     handed_off: Mutex<(u64, Option<Result<(), String>>)>,
     handed_off_changed: Condvar,
+    /// Where the channel goes on (another link), once it moved (see
+    /// [`set_successor`](Self::set_successor)).
+    successor: OnceLock<Arc<Endpoint>>,
+    /// On a successor: the waker of the endpoint whose queue it feeds.
+    merged_waker: OnceLock<Arc<AtomicWaker>>,
+    /// The channel opened at the next holder for a `Repoint`, until its bridging side decides
+    /// (the token, the endpoint, and where the decision goes).
+    candidate: Mutex<Option<Candidate>>,
+    /// A successor may take this endpoint's queue over: its sender is kept (in `spare`) when
+    /// the peer closes, rather than dropped.
+    keep_open: AtomicBool,
+    spare: Mutex<Option<Sender<Item>>>,
+    /// The peer sent `Moved`: it sends nothing more here, and still takes what comes.
+    peer_moved: AtomicBool,
+    /// A bridge whose far holder links to the end's new holder directly: its outgoing relay
+    /// ends with `Moved` rather than a close.
+    moving_bridge: AtomicBool,
+}
+
+/// See [`Endpoint::candidate`](Endpoint).
+pub(crate) struct Candidate {
+    pub(crate) token: u64,
+    pub(crate) next: Arc<Endpoint>,
+    pub(crate) decide: Sender<bool>,
+    /// The bridging side committed: the channel goes on at `next` whatever comes before the
+    /// switch is made.
+    pub(crate) committed: bool,
 }
 
 impl Endpoint {
@@ -239,6 +266,13 @@ impl Endpoint {
             handoff_queued: AtomicBool::new(false),
             handed_off: Mutex::new((0, None)),
             handed_off_changed: Condvar::new(),
+            successor: OnceLock::new(),
+            merged_waker: OnceLock::new(),
+            candidate: Mutex::new(None),
+            keep_open: AtomicBool::new(false),
+            spare: Mutex::new(None),
+            peer_moved: AtomicBool::new(false),
+            moving_bridge: AtomicBool::new(false),
         })
     }
 
@@ -278,6 +312,9 @@ impl Endpoint {
             None => Err(msg),
         };
         self.waker.wake();
+        if let Some(w) = self.merged_waker.get() {
+            w.wake();
+        }
         sent
     }
 
@@ -318,9 +355,23 @@ impl Endpoint {
     /// Waits (at most `limit`) for the peer's answer to the handoff under way, or for a message
     /// or the end of the channel, which make the handoff moot; the answer, if it came.
     pub(crate) fn wait_handed_off(&self, limit: Duration) -> Option<Result<(), String>> {
+        self.wait_answer(limit, true)
+    }
+
+    /// Waits (at most `limit`) for the peer's answer to the handoff or repoint under way, or
+    /// for the end of the channel (and, with `moot_on_message`, a message), which make it
+    /// moot; the answer, if it came.
+    pub(crate) fn wait_answer(
+        &self,
+        limit: Duration,
+        moot_on_message: bool,
+    ) -> Option<Result<(), String>> {
         let deadline = std::time::Instant::now() + limit;
         let mut h = lock(&self.handed_off);
-        while h.1.is_none() && self.queue.is_empty() && !self.peer_has_closed() {
+        while h.1.is_none()
+            && (!moot_on_message || self.queue.is_empty())
+            && !self.peer_has_closed()
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 break;
@@ -361,8 +412,48 @@ impl Endpoint {
         self.stop_arrivals();
     }
 
+    /// The peer's `Moved`: nothing more arrives here, and sends go on.
+    pub(crate) fn peer_moved(&self) {
+        self.peer_moved.store(true, Ordering::Release);
+        self.stop_arrivals();
+    }
+
+    /// Marks (or unmarks) a bridge whose far holder links to the end's new holder directly.
+    pub(crate) fn set_moving_bridge(&self, on: bool) {
+        self.moving_bridge.store(on, Ordering::Release);
+    }
+
+    /// See [`set_moving_bridge`](Self::set_moving_bridge).
+    pub(crate) fn is_moving_bridge(&self) -> bool {
+        self.moving_bridge.load(Ordering::Acquire)
+    }
+
+    /// Whether the peer sent `Moved` (and did not close).
+    pub(crate) fn has_peer_moved(&self) -> bool {
+        self.peer_moved.load(Ordering::Acquire) && !self.peer_has_closed()
+    }
+
     fn stop_arrivals(&self) {
-        drop(lock(&self.inbox).take());
+        let mut close = None;
+        {
+            let mut inbox = lock(&self.inbox);
+            if let Some(tx) = inbox.take() {
+                match self.successor.get() {
+                    // What came here is all the old way brings: what came the new way follows.
+                    Some(next) if self.lost.get().is_none() => next.release_into(tx),
+                    // Lost before everything the old way brings came: the channel fails.
+                    Some(next) => close = Some(next.clone()),
+                    None if self.keep_open.load(Ordering::Acquire) => {
+                        *lock(&self.spare) = Some(tx);
+                    }
+                    None => drop(tx),
+                }
+            }
+        }
+        if let Some(next) = close {
+            Endpoint::close_soon(next);
+        }
+        self.drop_candidate(false);
         self.waker.wake();
         let _guard = lock(&self.send);
         self.credit_changed.notify_all();
@@ -387,6 +478,146 @@ impl Endpoint {
             }
         }
         self.waker.wake();
+    }
+
+    // ---- a channel that goes on another way (see `handoff`'s repoint).
+
+    /// Keeps the queue's sender if the peer closes (a successor may take it over).
+    pub(crate) fn keep_queue_open(&self) {
+        self.keep_open.store(true, Ordering::Release);
+    }
+
+    /// No successor comes: the queue ends as usual once the peer has closed.
+    pub(crate) fn let_queue_end(&self) {
+        let _inbox = lock(&self.inbox);
+        self.keep_open.store(false, Ordering::Release);
+        drop(lock(&self.spare).take());
+    }
+
+    /// From now on the channel goes on at `next` (a channel to another node, for the same
+    /// ends): sends go there at once; what arrives there is held until this endpoint's peer
+    /// has closed (everything sent the old way came), then queued behind it, on this
+    /// endpoint's queue. If this endpoint's link is lost first, `next` closes and the channel
+    /// fails with the loss.
+    pub(crate) fn set_successor(&self, next: Arc<Endpoint>) {
+        let _ = next.merged_waker.set(self.waker.clone());
+        let mut close = false;
+        {
+            let inbox = lock(&self.inbox);
+            if self.successor.set(next.clone()).is_err() {
+                close = true;
+            } else if inbox.is_none() {
+                match lock(&self.spare).take() {
+                    Some(tx) if self.lost.get().is_none() => next.release_into(tx),
+                    _ => close = true,
+                }
+            }
+        }
+        if close {
+            Endpoint::close_soon(next);
+        }
+        self.keep_open.store(false, Ordering::Release);
+    }
+
+    /// On a successor: what arrived and what arrives goes to `tx` (its predecessor's queue)
+    /// from now on.
+    fn release_into(&self, tx: Sender<Item>) {
+        let mut inbox = lock(&self.inbox);
+        while let Ok(item) = self.queue.try_recv() {
+            let _ = tx.send(item);
+        }
+        if inbox.is_some() {
+            *inbox = Some(tx);
+        }
+        drop(inbox);
+        if let Some(w) = self.merged_waker.get() {
+            w.wake();
+        }
+    }
+
+    /// The endpoint sends go to: the successor once there is one (unless this one's link was
+    /// lost first, which the sender then hears of).
+    pub(crate) fn sends_to(self: &Arc<Self>) -> &Arc<Endpoint> {
+        match self.successor.get() {
+            Some(next) if self.lost.get().is_none() => next,
+            _ => self,
+        }
+    }
+
+    /// Whether this is a relay's endpoint or a bounded pair's (whose channel cannot go on
+    /// another way).
+    pub(crate) fn is_relay_or_bounded(&self) -> bool {
+        self.no_relief.load(Ordering::Relaxed)
+            || self.manual_credit.load(Ordering::Relaxed)
+            || self.is_route
+    }
+
+    /// Whether a holder's `Handoff` waits in the queue.
+    pub(crate) fn handoff_pending(&self) -> bool {
+        self.handoff_queued.load(Ordering::Acquire)
+    }
+
+    /// Whether the channel moved on, or is about to.
+    pub(crate) fn is_moving(&self) -> bool {
+        self.successor.get().is_some() || lock(&self.candidate).is_some()
+    }
+
+    /// Keeps `candidate` until its bridging side decides; false (and nothing kept) when
+    /// another one is kept already or the channel ended.
+    pub(crate) fn set_candidate(&self, candidate: Candidate) -> bool {
+        let mut c = lock(&self.candidate);
+        if c.is_some() || self.successor.get().is_some() || self.arrivals_stopped() {
+            return false;
+        }
+        *c = Some(candidate);
+        true
+    }
+
+    /// The bridging side's decision on the candidate for `token` (never waits). Once
+    /// committed, a close of the peer before the switch keeps the queue open for it.
+    pub(crate) fn decide(&self, token: u64, commit: bool) {
+        let mut c = lock(&self.candidate);
+        if let Some(c) = c.as_mut().filter(|c| c.token == token && !c.committed) {
+            if commit {
+                c.committed = true;
+                self.keep_open.store(true, Ordering::Release);
+            }
+            let _ = c.decide.try_send(commit);
+        }
+    }
+
+    /// Takes the candidate for `token`, if it is still kept.
+    pub(crate) fn take_candidate(&self, token: u64) -> Option<Arc<Endpoint>> {
+        let mut c = lock(&self.candidate);
+        if c.as_ref().is_some_and(|c| c.token == token) {
+            c.take().map(|c| c.next)
+        } else {
+            None
+        }
+    }
+
+    /// The candidate (if any) will never be used: it closes (a committed one only with
+    /// `committed_too`).
+    fn drop_candidate(&self, committed_too: bool) {
+        let taken = {
+            let mut c = lock(&self.candidate);
+            if c.as_ref().is_some_and(|c| committed_too || !c.committed) {
+                c.take()
+            } else {
+                None
+            }
+        };
+        if let Some(c) = taken {
+            let _ = c.decide.try_send(false);
+            Endpoint::close_soon(c.next);
+        }
+    }
+
+    /// Takes the error a dropped message left here or, once the channel moved, at its
+    /// successor.
+    pub(crate) fn take_any_error(&self, message: &'static str) -> Option<ChannelError> {
+        self.take_error(message)
+            .or_else(|| self.successor.get()?.take_error(message))
     }
 
     // ---- the consumer's side.
@@ -486,9 +717,10 @@ impl Endpoint {
 
     /// The error to report for a queue that has ended: the link's loss, or a plain close.
     pub(crate) fn closed_error(&self) -> ChannelError {
-        match self.lost.get() {
-            Some(reason) => lost_error(&*self.link, reason),
-            None => ChannelError::Closed,
+        match (self.lost.get(), self.successor.get()) {
+            (Some(reason), _) => lost_error(&*self.link, reason),
+            (None, Some(next)) => next.closed_error(),
+            (None, None) => ChannelError::Closed,
         }
     }
 
@@ -653,6 +885,7 @@ impl Endpoint {
         self.local_closed.store(true, Ordering::Release);
         self.peer_closed.store(true, Ordering::Release);
         drop(lock(&self.inbox).take());
+        drop(lock(&self.spare).take());
         while self.queue.try_recv().is_ok() {}
         self.link.table().forget(self);
         self.waker.wake();
@@ -669,11 +902,16 @@ impl Endpoint {
             route.close();
         }
         drop(lock(&self.inbox).take());
+        drop(lock(&self.spare).take());
         // Messages that will never be taken: dropping them closes the channels inside them.
         if !self.is_route {
             while self.queue.try_recv().is_ok() {}
         }
         self.link.table().local_close(self);
+        if let Some(next) = self.successor.get() {
+            Endpoint::close_soon(next.clone());
+        }
+        self.drop_candidate(true);
         self.waker.wake();
         let _guard = lock(&self.send);
         self.credit_changed.notify_all();

@@ -167,6 +167,8 @@ fn put_remote_body<S: Message>(
     may_wait: bool,
     now: bool,
 ) -> Result<Now<S>, (Option<S>, ChannelError)> {
+    // A channel that went on another way sends there (see `Endpoint::set_successor`).
+    let endpoint = endpoint.sends_to();
     if let Some(e) = endpoint.send_closed() {
         return Err((Some(value), e));
     }
@@ -178,6 +180,11 @@ fn put_remote_body<S: Message>(
             None => return Err((Some(value), ChannelError::Full)),
         }
     };
+    // It moved while this put waited for the order (the move takes it).
+    if !Arc::ptr_eq(endpoint.sends_to(), endpoint) {
+        drop(order);
+        return put_remote_body(endpoint, value, block, may_wait, now);
+    }
     let interrupted = || context::is_killed().then_some(ChannelError::Closed);
     match endpoint.wait_credit(block, interrupted) {
         Ok(true) => {}
@@ -296,6 +303,15 @@ enum WireEnd {
     /// Handed off by the sender (see [`handoff`](super::handoff)): pushed here by its node,
     /// under the ticket's token (which the message names among the ends it carries).
     At(Ticket),
+    /// Bridged by the sender as `Here` (without a ticket), for what was sent before; the
+    /// channel goes on on the channel the peer's node opened here under `token` (which the
+    /// message names too).
+    Moving {
+        id: u64,
+        bytes: u64,
+        messages: u64,
+        token: u64,
+    },
 }
 
 /// On the wire a place channel is its id on the link and the window its new holder may send
@@ -321,6 +337,34 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
         if let Some(ticket) = try_hand_off(self, &link) {
             with_encoding(|s| s.carried.push(ticket.token));
             return WireEnd::At(ticket).serialize(serializer);
+        }
+        if let Some((token, mirror)) = try_repoint(self, &link) {
+            // The node behind `mirror` sends on the channel it opened at the new holder once
+            // this message is out (`Commit`), or forgets it (`Resume`); meanwhile, and for
+            // what it sent before, the end is bridged here. Both bridges let their directions
+            // end one by one (`Moved`) rather than close at the first end.
+            mirror.set_moving_bridge(true);
+            with_encoding(|s| {
+                s.carried.push(token);
+                s.on_sent.push(Box::new(move |sent| {
+                    let decision = if sent {
+                        Control::Commit(token)
+                    } else {
+                        mirror.set_moving_bridge(false);
+                        Control::Resume(token)
+                    };
+                    mirror.link().send_control(mirror.id(), decision);
+                }))
+            });
+            let (id, window, _) =
+                bridge_with(self, &link, false).map_err(serde::ser::Error::custom)?;
+            return WireEnd::Moving {
+                id,
+                bytes: window.bytes,
+                messages: window.messages,
+                token,
+            }
+            .serialize(serializer);
         }
         let (id, window, ticket) = bridge(self, &link).map_err(serde::ser::Error::custom)?;
         WireEnd::Here {
@@ -353,6 +397,7 @@ fn try_hand_off<S: Message, R: Message>(
     let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
     if same_link
         || !may_wait
+        || endpoint.is_moving()
         || end.bound().is_some()
         || stashed.load(std::sync::atomic::Ordering::Acquire)
     {
@@ -411,6 +456,16 @@ impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R>
                         .map_err(serde::de::Error::custom),
                 };
             }
+            WireEnd::Moving {
+                id,
+                bytes,
+                messages,
+                token,
+            } => {
+                return take_moving(id, Window::new(bytes, messages), token)
+                    .map(remote_channel)
+                    .map_err(serde::de::Error::custom)
+            }
         };
         let claimed = with_decoding(|s| {
             if !s.carried.contains(&id) {
@@ -435,12 +490,87 @@ impl<'de, S: Message, R: Message> serde::Deserialize<'de> for PlaceChannel<S, R>
     }
 }
 
+/// The receiving side of a [`WireEnd::Moving`]: the channel bridged by the sender (`id`, with
+/// the window this side may send within), going on on the channel adopted here for `token`.
+fn take_moving(id: u64, window: Window, token: u64) -> Result<Arc<Endpoint>, String> {
+    let claimed = with_decoding(|s| {
+        if !s.carried.contains(&id) || !s.carried.contains(&token) {
+            return None;
+        }
+        s.carried.retain(|c| *c != id && *c != token);
+        s.from.link().table().claim_moving(id)
+    });
+    let endpoint = match claimed {
+        None => {
+            return Err(
+                "a place channel cannot be decoded from bytes outside a places transport".into(),
+            )
+        }
+        Some(None) => {
+            super::handoff::abandon(token);
+            return Err(format!(
+                "the message names channel {id}, which it does not carry"
+            ));
+        }
+        Some(Some(endpoint)) => endpoint,
+    };
+    endpoint.set_send_window(window);
+    let next = match super::handoff::take_adopted(token) {
+        Ok(next) => next,
+        Err(why) => {
+            endpoint.let_queue_end();
+            endpoint.close();
+            return Err(why);
+        }
+    };
+    // Its node announced what it takes on that link.
+    next.set_send_window(next.link().peer_settings().window);
+    endpoint.set_successor(next);
+    // Nothing more goes the old way: its bridge lets that direction end.
+    endpoint.link().send_control(endpoint.id(), Control::Moved);
+    Ok(endpoint)
+}
+
+/// A local end going to the node behind `link`, whose peer is bridged here to a third node
+/// (the relays pass its messages on): asks that node to link to the new holder directly (see
+/// [`handoff::repoint_bridge`](super::handoff::repoint_bridge)). The token and the bridge's
+/// endpoint when it did.
+fn try_repoint<S: Message, R: Message>(
+    end: &PlaceChannel<S, R>,
+    link: &LinkRef,
+) -> Option<(u64, Arc<Endpoint>)> {
+    let (Tx::Local { peer_waker, .. }, Rx::Local { .. }) = (end.tx(), end.rx()) else {
+        return None;
+    };
+    let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
+    if end.bound().is_some() || !may_wait {
+        return None;
+    }
+    let mirror = peer_waker.forward_endpoint()?;
+    if super::handoff::same_link(mirror.link(), link) {
+        return None;
+    }
+    let to = link.peer_listens_at()?;
+    let token = super::handoff::repoint_bridge(&mirror, &to)?;
+    Some((token, mirror))
+}
+
 /// Bridges `end` to a fresh id on `link` (see the module docs); returns the id, the window
 /// the far holder may send within, and (when this process can be reached directly) the ticket
 /// that lets a later holder take the end over.
 fn bridge<S: Message, R: Message>(
     end: &PlaceChannel<S, R>,
     link: &LinkRef,
+) -> Result<(u64, Window, Option<Ticket>), String> {
+    bridge_with(end, link, true)
+}
+
+/// [`bridge`], with a ticket only when `ticketed` (without one, the bridge is of an end whose
+/// peer's node links to the new holder directly: it lets its directions end one by one).
+fn bridge_with<S: Message, R: Message>(
+    end: &PlaceChannel<S, R>,
+    link: &LinkRef,
+    ticketed: bool,
 ) -> Result<(u64, Window, Option<Ticket>), String> {
     let id = link.next_id();
     let receive = match end.bound() {
@@ -449,6 +579,7 @@ fn bridge<S: Message, R: Message>(
         None => link.settings().window,
     };
     let mirror_ep = Endpoint::new(link.clone(), id, receive, link.peer_settings().window);
+    mirror_ep.set_moving_bridge(!ticketed);
     link.table().register(mirror_ep.clone());
     let (gate_tx, gate_rx) = crossbeam_channel::bounded::<bool>(1);
     let (gate2_tx, gate2_rx) = crossbeam_channel::bounded::<bool>(1);
@@ -459,8 +590,8 @@ fn bridge<S: Message, R: Message>(
     });
     // A bounded pair keeps its credit where the pair is: no handoff.
     let issued = match end.bound() {
-        None => super::handoff::issue(&mirror_ep, receive),
-        Some(_) => None,
+        None if ticketed => super::handoff::issue(&mirror_ep, receive),
+        _ => None,
     };
     let (ticket, entry) = match issued {
         Some((t, e)) => {
@@ -564,6 +695,23 @@ pub(crate) fn relay<S: Message, R: Message>(
                     if let Some(h) = &handoff_in {
                         h.retire();
                     }
+                    if last.has_peer_moved() {
+                        // The far holder sends nothing more this way (its messages go to the
+                        // end's peer directly now) and still takes what the peer sent before:
+                        // this direction ends, and the other goes on until its queue ends
+                        // (then it closes the endpoint).
+                        if let Some((pump, direction)) = &in_pump {
+                            direction.clear_pull();
+                            if let Some(t) = pump.lock().tx.take() {
+                                t.close();
+                            }
+                        }
+                        tx.close();
+                        let _ = done_rx.recv();
+                        drop(stop_tx);
+                        last.close();
+                        return;
+                    }
                     // Ended by the loss of the link: a local peer's `get` and `put` say so,
                     // naming the node, rather than finding the channel merely closed.
                     if let e @ ChannelError::Lost(_) = last.closed_error() {
@@ -597,10 +745,13 @@ pub(crate) fn relay<S: Message, R: Message>(
     // A local end's peer passes its values on itself (see [`splice`](super::splice)); a
     // bounded pair keeps its relay thread, whose blocking puts are its back-pressure.
     let pump = match (end.rx(), &bound) {
-        (Rx::Local { rx, waker }, None) => Some((
-            Arc::new(OutPump::<R>::new(rx.clone(), mirror_ep.clone(), waker)),
-            waker.clone(),
-        )),
+        (Rx::Local { rx, waker }, None) => {
+            waker.set_bridge(Some(mirror_ep.clone()));
+            Some((
+                Arc::new(OutPump::<R>::new(rx.clone(), mirror_ep.clone(), waker)),
+                waker.clone(),
+            ))
+        }
         _ => None,
     };
     let view = PlaceChannel::<S, R>::from_parts(end.tx().duplicate(), rx_view(end.rx()), bound);
@@ -609,9 +760,16 @@ pub(crate) fn relay<S: Message, R: Message>(
         .name(format!("places relay out {id}"))
         .spawn(move || {
             if !open(gate_out) {
+                if let Some((_, direction)) = &pump {
+                    direction.set_bridge(None);
+                }
             } else if let Some((pump, direction)) = pump {
                 drop(mirror);
+                // Holds a sender of the other direction, which must end when its relay does.
+                drop(view);
                 pump_out(&pump, &direction, &stop_rx, handoff.as_deref(), &sender_out);
+                drop(done_tx);
+                return;
             } else {
                 let (mut mirror, mut mirror_ep) = (mirror, mirror_ep);
                 loop {
@@ -671,8 +829,17 @@ fn pump_out<R: Message>(
     impl<R: Message> Drop for Done<'_, R> {
         fn drop(&mut self) {
             self.1.clear_forward();
+            self.1.set_bridge(None);
             self.0.end();
-            self.0.endpoint().close();
+            let endpoint = self.0.endpoint();
+            if endpoint.is_moving_bridge() && !std::thread::panicking() {
+                // The end's peer went on to another node, which the far holder now talks to
+                // directly: nothing more goes this way, and what the far holder sent before it
+                // knew is still passed on (the incoming relay closes the endpoint after).
+                endpoint.link().send_control(endpoint.id(), Control::Moved);
+            } else {
+                endpoint.close();
+            }
         }
     }
     direction.set_forward(pump.clone());

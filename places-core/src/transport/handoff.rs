@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::endpoint::Candidate;
 use super::{Control, Endpoint, LinkRef, Window};
 
 /// How long the holder waits for the end's node to push the end on (and that node, half as
@@ -343,38 +344,7 @@ impl Entry {
     /// Opens an id for the end at the node at `to`, on a direct link, and has that node keep
     /// it for the ticket (`Adopt`, answered before the holder is told anything).
     fn push_to(&self, mirror: &Arc<Endpoint>, to: &str) -> Result<Arc<Endpoint>, String> {
-        let direct = DIRECT
-            .get()
-            .ok_or("this process cannot make direct links (no network layer)")?;
-        // A loopback address names a process of the holder's host: this one only if the
-        // holder is on this host too.
-        if is_loopback(to) && !mirror.link().over_loopback() {
-            return Err(format!(
-                "the next holder's address {to} is a loopback address of another host"
-            ));
-        }
-        let link = (direct.connect)(to).map_err(|e| format!("could not reach {to}: {e}"))?;
-        let id = link.next_id();
-        let ep = Endpoint::new(link.clone(), id, self.window, link.peer_settings().window);
-        ep.set_no_relief();
-        ep.accepts_handoff.store(true, Ordering::Release);
-        link.table().register(ep.clone());
-        ep.reset_handed_off(self.token);
-        // Before anything the relays send on it: a link writes control frames ahead of later
-        // messages.
-        link.send_control(id, Control::Adopt(self.token));
-        // The next holder has the end before the holder sends the message that names it.
-        match ep.wait_handed_off(timeout(HANDOFF_TIMEOUT) / 2) {
-            Some(Ok(())) => Ok(ep),
-            Some(Err(why)) => {
-                ep.close();
-                Err(format!("{to} refused the end: {why}"))
-            }
-            None => {
-                ep.close();
-                Err(format!("{to} did not take the end in time"))
-            }
-        }
+        open_at(mirror.link(), to, self.token, Some(self.window))
     }
 
     /// The outgoing relay stopped waiting for messages: if a handoff is under way it parks
@@ -437,10 +407,225 @@ impl Entry {
     }
 }
 
+/// Opens an id on a direct link to the node at `to` (reached from a process that talks to the
+/// holder over `via`) and has that node keep it for `token` (`Adopt`, answered before this
+/// returns). With `relay_window` the id belongs to relays (they receive within that window
+/// and may hand it on); without, to a remote end (the link's own windows).
+fn open_at(
+    via: &LinkRef,
+    to: &str,
+    token: u64,
+    relay_window: Option<Window>,
+) -> Result<Arc<Endpoint>, String> {
+    let direct = DIRECT
+        .get()
+        .ok_or("this process cannot make direct links (no network layer)")?;
+    // A loopback address names a process of the holder's host: this one only if the holder
+    // is on this host too.
+    if is_loopback(to) && !via.over_loopback() {
+        return Err(format!(
+            "the next holder's address {to} is a loopback address of another host"
+        ));
+    }
+    let link = (direct.connect)(to).map_err(|e| format!("could not reach {to}: {e}"))?;
+    let id = link.next_id();
+    let receive = relay_window.unwrap_or(link.settings().window);
+    let ep = Endpoint::new(link.clone(), id, receive, link.peer_settings().window);
+    if relay_window.is_some() {
+        ep.set_no_relief();
+        ep.accepts_handoff.store(true, Ordering::Release);
+    }
+    link.table().register(ep.clone());
+    ep.reset_handed_off(token);
+    // Before anything sent on it: a link writes control frames ahead of later messages.
+    link.send_control(id, Control::Adopt(token));
+    // The next holder has the end before the holder sends the message that names it.
+    match ep.wait_handed_off(timeout(HANDOFF_TIMEOUT) / 2) {
+        Some(Ok(())) => Ok(ep),
+        Some(Err(why)) => {
+            ep.close();
+            Err(format!("{to} refused the end: {why}"))
+        }
+        None => {
+            ep.close();
+            Err(format!("{to} did not take the end in time"))
+        }
+    }
+}
+
+/// The channels of remote ends here that wait for their bridging side's decision on a
+/// repoint, by token.
+fn repoints() -> &'static Mutex<HashMap<u64, std::sync::Weak<Endpoint>>> {
+    static REPOINTS: OnceLock<Mutex<HashMap<u64, std::sync::Weak<Endpoint>>>> = OnceLock::new();
+    REPOINTS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The bridging side's `Repoint` on `endpoint` (a remote end's channel here): opens a channel
+/// for `token` at the node at `to` (where the bridging side sends the end's peer), answers
+/// (`HandedOff` or `Kept`), and, once the bridging side commits, sends on the new channel and
+/// takes what comes there after what comes on this one (see [`Endpoint::set_successor`]).
+/// Never waits: the work is done on a thread of its own.
+pub(crate) fn repoint(endpoint: Arc<Endpoint>, token: u64, attempt: u64, to: String) {
+    let kept = move |ep: &Endpoint, why: String| {
+        tracing::debug!(target: "places", "a channel stays relayed: {why}");
+        ep.link()
+            .send_control(ep.id(), Control::Kept { attempt, why });
+    };
+    if !DIRECT.get().is_some_and(|d| (d.enabled)()) {
+        return kept(
+            &endpoint,
+            "this node does not hand channel ends over".into(),
+        );
+    }
+    // Only the channel of an end held here, unbounded, and not moving already.
+    if !is_token(token)
+        || endpoint.is_relay_or_bounded()
+        || endpoint.is_moving()
+        || endpoint.is_closed()
+        || endpoint.peer_has_closed()
+    {
+        return kept(&endpoint, "this channel cannot go on another way".into());
+    }
+    let spawned = std::thread::Builder::new()
+        .name(format!("places repoint {}", endpoint.id()))
+        .spawn({
+            let endpoint = endpoint.clone();
+            move || {
+                let next = match open_at(endpoint.link(), &to, token, None) {
+                    Ok(next) => next,
+                    Err(why) => return kept(&endpoint, why),
+                };
+                let (decide, decision) = crossbeam_channel::bounded(1);
+                if !endpoint.set_candidate(Candidate {
+                    token,
+                    next: next.clone(),
+                    decide,
+                    committed: false,
+                }) {
+                    next.close();
+                    return kept(&endpoint, "the channel ended or moved meanwhile".into());
+                }
+                {
+                    let mut r = lock(repoints());
+                    r.retain(|_, e| e.strong_count() > 0);
+                    r.insert(token, Arc::downgrade(&endpoint));
+                }
+                endpoint
+                    .link()
+                    .send_control(endpoint.id(), Control::HandedOff { attempt });
+                // However long the bridging side takes to send the message naming the token,
+                // as long as it is there.
+                let commit = loop {
+                    match decision.recv_timeout(Duration::from_secs(1)) {
+                        Ok(d) => break d,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                            if !endpoint.is_closed() && endpoint.link().lost().is_none() => {}
+                        Err(_) => break false,
+                    }
+                };
+                lock(repoints()).remove(&token);
+                match (commit, endpoint.take_candidate(token)) {
+                    (true, Some(next)) => {
+                        // No message of this end is half written meanwhile, and every later
+                        // one goes the new way.
+                        let _order = endpoint.order();
+                        endpoint.set_successor(next);
+                        endpoint.link().send_control(endpoint.id(), Control::Moved);
+                    }
+                    (false, Some(next)) => next.close(),
+                    (_, None) => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        kept(&endpoint, format!("could not start a thread: {e}"));
+    }
+}
+
+/// The bridging side's decision (`Commit` or `Resume`) on a repoint under `token`, if one
+/// waits for it on `from`.
+fn decide_repoint(from: &LinkRef, token: u64, commit: bool) {
+    let Some(ep) = lock(repoints())
+        .get(&token)
+        .and_then(std::sync::Weak::upgrade)
+    else {
+        return;
+    };
+    if same_link(ep.link(), from) {
+        ep.decide(token, commit);
+    }
+}
+
+/// The bridging side of a local end's peer, sending that end to the node at `to`: asks the
+/// node behind `mirror` (where the bridge's far end is held) to open a channel there directly
+/// (`Repoint`). The token to name in the message carrying the end when the node did; the
+/// bridging side then commits (or resumes) once the message is out (or not). `None`: the end
+/// is bridged as before.
+pub(crate) fn repoint_bridge(mirror: &Endpoint, to: &str) -> Option<u64> {
+    let direct = DIRECT.get()?;
+    if !(direct.enabled)() {
+        return None;
+    }
+    // A bridge with a ticket, not being handed on: from now on its holder's handoffs are not
+    // taken.
+    if !mirror.accepts_handoff.swap(false, Ordering::AcqRel) {
+        return None;
+    }
+    let give_up = || {
+        mirror.accepts_handoff.store(true, Ordering::Release);
+        None
+    };
+    if mirror.handoff_pending() || mirror.peer_has_closed() || mirror.is_closed() {
+        return give_up();
+    }
+    let (Some(attempt), Some(token)) = (random(), random()) else {
+        return give_up();
+    };
+    let token = token | TOKEN_BIT;
+    mirror.reset_handed_off(attempt);
+    let link = mirror.link();
+    link.send_control(
+        mirror.id(),
+        Control::Repoint {
+            token,
+            attempt,
+            to: to.to_owned(),
+        },
+    );
+    match mirror.wait_answer(timeout(HANDOFF_TIMEOUT), false) {
+        Some(Ok(())) if !mirror.peer_has_closed() => Some(token),
+        Some(Err(why)) => {
+            tracing::debug!(target: "places", "a channel end is relayed: {why}");
+            give_up()
+        }
+        _ => {
+            link.send_control(mirror.id(), Control::Resume(token));
+            give_up()
+        }
+    }
+}
+
+/// The next holder's side of a repoint, decoding a message naming `token`: the channel its
+/// peer's holder opened here for it.
+pub(crate) fn take_adopted(token: u64) -> Result<Arc<Endpoint>, String> {
+    let taken = {
+        let mut by = lock(&adoptions().by_token);
+        match by.get(&token) {
+            Some(Adopted { ep: Some(_), .. }) => by.remove(&token).and_then(|a| a.ep),
+            _ => None,
+        }
+    };
+    taken.ok_or_else(|| {
+        abandon(token);
+        "the direct channel for this channel end is not here (it was given up, or never opened)"
+            .to_owned()
+    })
+}
+
 /// The holder's `Resume(token)` on `from`: relays of a handoff that did not happen go on.
 pub(crate) fn resume(from: &LinkRef, token: u64) {
     let Some(entry) = lock(entries()).get(&token).cloned() else {
-        return;
+        return decide_repoint(from, token, false);
     };
     let mut ph = lock(&entry.phase);
     // Only from the holder (or, for a handoff it asked for behind a commit not here yet, the
@@ -473,7 +658,7 @@ pub(crate) fn resume(from: &LinkRef, token: u64) {
 /// holder, so the relays go on with the id opened there. Never waits.
 pub(crate) fn commit(from: &LinkRef, token: u64) {
     let Some(entry) = lock(entries()).get(&token).cloned() else {
-        return;
+        return decide_repoint(from, token, true);
     };
     let mut ph = lock(&entry.phase);
     let Phase::Released { new, old } = &*ph else {

@@ -176,6 +176,21 @@ pub enum Control {
     /// This (fresh) channel carries the end given up for the ticket with this token, until a
     /// message naming the token comes.
     Adopt(u64),
+    /// The end behind this channel (a bridge here) goes to the node listening at `to`: open a
+    /// channel there for `token` and, once the message naming it is out (`Commit`), send on
+    /// it instead (see [`handoff`](self#direct-hand-offs)); `attempt` comes back in the
+    /// answer (`HandedOff` or `Kept`).
+    Repoint {
+        /// The token the channel at the next holder is adopted under.
+        token: u64,
+        /// The bridging side's attempt.
+        attempt: u64,
+        /// Where the next holder listens.
+        to: String,
+    },
+    /// This side sends nothing more on the channel, and still takes what comes (its messages
+    /// go another way now).
+    Moved,
 }
 
 /// One connection to another process, as the channels that cross it see it. Implemented by the

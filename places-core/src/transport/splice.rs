@@ -35,6 +35,8 @@ pub(crate) trait Forward: Send + Sync {
     fn kick(&self);
     /// A sender went away, or something else the relay thread must look at happened.
     fn ring(&self);
+    /// The endpoint values go to now.
+    fn endpoint(&self) -> Arc<Endpoint>;
 }
 
 /// How often a relay thread with nothing to do looks at its queue anyway: a safety net (every
@@ -300,6 +302,10 @@ impl<S: Message> Forward for OutPump<S> {
 
     fn ring(&self) {
         let _ = self.bell.try_send(());
+    }
+
+    fn endpoint(&self) -> Arc<Endpoint> {
+        OutPump::endpoint(self)
     }
 }
 

@@ -88,11 +88,20 @@ impl ChannelTable {
     /// Claims the pending endpoint of a channel that arrived inside a message; `None` if `id` is
     /// not pending (never carried, or claimed already).
     pub(crate) fn claim(&self, id: u64) -> Option<Arc<Endpoint>> {
+        let ep = self.claim_moving(id)?;
+        ep.let_queue_end();
+        Some(ep)
+    }
+
+    /// Claims a pending endpoint that is to get a successor (see
+    /// [`Endpoint::set_successor`]): its queue stays open if its peer closes meanwhile.
+    pub(crate) fn claim_moving(&self, id: u64) -> Option<Arc<Endpoint>> {
         let mut st = self.state();
         let ep = match st.slots.get(&id) {
             Some(Slot::Pending(ep)) => ep.clone(),
             _ => return None,
         };
+        ep.keep_queue_open();
         st.slots.insert(id, Slot::Open(ep.clone()));
         Some(ep)
     }
@@ -259,7 +268,15 @@ impl ChannelTable {
         let ep = {
             let mut st = self.state();
             match st.slots.get(&id) {
-                Some(Slot::Open(ep) | Slot::Pending(ep)) => {
+                Some(Slot::Pending(ep)) => {
+                    // Its message may make it a channel that goes on another way (see
+                    // `Endpoint::set_successor`): what arrived stays takeable until it is
+                    // claimed.
+                    ep.keep_queue_open();
+                    ep.mark_peer_closed();
+                    ep.clone()
+                }
+                Some(Slot::Open(ep)) => {
                     ep.mark_peer_closed();
                     ep.clone()
                 }
@@ -314,6 +331,37 @@ impl ChannelTable {
             return;
         }
         super::handoff::adopt(link, id, token);
+    }
+
+    /// The peer's `Repoint` for channel `id` (an end this side holds, bridged by the peer):
+    /// the peer's end goes on to the node at `to`; this side links to it directly (see
+    /// [`handoff`](super::handoff)). Never waits.
+    pub fn repoint(&self, link: &LinkRef, id: u64, token: u64, attempt: u64, to: String) {
+        match self.open(id) {
+            Some(ep) => super::handoff::repoint(ep, token, attempt, to),
+            None => link.send_control(
+                id,
+                Control::Kept {
+                    attempt,
+                    why: format!("no channel {id} is open there"),
+                },
+            ),
+        }
+    }
+
+    /// The peer's `Moved` for channel `id`: it sends nothing more on it, and still takes what
+    /// comes.
+    pub fn peer_moved(&self, id: u64) {
+        let ep = match self.state().slots.get(&id) {
+            Some(Slot::Pending(ep)) => {
+                // As for a close: its message may give it a successor.
+                ep.keep_queue_open();
+                ep.clone()
+            }
+            Some(Slot::Open(ep)) => ep.clone(),
+            _ => return,
+        };
+        ep.peer_moved();
     }
 
     /// The peer's `Error` for channel `id`: it dropped a message this side sent.

@@ -551,6 +551,12 @@ impl Link for Connection {
             Control::Resume(token) => encode_frame(Kind::Resume, id, &token.to_le_bytes()),
             Control::Commit(token) => encode_frame(Kind::Commit, id, &token.to_le_bytes()),
             Control::Adopt(token) => encode_frame(Kind::Adopt, id, &token.to_le_bytes()),
+            Control::Repoint { token, attempt, to } => encode_frame(
+                Kind::Repoint,
+                id,
+                &wire::handoff_payload(token, attempt, &to),
+            ),
+            Control::Moved => encode_frame(Kind::Moved, id, &[]),
         };
         self.out.control(&frame);
     }

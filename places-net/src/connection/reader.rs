@@ -308,6 +308,12 @@ impl ReadState {
                     table.adopt(link, id, token);
                 }
             }
+            Kind::Repoint => {
+                if let Some((token, attempt, to)) = wire::parse_handoff(&payload) {
+                    table.repoint(link, id, token, attempt, to);
+                }
+            }
+            Kind::Moved => table.peer_moved(id),
             // The ping's payload (a timestamp of at most 8 bytes) comes back with the pong.
             Kind::Ping => {
                 let echo = if payload.len() <= 8 {
