@@ -14,7 +14,7 @@
 //!   10 s (flow control keeps it within the channel's window);
 //! - the time from `create_place_node("localhost", ..)` to the first reply of a place on it;
 //! - an 8-byte ping-pong between places on two sibling nodes over a channel whose ends were
-//!   sent to them (such a channel still passes through this program: two hops), the same from
+//!   sent to them (the first end's node links to the second's directly: one hop), the same from
 //!   a place that was told the other node's `NodeAddr` and connected to a named place there
 //!   (one hop), the same ping-pong between the members of a `fork_join!` over two nodes
 //!   (linked directly, one hop), with how often the two nodes' event loops woke meanwhile
@@ -521,7 +521,7 @@ fn main() {
     let by_addr = median(by_addr);
     let handed = median(handed);
     println!(
-        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (two hops: through this program)",
+        "{:<52} {:>10}  vs raw TCP {:>9}: {:.2}x (target <= 1.0x)",
         "8-byte ping-pong, sibling nodes, a pair made here",
         us(sib),
         us(raw),

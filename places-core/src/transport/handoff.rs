@@ -33,6 +33,33 @@
 //! relay does. Ends of bounded pairs are not handed off (their credit is kept where the pair
 //! is), nor ends sent by a `try_put`, nor ends sent to a process whose address the holder does
 //! not know (it did not connect to it).
+//!
+//! # Repoints: a pair made by the bridging side
+//!
+//! The other way round, P made the pair, sent one end to X (bridged here, X holds a remote end
+//! of it) and now sends the other end `b` to Y. X's end cannot be pushed: it has no relays. So
+//! X links to Y itself, and the channel's path moves under the ends while P's bridges carry
+//! what was on its way:
+//!
+//! ```text
+//! P -> X   Repoint(token, attempt, Y's address)  on the bridge's id
+//! X -> Y   Adopt(token) on a fresh id j of a direct link X made to Y; Y -> X  HandedOff
+//! X -> P   HandedOff(attempt)              (or Kept(attempt, why): P bridges b as usual)
+//! P -> Y   b as Moving { id k, token }     b is bridged on k (without a ticket) as well
+//! P -> X   Commit(token)                   once that message is out (Resume if it is not)
+//! X        sends on j from now on, and Moved (a half-close) on the old id
+//! Y        decoding b: sends on j at once, and Moved on k
+//! P        each bridge's direction ends on its far side's Moved (the incoming relay stops,
+//!          its queue ends), and the other direction, once its queue has ended, sends Moved
+//!          instead of a close; the last one closes the id
+//! ```
+//!
+//! X and Y each hold what comes on j until the old way has brought everything (its peer sent
+//! `Moved` or closed), then queue it behind (see `Endpoint::set_successor`): no message is
+//! lost or overtaken, in either direction. If the old way's link is lost before that, the
+//! channel fails with the loss (what was on its way may be lost with the node). A repoint
+//! needs both nodes to hand ends over (`DirectLinks::enabled`), X to reach Y, and an unbounded
+//! pair sent by a `put`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
