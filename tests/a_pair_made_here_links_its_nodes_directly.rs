@@ -4,7 +4,9 @@
 //! counts socket writes) nor its relays. What was on its way while the pair moved (sent by X
 //! before, or put here on the end before it left) arrives first, in order. A node that does
 //! not hand ends over keeps the pair relayed here (the control: the measure sees that
-//! traffic); a node that dies after the move fails the channel at the other, naming it.
+//! traffic); so does a `sender()` of either end kept here (it still sends the old way, which
+//! would then never end); a node that dies after the move fails the channel at the other,
+//! naming it.
 //! Its own file, so no other test's traffic is counted.
 
 use std::time::Duration;
@@ -150,9 +152,21 @@ fn spread(
     early: usize,
     from_creator: usize,
 ) -> (RemotePlace<Talk, String>, RemotePlace<End, ()>) {
+    let (mine, theirs) = places::place_channel::<Vec<u8>, Vec<u8>>();
+    spread_pair(x, y, early, from_creator, mine, theirs)
+}
+
+/// [`spread`], for a pair made by the caller.
+fn spread_pair(
+    x: &RemoteNode,
+    y: &RemoteNode,
+    early: usize,
+    from_creator: usize,
+    mine: End,
+    theirs: End,
+) -> (RemotePlace<Talk, String>, RemotePlace<End, ()>) {
     let talker: RemotePlace<Talk, String> = x.dynamic_place(module_path!(), "talker").unwrap();
     let reverser: RemotePlace<End, ()> = y.dynamic_place(module_path!(), "reverser").unwrap();
-    let (mine, theirs) = places::place_channel::<Vec<u8>, Vec<u8>>();
     talker.put(Talk::End(theirs, early)).unwrap();
     assert_eq!(talker.get_timeout(LIMIT).unwrap(), "sent");
     // The early buffers wait here before the end goes on.
@@ -246,4 +260,26 @@ fn a_node_that_dies_after_the_move_fails_the_channel_naming_it() {
         "the error names {y_addr}: {report}"
     );
     drop(y);
+}
+
+#[test]
+fn a_sender_of_either_end_kept_here_keeps_the_pair_relayed_and_working() {
+    let _turn = serial();
+    let (x, y) = (node_with(true), node_with(true));
+    for keep_first in [true, false] {
+        let (mine, theirs) = places::place_channel::<Vec<u8>, Vec<u8>>();
+        // A logging callback, say.
+        let kept = if keep_first {
+            theirs.sender()
+        } else {
+            mine.sender()
+        };
+        let (talker, _reverser) = spread_pair(&x, &y, 0, 0, mine, theirs);
+        assert_eq!(go_talk(&talker, 0, 0, 1, 10), "1 round trips");
+        let before = io_bytes();
+        assert_eq!(go_talk(&talker, 0, 0, 4, 100_000), "4 round trips");
+        let through_here = io_bytes() - before;
+        assert!(through_here >= 800_000, "{through_here}");
+        drop(kept);
+    }
 }

@@ -94,6 +94,8 @@ pub(crate) struct Direction {
     /// The endpoint a bridge of the receiving end passes this direction's values on to, from
     /// the moment it is made (its relay may start later).
     bridge: Mutex<Option<Arc<crate::transport::Endpoint>>>,
+    /// Senders of this direction kept apart from the sending end ([`PlaceChannel::sender`]).
+    kept_senders: std::sync::atomic::AtomicUsize,
 }
 
 /// A relay a [`Direction`] may have, set while the relay runs.
@@ -165,6 +167,20 @@ impl Direction {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone()
         })
+    }
+
+    /// A sender of this direction is kept apart from its end (or no longer is).
+    pub(crate) fn count_kept_sender(&self, kept: bool) {
+        if kept {
+            self.kept_senders.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.kept_senders.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether senders of this direction are kept apart from its sending end.
+    pub(crate) fn has_kept_senders(&self) -> bool {
+        self.kept_senders.load(Ordering::Acquire) > 0
     }
 
     /// A bridge of the receiving end passes this direction's values on to `endpoint` (until

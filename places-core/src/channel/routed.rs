@@ -35,6 +35,7 @@ impl<T> Drop for SendHalf<T> {
     fn drop(&mut self) {
         // SAFETY: `0` is never used again: this is its destructor.
         if let Tx::Local { sender, peer_waker } = unsafe { ManuallyDrop::take(&mut self.0) } {
+            peer_waker.count_kept_sender(false);
             drop(sender);
             peer_waker.wake();
             peer_waker.ring();
@@ -54,6 +55,9 @@ impl<T> Clone for ReplyTo<T> {
 
 impl<T> ReplyTo<T> {
     pub(crate) fn new(tx: Tx<T>) -> Self {
+        if let Tx::Local { peer_waker, .. } = &tx {
+            peer_waker.count_kept_sender(true);
+        }
         Self {
             tx: Arc::new(SendHalf(ManuallyDrop::new(tx))),
         }

@@ -167,13 +167,14 @@ pub struct Endpoint {
     /// A bridge whose far holder links to the end's new holder directly: its outgoing relay
     /// ends with `Moved` rather than a close.
     moving_bridge: AtomicBool,
+    /// A repoint of this channel is under way (asked for here, or by the peer): one at a time.
+    repointing: AtomicBool,
 }
 
 /// See [`Endpoint::candidate`](Endpoint).
 pub(crate) struct Candidate {
     pub(crate) token: u64,
     pub(crate) next: Arc<Endpoint>,
-    pub(crate) decide: Sender<bool>,
     /// The bridging side committed: the channel goes on at `next` whatever comes before the
     /// switch is made.
     pub(crate) committed: bool,
@@ -273,6 +274,7 @@ impl Endpoint {
             spare: Mutex::new(None),
             peer_moved: AtomicBool::new(false),
             moving_bridge: AtomicBool::new(false),
+            repointing: AtomicBool::new(false),
         })
     }
 
@@ -321,9 +323,21 @@ impl Endpoint {
     /// Queues the holder's `Handoff` behind the messages that came before it: only on an end
     /// with a ticket, and one at a time (a peer repeating it queues nothing more).
     pub(crate) fn push_handoff(&self, token: u64, attempt: u64, to: String) {
-        if !self.accepts_handoff.load(Ordering::Acquire)
-            || self.handoff_queued.swap(true, Ordering::AcqRel)
-        {
+        if !self.accepts_handoff.load(Ordering::Acquire) {
+            if self.moving_bridge.load(Ordering::Acquire) || self.repointing.load(Ordering::Acquire)
+            {
+                // The end's peer is going to another node: the holder hears at once.
+                self.link.send_control(
+                    self.id,
+                    Control::Kept {
+                        attempt,
+                        why: "the channel's other end is moving to another node".into(),
+                    },
+                );
+            }
+            return;
+        }
+        if self.handoff_queued.swap(true, Ordering::AcqRel) {
             return;
         }
         if let Some(tx) = lock(&self.inbox).as_ref() {
@@ -421,6 +435,22 @@ impl Endpoint {
     /// Marks (or unmarks) a bridge whose far holder links to the end's new holder directly.
     pub(crate) fn set_moving_bridge(&self, on: bool) {
         self.moving_bridge.store(on, Ordering::Release);
+    }
+
+    /// Marks a repoint of this channel under way; false when one already is.
+    pub(crate) fn begin_repoint(&self) -> bool {
+        !self.repointing.swap(true, Ordering::AcqRel)
+    }
+
+    /// The repoint under way is over (done or given up).
+    pub(crate) fn end_repoint(&self) {
+        self.repointing.store(false, Ordering::Release);
+    }
+
+    /// Whether a handoff this side asked for waits for its answer.
+    pub(crate) fn handoff_under_way(&self) -> bool {
+        let h = lock(&self.handed_off);
+        h.0 != 0 && h.1.is_none()
     }
 
     /// See [`set_moving_bridge`](Self::set_moving_bridge).
@@ -573,16 +603,13 @@ impl Endpoint {
         true
     }
 
-    /// The bridging side's decision on the candidate for `token` (never waits). Once
-    /// committed, a close of the peer before the switch keeps the queue open for it.
-    pub(crate) fn decide(&self, token: u64, commit: bool) {
+    /// The bridging side committed the candidate for `token` (never waits): a close of the
+    /// peer before the switch keeps the queue open for it.
+    pub(crate) fn commit_candidate(&self, token: u64) {
         let mut c = lock(&self.candidate);
-        if let Some(c) = c.as_mut().filter(|c| c.token == token && !c.committed) {
-            if commit {
-                c.committed = true;
-                self.keep_open.store(true, Ordering::Release);
-            }
-            let _ = c.decide.try_send(commit);
+        if let Some(c) = c.as_mut().filter(|c| c.token == token) {
+            c.committed = true;
+            self.keep_open.store(true, Ordering::Release);
         }
     }
 
@@ -608,7 +635,6 @@ impl Endpoint {
             }
         };
         if let Some(c) = taken {
-            let _ = c.decide.try_send(false);
             Endpoint::close_soon(c.next);
         }
     }

@@ -350,7 +350,7 @@ impl<S: Message, R: Message> serde::Serialize for PlaceChannel<S, R> {
                     let decision = if sent {
                         Control::Commit(token)
                     } else {
-                        mirror.set_moving_bridge(false);
+                        super::handoff::repoint_given_up(&mirror);
                         Control::Resume(token)
                     };
                     mirror.link().send_control(mirror.id(), decision);
@@ -539,11 +539,17 @@ fn try_repoint<S: Message, R: Message>(
     end: &PlaceChannel<S, R>,
     link: &LinkRef,
 ) -> Option<(u64, Arc<Endpoint>)> {
-    let (Tx::Local { peer_waker, .. }, Rx::Local { .. }) = (end.tx(), end.rx()) else {
+    let (Tx::Local { peer_waker, .. }, Rx::Local { waker, .. }) = (end.tx(), end.rx()) else {
         return None;
     };
     let may_wait = with_encoding(|s| s.may_wait).unwrap_or(false);
-    if end.bound().is_some() || !may_wait {
+    // A sender kept apart from either end (`sender()`) still sends the old way, which would
+    // never end.
+    if end.bound().is_some()
+        || !may_wait
+        || peer_waker.has_kept_senders()
+        || waker.has_kept_senders()
+    {
         return None;
     }
     let mirror = peer_waker.forward_endpoint()?;

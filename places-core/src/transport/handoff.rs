@@ -480,18 +480,25 @@ fn open_at(
     }
 }
 
-/// The channels of remote ends here that wait for their bridging side's decision on a
-/// repoint, by token.
-fn repoints() -> &'static Mutex<HashMap<u64, std::sync::Weak<Endpoint>>> {
-    static REPOINTS: OnceLock<Mutex<HashMap<u64, std::sync::Weak<Endpoint>>>> = OnceLock::new();
+/// The repoints under way here, by token: the channel of the remote end, and where the
+/// bridging side's decision goes.
+type Repoints = HashMap<u64, (std::sync::Weak<Endpoint>, crossbeam_channel::Sender<bool>)>;
+
+fn repoints() -> &'static Mutex<Repoints> {
+    static REPOINTS: OnceLock<Mutex<Repoints>> = OnceLock::new();
     REPOINTS.get_or_init(|| Mutex::new(HashMap::new()))
 }
+
+/// The most repoints a process works on at once (each has a thread, and connects): a peer
+/// that asks for more is told no.
+const MAX_REPOINTS: usize = 64;
 
 /// The bridging side's `Repoint` on `endpoint` (a remote end's channel here): opens a channel
 /// for `token` at the node at `to` (where the bridging side sends the end's peer), answers
 /// (`HandedOff` or `Kept`), and, once the bridging side commits, sends on the new channel and
 /// takes what comes there after what comes on this one (see [`Endpoint::set_successor`]).
-/// Never waits: the work is done on a thread of its own.
+/// Never waits: the work is done on a thread of its own (one per channel at a time, and at
+/// most [`MAX_REPOINTS`] in all).
 pub(crate) fn repoint(endpoint: Arc<Endpoint>, token: u64, attempt: u64, to: String) {
     let kept = move |ep: &Endpoint, why: String| {
         tracing::debug!(target: "places", "a channel stays relayed: {why}");
@@ -504,83 +511,119 @@ pub(crate) fn repoint(endpoint: Arc<Endpoint>, token: u64, attempt: u64, to: Str
             "this node does not hand channel ends over".into(),
         );
     }
-    // Only the channel of an end held here, unbounded, and not moving already.
+    // Only the channel of an end held here, unbounded, not moving already, and not being
+    // handed on by this side.
     if !is_token(token)
         || endpoint.is_relay_or_bounded()
         || endpoint.is_moving()
+        || endpoint.handoff_under_way()
         || endpoint.is_closed()
         || endpoint.peer_has_closed()
     {
         return kept(&endpoint, "this channel cannot go on another way".into());
+    }
+    if !endpoint.begin_repoint() {
+        return kept(&endpoint, "a repoint of this channel is under way".into());
+    }
+    // Registered before anything is answered: a decision that comes early is kept.
+    let (decide, decision) = crossbeam_channel::bounded(1);
+    {
+        let mut r = lock(repoints());
+        r.retain(|_, (e, _)| e.strong_count() > 0);
+        if r.len() >= MAX_REPOINTS || r.contains_key(&token) {
+            drop(r);
+            endpoint.end_repoint();
+            return kept(&endpoint, "too many repoints are under way here".into());
+        }
+        r.insert(token, (Arc::downgrade(&endpoint), decide));
     }
     let spawned = std::thread::Builder::new()
         .name(format!("places repoint {}", endpoint.id()))
         .spawn({
             let endpoint = endpoint.clone();
             move || {
-                let next = match open_at(endpoint.link(), &to, token, None) {
-                    Ok(next) => next,
-                    Err(why) => return kept(&endpoint, why),
-                };
-                let (decide, decision) = crossbeam_channel::bounded(1);
-                if !endpoint.set_candidate(Candidate {
-                    token,
-                    next: next.clone(),
-                    decide,
-                    committed: false,
-                }) {
-                    next.close();
-                    return kept(&endpoint, "the channel ended or moved meanwhile".into());
-                }
-                {
-                    let mut r = lock(repoints());
-                    r.retain(|_, e| e.strong_count() > 0);
-                    r.insert(token, Arc::downgrade(&endpoint));
-                }
-                endpoint
-                    .link()
-                    .send_control(endpoint.id(), Control::HandedOff { attempt });
-                // However long the bridging side takes to send the message naming the token,
-                // as long as it is there.
-                let commit = loop {
-                    match decision.recv_timeout(Duration::from_secs(1)) {
-                        Ok(d) => break d,
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                            if !endpoint.is_closed() && endpoint.link().lost().is_none() => {}
-                        Err(_) => break false,
-                    }
-                };
+                run_repoint(&endpoint, token, attempt, &to, &decision, kept);
                 lock(repoints()).remove(&token);
-                match (commit, endpoint.take_candidate(token)) {
-                    (true, Some(next)) => {
-                        // No message of this end is half written meanwhile, and every later
-                        // one goes the new way.
-                        let _order = endpoint.order();
-                        endpoint.set_successor(next);
-                        endpoint.link().send_control(endpoint.id(), Control::Moved);
-                    }
-                    (false, Some(next)) => next.close(),
-                    (_, None) => {}
-                }
+                endpoint.end_repoint();
             }
         });
     if let Err(e) = spawned {
+        lock(repoints()).remove(&token);
+        endpoint.end_repoint();
         kept(&endpoint, format!("could not start a thread: {e}"));
     }
 }
 
-/// The bridging side's decision (`Commit` or `Resume`) on a repoint under `token`, if one
-/// waits for it on `from`.
+/// The thread of one repoint at the remote end's side (see [`repoint`]).
+fn run_repoint(
+    endpoint: &Arc<Endpoint>,
+    token: u64,
+    attempt: u64,
+    to: &str,
+    decision: &crossbeam_channel::Receiver<bool>,
+    kept: impl Fn(&Endpoint, String),
+) {
+    let next = match open_at(endpoint.link(), to, token, None) {
+        Ok(next) => next,
+        Err(why) => return kept(endpoint, why),
+    };
+    // The bridging side gave up before the channel was open (its wait is bounded too).
+    if let Ok(false) = decision.try_recv() {
+        return next.close();
+    }
+    if !endpoint.set_candidate(Candidate {
+        token,
+        next: next.clone(),
+        committed: false,
+    }) {
+        next.close();
+        return kept(endpoint, "the channel ended or moved meanwhile".into());
+    }
+    endpoint
+        .link()
+        .send_control(endpoint.id(), Control::HandedOff { attempt });
+    // However long the bridging side takes to send the message naming the token, as long as
+    // it and the channel are there.
+    let commit = loop {
+        match decision.recv_timeout(Duration::from_secs(1)) {
+            Ok(d) => break d,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                if !endpoint.is_closed()
+                    && !endpoint.peer_has_closed()
+                    && endpoint.link().lost().is_none() => {}
+            Err(_) => break false,
+        }
+    };
+    match (commit, endpoint.take_candidate(token)) {
+        (true, Some(next)) => {
+            // No message of this end is half written meanwhile, and every later one goes the
+            // new way.
+            let _order = endpoint.order();
+            endpoint.set_successor(next);
+            endpoint.link().send_control(endpoint.id(), Control::Moved);
+        }
+        (false, Some(next)) => next.close(),
+        (_, None) => {}
+    }
+}
+
+/// The bridging side's decision (`Commit` or `Resume`) on a repoint under `token`, if one is
+/// under way for a channel on `from`. Never waits.
 fn decide_repoint(from: &LinkRef, token: u64, commit: bool) {
-    let Some(ep) = lock(repoints())
-        .get(&token)
-        .and_then(std::sync::Weak::upgrade)
-    else {
+    let r = lock(repoints());
+    let Some((ep, decide)) = r.get(&token) else {
         return;
     };
-    if same_link(ep.link(), from) {
-        ep.decide(token, commit);
+    let Some(ep) = ep.upgrade() else {
+        return;
+    };
+    if !same_link(ep.link(), from) {
+        return;
     }
+    if commit {
+        ep.commit_candidate(token);
+    }
+    let _ = decide.try_send(commit);
 }
 
 /// The bridging side of a local end's peer, sending that end to the node at `to`: asks the
@@ -598,8 +641,12 @@ pub(crate) fn repoint_bridge(mirror: &Endpoint, to: &str) -> Option<u64> {
     if !mirror.accepts_handoff.swap(false, Ordering::AcqRel) {
         return None;
     }
-    let give_up = || {
+    if !mirror.begin_repoint() {
         mirror.accepts_handoff.store(true, Ordering::Release);
+        return None;
+    }
+    let give_up = || {
+        repoint_given_up(mirror);
         None
     };
     if mirror.handoff_pending() || mirror.peer_has_closed() || mirror.is_closed() {
@@ -630,6 +677,14 @@ pub(crate) fn repoint_bridge(mirror: &Endpoint, to: &str) -> Option<u64> {
             give_up()
         }
     }
+}
+
+/// The bridging side's repoint on `mirror` did not happen: its holder may hand the end on
+/// again, and the bridge closes as usual.
+pub(crate) fn repoint_given_up(mirror: &Endpoint) {
+    mirror.set_moving_bridge(false);
+    mirror.end_repoint();
+    mirror.accepts_handoff.store(true, Ordering::Release);
 }
 
 /// The next holder's side of a repoint, decoding a message naming `token`: the channel its
