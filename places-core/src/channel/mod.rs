@@ -40,6 +40,14 @@ pub use routed::{ReplyTo, Routed};
 /// Waiting is cheap in both directions: a `get` spins briefly before it parks its thread, so a
 /// ping-pong between two busy places does not pay an operating-system wake-up per message.
 ///
+/// Where a value is encoded: on the thread that puts it, for an end whose peer is on another
+/// node, and (to save relay threads) also for a local end whose peer was sent to another node;
+/// decoding is done by the thread that takes the message. Do not hold a lock that a message's
+/// `Serialize` or `Deserialize` takes (serde's impl for `Mutex` does) while putting or getting
+/// on such an end: it would wait for itself. A known defect, to be fixed: a `put` on a local end
+/// whose peer went to a node may also encode a value another thread put just before on the same
+/// end.
+///
 /// # Examples
 ///
 /// ```
