@@ -247,3 +247,77 @@ fn an_end_put_on_a_relayed_end_works_where_it_arrives() {
     here.put(end).unwrap();
     assert_eq!(here.get_timeout(LIMIT), Ok(42));
 }
+
+/// A lock that the encoding of a `Snapshot` takes (as serde's `impl Serialize for Mutex` does).
+static STATE: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+
+/// Encodes as the number in [`STATE`], taking its lock.
+#[derive(Debug)]
+pub struct Snapshot;
+
+impl serde::Serialize for Snapshot {
+    fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        let v = *STATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.serialize_u64(v)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(|_| Snapshot)
+    }
+}
+
+/// A tick (which encodes without any lock) or a snapshot (which takes [`STATE`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum Report {
+    /// A tick.
+    Tick(u64),
+    /// A snapshot.
+    Snapshot(Snapshot),
+}
+
+/// Takes a channel end and takes what comes on it until it closes.
+#[place]
+pub fn takes_reports(ch: PlaceChannel<(), PlaceChannel<(), Report>>) {
+    let Ok(end) = ch.get() else { return };
+    while end.get().is_ok() {}
+}
+
+/// A thread that holds a lock while it puts never encodes another thread's value, whose
+/// encoding takes that lock (it would wait for itself, and the channel with it).
+#[test]
+fn a_put_under_a_lock_never_encodes_another_threads_value_that_takes_it() {
+    let n = node();
+    let p: RemotePlace<PlaceChannel<(), Report>, ()> =
+        n.dynamic_place(module_path!(), "takes_reports").unwrap();
+    let (here, there) = place_channel::<Report, ()>();
+    p.put(there).unwrap();
+    let here = Arc::new(here);
+    let h = here.clone();
+    let ticks = std::thread::spawn(move || {
+        for i in 0..2000u64 {
+            let mut state = STATE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *state = i;
+            h.put(Report::Tick(i)).expect("a tick");
+            drop(state);
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    });
+    let h = here.clone();
+    let snapshots = std::thread::spawn(move || {
+        for _ in 0..20_000u64 {
+            h.put(Report::Snapshot(Snapshot)).expect("a snapshot");
+        }
+    });
+    within_limit("the ticks under the lock", move || {
+        ticks.join().expect("the ticking thread")
+    });
+    within_limit("the snapshots", move || {
+        snapshots.join().expect("the snapshot thread")
+    });
+}

@@ -106,6 +106,56 @@ pub(crate) struct Direction {
     kept_senders: std::sync::atomic::AtomicUsize,
 }
 
+/// A relay that passes a sender's own value on, on the sender's thread (see
+/// [`splice`](crate::transport::splice)).
+pub(crate) trait PassOwn<S>: Send + Sync {
+    /// With nothing queued or in front, passes `value` on without waiting; gives it back
+    /// otherwise (it is then queued for the relay thread).
+    fn pass_own(&self, value: S) -> Result<(), S>;
+}
+
+/// The typed way from the senders of one direction to its relay, set while the relay runs:
+/// a sender passes only its own value on, never another thread's (whose encoding is that
+/// thread's code, and may take locks this thread holds).
+pub(crate) struct OwnPass<S> {
+    slot: Mutex<Option<Arc<dyn PassOwn<S>>>>,
+    set: AtomicBool,
+}
+
+impl<S> Default for OwnPass<S> {
+    fn default() -> Self {
+        Self {
+            slot: Mutex::new(None),
+            set: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<S> OwnPass<S> {
+    pub(crate) fn put(&self, relay: Option<Arc<dyn PassOwn<S>>>) {
+        let on = relay.is_some();
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = relay;
+        self.set.store(on, Ordering::SeqCst);
+    }
+
+    /// Passes `value` on through the relay, if there is one and nothing waits before it.
+    #[inline]
+    fn pass(&self, value: S) -> Result<(), S> {
+        if !self.set.load(Ordering::Acquire) {
+            return Err(value);
+        }
+        let relay = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match relay {
+            Some(r) => r.pass_own(value),
+            None => Err(value),
+        }
+    }
+}
+
 /// A relay a [`Direction`] may have, set while the relay runs.
 struct Hook<T: ?Sized> {
     slot: Mutex<Option<Arc<T>>>,
@@ -279,6 +329,8 @@ pub(crate) enum Tx<S> {
         sender: Sender<S>,
         /// Wakes the peer's `recv().await`; records what could not be passed on.
         peer_waker: Arc<Direction>,
+        /// The relay of the direction, once the peer went to another node.
+        own: Arc<OwnPass<S>>,
     },
     /// An end on another node: the value is encoded and written by the caller.
     Remote {
@@ -297,6 +349,8 @@ pub(crate) enum Rx<R> {
         rx: Receiver<R>,
         /// Woken by the peer's `put` and drop.
         waker: Arc<Direction>,
+        /// See [`Tx::Local`]'s.
+        own: Arc<OwnPass<R>>,
     },
     /// Messages that arrived from another node, decoded by the taker.
     Remote {
@@ -314,9 +368,14 @@ pub(crate) type RemoteDecode<R> = fn(Incoming) -> Result<R, (Arc<Endpoint>, Stri
 impl<S> Tx<S> {
     pub(crate) fn duplicate(&self) -> Tx<S> {
         match self {
-            Tx::Local { sender, peer_waker } => Tx::Local {
+            Tx::Local {
+                sender,
+                peer_waker,
+                own,
+            } => Tx::Local {
                 sender: sender.clone(),
                 peer_waker: peer_waker.clone(),
+                own: own.clone(),
             },
             Tx::Remote { endpoint, put } => Tx::Remote {
                 endpoint: endpoint.clone(),
@@ -328,26 +387,21 @@ impl<S> Tx<S> {
     /// Sends `value`; with `block` false, gives it back instead of waiting for room.
     pub(crate) fn send(&self, value: S, block: bool) -> Result<(), (Option<S>, ChannelError)> {
         match self {
-            Tx::Local { sender, peer_waker } => {
+            Tx::Local {
+                sender,
+                peer_waker,
+                own,
+            } => {
                 // Taken first, so that a fault the relay records for this very value is left
                 // for the next call (which is told of an earlier message).
                 let earlier = peer_waker.take_fault();
-                let sent = if block {
-                    send_local(sender, value).map_err(|e| match e {
-                        ChannelError::Closed => (None, peer_waker.closed_error()),
-                        e => (None, e),
-                    })
-                } else {
-                    sender.try_send(value).map_err(|e| match e {
-                        crossbeam_channel::TrySendError::Full(v) => (Some(v), ChannelError::Full),
-                        crossbeam_channel::TrySendError::Disconnected(v) => {
-                            (Some(v), peer_waker.closed_error())
-                        }
-                    })
+                // The receiving end went to another node: with nothing queued before it, this
+                // value goes straight on (see `splice`).
+                let sent = match own.pass(value) {
+                    Ok(()) => Ok(()),
+                    Err(value) => Self::queue(sender, peer_waker, value, block),
                 };
                 if sent.is_ok() {
-                    peer_waker.wake();
-                    peer_waker.kick();
                     // An earlier message went to a relay that could not pass it on.
                     if let Some(reason) = earlier {
                         return Err((
@@ -367,6 +421,33 @@ impl<S> Tx<S> {
         }
     }
 
+    /// Queues `value` on a local channel (waking its receiver and relay).
+    fn queue(
+        sender: &Sender<S>,
+        peer_waker: &Direction,
+        value: S,
+        block: bool,
+    ) -> Result<(), (Option<S>, ChannelError)> {
+        let sent = if block {
+            send_local(sender, value).map_err(|e| match e {
+                ChannelError::Closed => (None, peer_waker.closed_error()),
+                e => (None, e),
+            })
+        } else {
+            sender.try_send(value).map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(v) => (Some(v), ChannelError::Full),
+                crossbeam_channel::TrySendError::Disconnected(v) => {
+                    (Some(v), peer_waker.closed_error())
+                }
+            })
+        };
+        if sent.is_ok() {
+            peer_waker.wake();
+            peer_waker.kick();
+        }
+        sent
+    }
+
     pub(crate) fn put(&self, value: S) -> Result<(), ChannelError> {
         self.send(value, true).map_err(|(_, e)| e)
     }
@@ -374,7 +455,9 @@ impl<S> Tx<S> {
     /// Ends this sending side (the peer sees the channel close).
     pub(crate) fn close(self) {
         match self {
-            Tx::Local { sender, peer_waker } => {
+            Tx::Local {
+                sender, peer_waker, ..
+            } => {
                 drop(sender);
                 // After the sender is gone, so the peer's pending `recv().await` sees `Closed`.
                 peer_waker.wake();
@@ -680,6 +763,8 @@ fn pair_with<A, B>(
 ) -> (PlaceChannel<A, B>, PlaceChannel<B, A>) {
     let a_waker = Arc::new(Direction::default());
     let b_waker = Arc::new(Direction::default());
+    let a_own = Arc::new(OwnPass::<A>::default());
+    let b_own = Arc::new(OwnPass::<B>::default());
     let _ = a_waker.reverse.set(Arc::downgrade(&b_waker));
     let _ = b_waker.reverse.set(Arc::downgrade(&a_waker));
     (
@@ -687,10 +772,12 @@ fn pair_with<A, B>(
             Tx::Local {
                 sender: a_tx,
                 peer_waker: b_waker.clone(),
+                own: a_own.clone(),
             },
             Rx::Local {
                 rx: a_rx,
                 waker: a_waker.clone(),
+                own: b_own.clone(),
             },
             hook.clone().map(|h| (h, 0)),
         ),
@@ -698,10 +785,12 @@ fn pair_with<A, B>(
             Tx::Local {
                 sender: b_tx,
                 peer_waker: a_waker,
+                own: b_own,
             },
             Rx::Local {
                 rx: b_rx,
                 waker: b_waker,
+                own: a_own,
             },
             hook.map(|h| (h, 1)),
         ),
@@ -847,7 +936,7 @@ impl<S, R> PlaceChannel<S, R> {
             return Err(e);
         }
         match &self.rx {
-            Rx::Local { rx, waker } => match rx.try_recv() {
+            Rx::Local { rx, waker, .. } => match rx.try_recv() {
                 Ok(v) => {
                     self.after_local_take();
                     Ok(v)

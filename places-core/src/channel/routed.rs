@@ -34,7 +34,10 @@ struct SendHalf<T>(ManuallyDrop<Tx<T>>);
 impl<T> Drop for SendHalf<T> {
     fn drop(&mut self) {
         // SAFETY: `0` is never used again: this is its destructor.
-        if let Tx::Local { sender, peer_waker } = unsafe { ManuallyDrop::take(&mut self.0) } {
+        if let Tx::Local {
+            sender, peer_waker, ..
+        } = unsafe { ManuallyDrop::take(&mut self.0) }
+        {
             peer_waker.count_kept_sender(false);
             drop(sender);
             peer_waker.wake();

@@ -751,11 +751,11 @@ pub(crate) fn relay<S: Message, R: Message>(
     // A local end's peer passes its values on itself (see [`splice`](super::splice)); a
     // bounded pair keeps its relay thread, whose blocking puts are its back-pressure.
     let pump = match (end.rx(), &bound) {
-        (Rx::Local { rx, waker }, None) => {
+        (Rx::Local { rx, waker, own }, None) => {
             waker.set_bridge(Some(mirror_ep.clone()));
             Some((
                 Arc::new(OutPump::<R>::new(rx.clone(), mirror_ep.clone(), waker)),
-                waker.clone(),
+                (waker.clone(), own.clone()),
             ))
         }
         _ => None,
@@ -766,14 +766,21 @@ pub(crate) fn relay<S: Message, R: Message>(
         .name(format!("places relay out {id}"))
         .spawn(move || {
             if !open(gate_out) {
-                if let Some((_, direction)) = &pump {
+                if let Some((_, (direction, _))) = &pump {
                     direction.set_bridge(None);
                 }
-            } else if let Some((pump, direction)) = pump {
+            } else if let Some((pump, (direction, own))) = pump {
                 drop(mirror);
                 // Holds a sender of the other direction, which must end when its relay does.
                 drop(view);
-                pump_out(&pump, &direction, &stop_rx, handoff.as_deref(), &sender_out);
+                pump_out(
+                    &pump,
+                    &direction,
+                    &own,
+                    &stop_rx,
+                    handoff.as_deref(),
+                    &sender_out,
+                );
                 drop(done_tx);
                 return;
             } else {
@@ -825,15 +832,21 @@ pub(crate) fn relay<S: Message, R: Message>(
 fn pump_out<R: Message>(
     pump: &Arc<OutPump<R>>,
     direction: &Arc<crate::channel::Direction>,
+    own: &crate::channel::OwnPass<R>,
     stop: &Receiver<()>,
     handoff: Option<&Entry>,
     sender: &Reporter,
 ) {
     /// Run however the relay ends (a panic too): no sender passes values on any more, the
     /// queue is let go (so the end's `put`s fail), and the endpoint closes.
-    struct Done<'a, R: Message>(&'a OutPump<R>, &'a crate::channel::Direction);
+    struct Done<'a, R: Message>(
+        &'a OutPump<R>,
+        &'a crate::channel::Direction,
+        &'a crate::channel::OwnPass<R>,
+    );
     impl<R: Message> Drop for Done<'_, R> {
         fn drop(&mut self) {
+            self.2.put(None);
             self.1.clear_forward();
             self.1.set_bridge(None);
             self.0.end();
@@ -849,7 +862,8 @@ fn pump_out<R: Message>(
         }
     }
     direction.set_forward(pump.clone());
-    let _done = Done(pump, direction);
+    own.put(Some(pump.clone()));
+    let _done = Done(pump, direction, own);
     loop {
         let failed = match pump.run() {
             Ok(()) => match pump.wait(stop) {
@@ -1090,9 +1104,10 @@ impl Reporter {
 /// A second receiving view of an end's queue, for its outgoing relay.
 fn rx_view<R: Message>(rx: &Rx<R>) -> Rx<R> {
     match rx {
-        Rx::Local { rx, waker } => Rx::Local {
+        Rx::Local { rx, waker, own } => Rx::Local {
             rx: rx.clone(),
             waker: waker.clone(),
+            own: own.clone(),
         },
         Rx::Remote {
             endpoint, decode, ..

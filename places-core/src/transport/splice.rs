@@ -3,8 +3,11 @@
 //! A local end whose peer was sent to another node talks to it through the peer's relays (see
 //! [`forward`](super::forward)). Had a relay thread carried every message, each `put` would wake
 //! it and each round trip would cost two thread switches on top of the network. Instead the
-//! thread that puts a value passes it on itself, right after queueing it (`OutPump::kick`),
-//! and the relay thread only steps in for what cannot be done without waiting, since an
+//! thread that puts a value passes it on itself when nothing waits before it (`PassOwn`, through
+//! the direction's typed `OwnPass`); otherwise it queues the value and rings the relay thread.
+//! A thread never passes on another thread's value: encoding runs the value's `Serialize`,
+//! which may take locks the passing thread holds. The relay thread steps in for what cannot be
+//! done without waiting, since an
 //! unbounded local `put` never waits: the receiver has no credit left, the connection cannot
 //! take the message at once (a large one, or a busy writer), an end inside it may be handed off
 //! (which waits for its node), a handoff parks the relay, or the end went away. A `get` of the
@@ -12,9 +15,9 @@
 //! what arrives while nobody polls, and for notices and handoffs.
 //!
 //! Order is kept by one rule: values leave the queue only under the pump's lock, and a value
-//! that could not be sent yet waits in front of the queue (`front`) for the next holder. A
-//! thread that finds the lock taken leaves its value queued; the holder looks at the queue
-//! again after it lets go of the lock.
+//! that could not be sent yet waits in front of the queue (`front`) for the relay thread. A
+//! sender passes its value on only under that lock with the queue and the front empty; one
+//! that finds the lock taken, or anything waiting, queues its value behind.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
@@ -31,7 +34,7 @@ use crate::message::Message;
 
 /// The relay that takes one direction's values to another node, as a sender sees it.
 pub(crate) trait Forward: Send + Sync {
-    /// A value was queued: passes on what is queued, unless another thread is doing so.
+    /// A value was queued: the relay thread passes it on.
     fn kick(&self);
     /// A sender went away, or something else the relay thread must look at happened.
     fn ring(&self);
@@ -56,10 +59,6 @@ fn idle_look() -> Duration {
             .map_or(IDLE_LOOK, Duration::from_millis)
     })
 }
-
-/// How many times a thread that passed values on looks again for values queued meanwhile by
-/// threads that found the lock taken, before it leaves them to the relay thread.
-const AGAIN: usize = 4;
 
 /// The outgoing relay of a bridged local end: takes what the end's peer queued and puts it on
 /// the end's endpoint.
@@ -141,9 +140,9 @@ impl<S: Message> OutPump<S> {
     }
 
     /// Passes queued values on, in order, the one in front first. With `block` (the relay
-    /// thread), waits for credit, the connection and handoffs; without (a sender), waits for
-    /// nothing: a value that would wait goes in front for the relay thread. True when the queue
-    /// was emptied.
+    /// thread, its only caller now), waits for credit, the connection and handoffs; without,
+    /// waits for nothing: a value that would wait goes in front. True when the queue was
+    /// emptied.
     fn drain(&self, st: &mut OutState<S>, block: bool) -> bool {
         if st.ended.is_some() {
             return false;
@@ -274,29 +273,53 @@ impl<S: Message> OutPump<S> {
     }
 }
 
+impl<S: Message> crate::channel::PassOwn<S> for OutPump<S> {
+    fn pass_own(&self, v: S) -> Result<(), S> {
+        let mut st = match self.state.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => return Err(v),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        // Values before it go first, by the relay thread.
+        if st.ended.is_some() || st.front.is_some() || !self.queue.is_empty() {
+            return Err(v);
+        }
+        let outcome = match guarded(|| put_now(&st.to, v)) {
+            Ok(Now::Done(r)) => r,
+            Ok(Now::Later(p)) => {
+                st.front = Some(Front::Encoded(p));
+                Ok(())
+            }
+            Ok(Now::Ends(v)) => {
+                st.front = Some(Front::Value(v));
+                Ok(())
+            }
+            Err(why) => Err((None, ChannelError::Unsendable(why))),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err((Some(v), ChannelError::Full)) => st.front = Some(Front::Value(v)),
+            // As for a queued value: its sender hears of it at its next call.
+            Err((_, ChannelError::Unsendable(reason) | ChannelError::Dropped { reason, .. })) => {
+                self.report(reason)
+            }
+            Err((_, e)) => st.ended = Some(Ended::Failed(e)),
+        }
+        let waits = st.front.is_some() || st.ended.is_some();
+        drop(st);
+        if waits {
+            // It waits for credit, the connection or a handoff (or the end is over): the
+            // relay thread takes it from here.
+            self.ring();
+        }
+        Ok(())
+    }
+}
+
 impl<S: Message> Forward for OutPump<S> {
     fn kick(&self) {
-        // The value was queued before the lock is tried: a holder that lets go after this
-        // looks at the queue again and finds it.
-        fence(Ordering::SeqCst);
-        for _ in 0..AGAIN {
-            let mut st = match self.state.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::WouldBlock) => return,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            };
-            let emptied = self.drain(&mut st, false);
-            drop(st);
-            if !emptied {
-                // No credit, or the end is over: the relay thread takes it from here.
-                self.ring();
-                return;
-            }
-            fence(Ordering::SeqCst);
-            if self.queue.is_empty() {
-                return;
-            }
-        }
+        // Queued: the relay thread passes it on (a sender passes only its own value on, see
+        // `PassOwn`).
         self.ring();
     }
 
