@@ -44,9 +44,7 @@ pub use routed::{ReplyTo, Routed};
 /// node, and (to save relay threads) also for a local end whose peer was sent to another node;
 /// decoding is done by the thread that takes the message. Do not hold a lock that a message's
 /// `Serialize` or `Deserialize` takes (serde's impl for `Mutex` does) while putting or getting
-/// on such an end: it would wait for itself. A known defect, to be fixed: a `put` on a local end
-/// whose peer went to a node may also encode a value another thread put just before on the same
-/// end.
+/// on such an end: it would wait for itself. A `put` never encodes a value another thread put.
 ///
 /// # Examples
 ///
