@@ -781,6 +781,9 @@ pub(crate) fn relay<S: Message, R: Message>(
                     handoff.as_deref(),
                     &sender_out,
                 );
+                // The queue's receiver goes before the incoming relay closes the end's peer:
+                // a `put` that finds the channel closed then fails, as on a local channel.
+                drop(pump);
                 drop(done_tx);
                 return;
             } else {
